@@ -1,0 +1,65 @@
+"""resilient_routing: route one call across interchangeable providers.
+
+Write the call for ONE provider, decorate it with ``@routed(strategy=..., providers=...)``,
+and the call runs across the providers: ordered fallback ending on a terminus, round-robin
+or your own strategy, skipping providers that are cooling down after failures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._config import UNSET, Config, configure, get_config
+from ._core import execute, execute_async
+from ._decorator import AsyncRouted, Routed, routed
+from ._exceptions import (
+    AllProvidersFailedError,
+    InvalidConfigError,
+    NoProvidersError,
+    RoutingError,
+)
+from ._memory import InMemoryCooldownTracker
+from ._providers import provider_name
+from ._registry import available_strategies, get_strategy, register_strategy
+from ._result import RouteResult
+from ._strategies import Strategy
+from ._tracker import AsyncCooldownTracker, CooldownTracker
+
+if TYPE_CHECKING:
+    from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
+
+__all__ = [
+    "UNSET",
+    "AllProvidersFailedError",
+    "AsyncCooldownTracker",
+    "AsyncRedisCooldownTracker",
+    "AsyncRouted",
+    "Config",
+    "CooldownTracker",
+    "InMemoryCooldownTracker",
+    "InvalidConfigError",
+    "NoProvidersError",
+    "RedisCooldownTracker",
+    "RouteResult",
+    "Routed",
+    "RoutingError",
+    "Strategy",
+    "available_strategies",
+    "configure",
+    "execute",
+    "execute_async",
+    "get_config",
+    "get_strategy",
+    "provider_name",
+    "register_strategy",
+    "routed",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The Redis trackers import redis: only when asked for, so the core never needs it.
+    if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker"):
+        from . import _redis
+
+        return getattr(_redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

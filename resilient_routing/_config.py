@@ -1,0 +1,145 @@
+"""Process-wide configuration, read by routed functions at call time."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from ._exceptions import InvalidConfigError
+from ._memory import InMemoryCooldownTracker
+from ._tracker import AsyncCooldownTracker, CooldownTracker
+
+__all__ = ["UNSET", "Config", "Unset", "configure", "get_config"]
+
+
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: Tells "option omitted" apart from ``None`` (which means "no cooldown tracking").
+UNSET: Final = Unset.UNSET
+
+AnyTracker = CooldownTracker | AsyncCooldownTracker
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A snapshot of the global configuration.
+
+    Attributes:
+        cooldown: the tracker routed functions use when they name none (None: no tracking).
+        exempt_providers: names never put into cooldown, unless a function names its own set.
+        logger: the logger routed functions use when they name none.
+    """
+
+    cooldown: AnyTracker | None
+    exempt_providers: frozenset[str]
+    logger: logging.Logger
+
+
+_lock = threading.Lock()
+_current = Config(
+    cooldown=InMemoryCooldownTracker(),
+    exempt_providers=frozenset(),
+    logger=logging.getLogger("resilient_routing"),
+)
+
+
+def current() -> Config:
+    """Return the configuration in force (the hot path reads this)."""
+    return _current
+
+
+def check_tracker(tracker: object, option: str) -> AnyTracker | None:
+    """Return ``tracker`` if it is a cooldown tracker (sync or async) or None.
+
+    Raises:
+        InvalidConfigError: it is neither.
+    """
+    if tracker is None or isinstance(tracker, (CooldownTracker, AsyncCooldownTracker)):
+        return tracker
+    raise InvalidConfigError(
+        f"{option} must be a CooldownTracker, an AsyncCooldownTracker or None, got {tracker!r}"
+    )
+
+
+def check_names(names: object, option: str) -> frozenset[str]:
+    """Return ``names`` as a frozenset of provider names.
+
+    Raises:
+        InvalidConfigError: not a collection of str (a bare str is refused: it would be read
+            as its letters).
+    """
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise InvalidConfigError(
+            f"{option} must be a collection of provider names such as {{'laozhang'}}, got {names!r}"
+        )
+    result = frozenset(names)
+    bad = [n for n in result if not isinstance(n, str)]
+    if bad:
+        raise InvalidConfigError(f"{option} must hold provider names (str), got {bad[0]!r}")
+    return result
+
+
+def check_logger(logger: object, option: str) -> logging.Logger:
+    """Return ``logger`` if it is a ``logging.Logger``.
+
+    Raises:
+        InvalidConfigError: it is not.
+    """
+    if isinstance(logger, logging.Logger):
+        return logger
+    raise InvalidConfigError(f"{option} must be a logging.Logger, got {logger!r}")
+
+
+def configure(
+    *,
+    cooldown: AnyTracker | Literal[Unset.UNSET] | None = UNSET,
+    exempt_providers: Iterable[str] | Literal[Unset.UNSET] = UNSET,
+    logger: logging.Logger | Literal[Unset.UNSET] = UNSET,
+) -> Config:
+    """Change the global configuration; options not given keep their value.
+
+    Routed functions read it at call time, so it applies to functions decorated before.
+
+    Args:
+        cooldown: the global tracker (shared by every routed function that names none), or
+            None to track no cooldowns by default.
+        exempt_providers: names that never enter cooldown (their failures are not recorded).
+        logger: the default logger of routed functions.
+
+    Returns:
+        The new configuration.
+
+    Raises:
+        InvalidConfigError: an option has the wrong type; nothing is changed then.
+    """
+    global _current
+    with _lock:
+        new = Config(
+            cooldown=_current.cooldown
+            if cooldown is UNSET
+            else check_tracker(cooldown, "configure(cooldown=...)"),
+            exempt_providers=_current.exempt_providers
+            if exempt_providers is UNSET
+            else check_names(exempt_providers, "configure(exempt_providers=...)"),
+            logger=_current.logger
+            if logger is UNSET
+            else check_logger(logger, "configure(logger=...)"),
+        )
+        _current = new
+    return new
+
+
+def get_config() -> Config:
+    """Return the current global configuration."""
+    return _current

@@ -1,0 +1,265 @@
+"""The ``@routed`` decorator: a wrapt function wrapper over the routing core."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, cast, overload
+
+import wrapt
+
+from ._config import UNSET, AnyTracker, Unset, check_tracker
+from ._core import FallbackOn, Route, run_async, run_sync
+from ._exceptions import InvalidConfigError
+from ._result import RouteResult
+from ._strategies import Strategy
+
+__all__ = ["AsyncRouted", "Routed", "routed"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Routed(Protocol[P, T]):
+    """A sync function routed across providers (what ``@routed`` returns)."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Route the call; return the response of the provider that succeeded."""
+        ...
+
+    def execute(self, *args: P.args, **kwargs: P.kwargs) -> RouteResult[T]:
+        """Route the call; return the response with its routing metadata."""
+        ...
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Routed[..., T]:
+        """Bind like a function (methods)."""
+        ...
+
+
+class AsyncRouted(Protocol[P, T]):
+    """An async function routed across providers (what ``@routed`` returns for ``async def``)."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]:
+        """Route the call; await it for the response of the provider that succeeded."""
+        ...
+
+    def execute(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, RouteResult[T]]:
+        """Route the call; await it for the response with its routing metadata."""
+        ...
+
+    def __get__(self, instance: Any, owner: type | None = None) -> AsyncRouted[..., T]:
+        """Bind like a function (methods)."""
+        ...
+
+
+class _SignatureSurrogate(wrapt.CallableObjectProxy[Any]):
+    """The ``__func__`` of a bound routed method: inspect reads its signature from here."""
+
+    def __init__(self, wrapped: object, signature: inspect.Signature) -> None:
+        super().__init__(wrapped)
+        self._self_signature = signature
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return self._self_signature
+
+
+class _BoundRoutedFunction(wrapt.BoundFunctionWrapper[..., Any]):
+    """A routed method bound to its instance or class."""
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        signature: inspect.Signature = self._self_parent._self_signature
+        return signature
+
+    @property
+    def __func__(self) -> _SignatureSurrogate:
+        return _SignatureSurrogate(
+            getattr(self.__wrapped__, "__func__", self.__wrapped__),
+            self._self_parent._self_signature,
+        )
+
+    @property
+    def execute(self) -> Callable[..., Any]:
+        """Route the call; return (or, for async, await) a RouteResult."""
+        executor = self._self_parent._self_executor
+        return cast(Callable[..., Any], executor.__get__(self._self_instance, self._self_owner))
+
+
+class _RoutedFunction(wrapt.FunctionWrapper[..., Any]):
+    """A function routed across providers."""
+
+    __bound_function_wrapper__ = _BoundRoutedFunction
+
+    def __init__(
+        self,
+        wrapped: Callable[..., Any],
+        wrapper: Callable[..., Any],
+        executor: Callable[..., Any],
+        route: Route,
+        signature: inspect.Signature,
+    ) -> None:
+        super().__init__(wrapped, wrapper)
+        self._self_route = route
+        self._self_signature = signature
+        # Same binding rules as the call itself, so bound .execute() gets the same instance.
+        self._self_executor = wrapt.FunctionWrapper(wrapped, executor)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        signature: inspect.Signature = self._self_signature
+        return signature
+
+    @property
+    def execute(self) -> Callable[..., Any]:
+        """Route the call; return (or, for async, await) a RouteResult."""
+        return cast(Callable[..., Any], self._self_executor)
+
+
+def _provider_index(
+    target: Callable[..., Any], kind: str, params: Sequence[inspect.Parameter]
+) -> int:
+    if kind == "classmethod":
+        return 1
+    if kind == "staticmethod":
+        return 0
+    # A def in a class body has a qualname like "Client.generate" (not "f.<locals>.g"); its
+    # first parameter is self. A staticmethod wrapped from inside names no self.
+    qualname = getattr(target, "__qualname__", "")
+    in_class = "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>"
+    if in_class and params and params[0].name in ("self", "cls"):
+        return 1
+    return 0
+
+
+def _visible_signature(target: Callable[..., Any], kind: str) -> inspect.Signature:
+    """Return the signature of ``target`` without its provider parameter."""
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError) as exc:
+        raise InvalidConfigError(f"cannot read the signature of {target!r}: {exc}") from exc
+    params = list(signature.parameters.values())
+    index = _provider_index(target, kind, params)
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(params) > index and params[index].kind in positional:
+        del params[index]
+    elif not any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params[: index + 1]):
+        raise InvalidConfigError(
+            f"{getattr(target, '__qualname__', target)!r} must take the provider as its first "
+            "positional parameter (after self or cls for methods)"
+        )
+    return signature.replace(parameters=params)
+
+
+class _Decorator:
+    """The decorator returned by :func:`routed`; options are already validated."""
+
+    __slots__ = ("_options",)
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: classmethod[Any, Concatenate[Any, P], Coroutine[Any, Any, T]]
+    ) -> AsyncRouted[P, T]: ...
+
+    @overload
+    def __call__(self, fn: classmethod[Any, Concatenate[Any, P], T]) -> Routed[P, T]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: staticmethod[Concatenate[Any, P], Coroutine[Any, Any, T]]
+    ) -> AsyncRouted[P, T]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: staticmethod[Concatenate[Any, P], T]
+    ) -> Routed[P, T]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]
+    ) -> AsyncRouted[P, T]: ...
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], T]) -> Routed[P, T]: ...
+
+    def __call__(self, fn: Any) -> Any:
+        kind = "function"
+        target = fn
+        if isinstance(fn, classmethod):
+            kind, target = "classmethod", fn.__func__
+        elif isinstance(fn, staticmethod):
+            kind, target = "staticmethod", fn.__func__
+        if not callable(target):
+            raise InvalidConfigError(f"@routed(...) decorates a function, got {fn!r}")
+        is_async = inspect.iscoroutinefunction(target)
+        route = Route(is_async=is_async, **self._options)
+        signature = _visible_signature(target, kind)
+        if is_async:
+
+            def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return run_async(route, wrapped, args, kwargs, False)
+
+            def executor(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return run_async(route, wrapped, args, kwargs, True)
+
+        else:
+
+            def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return run_sync(route, wrapped, args, kwargs, False)
+
+            def executor(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return run_sync(route, wrapped, args, kwargs, True)
+
+        return _RoutedFunction(fn, wrapper, executor, route, signature)
+
+
+def routed(
+    *,
+    providers: Sequence[Any] | Callable[[], Sequence[Any]],
+    strategy: str | Strategy = "fallback",
+    cooldown: AnyTracker | Literal[Unset.UNSET] | None = UNSET,
+    exempt: Iterable[str] | None = None,
+    fallback_on: FallbackOn = Exception,
+    logger: logging.Logger | None = None,
+) -> _Decorator:
+    """Route calls of the decorated function across ``providers``.
+
+    The decorated function takes the provider as its first parameter (after ``self`` or
+    ``cls``); the routed callable takes the remaining ones. Works on functions, methods,
+    classmethods, staticmethods (put ``@routed`` above ``@classmethod``/``@staticmethod``) and
+    ``async def`` functions. ``fn.execute(...)`` returns a :class:`RouteResult`.
+
+    Args:
+        providers: a sequence (copied now) or a zero-argument callable returning one (read at
+            every call). Provider names come from ``provider.name`` or the str itself.
+        strategy: a registered strategy name (a fresh instance for this function) or a
+            strategy object (shared state when shared). Default ``"fallback"``.
+        cooldown: a tracker; omitted: the global one read at call time; None: no tracking.
+        exempt: names whose failures are never recorded; omitted: the global set, read at
+            call time.
+        fallback_on: which exceptions fall over to the next provider: a type, a tuple of
+            types or a predicate. Others propagate at once, unrecorded. Default ``Exception``.
+        logger: default ``logging.getLogger("resilient_routing")`` (or ``configure(logger=)``).
+
+    Raises:
+        InvalidConfigError: an unknown strategy or an invalid option (raised here, at
+            decoration time, not at the first call).
+    """
+    options: dict[str, Any] = {
+        "providers": providers,
+        "strategy": strategy,
+        "cooldown": cooldown,
+        "exempt": exempt,
+        "fallback_on": fallback_on,
+        "logger": logger,
+    }
+    # Validate now so a typo fails at import time, not at the first call in production; the
+    # tracker's fit (sync or async) is checked when the function is known.
+    Route(is_async=False, **{**options, "cooldown": UNSET})
+    if cooldown is not UNSET:
+        check_tracker(cooldown, "cooldown=")
+    return _Decorator(options)

@@ -1,0 +1,149 @@
+"""The in-process cooldown tracker."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from tenacity.wait import wait_base
+
+from ._exceptions import InvalidConfigError
+from ._policy import CooldownPolicy, is_count
+
+__all__ = ["InMemoryCooldownTracker"]
+
+
+class _Entry:
+    __slots__ = ("failures", "level", "until")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.level = 0
+        self.until = -math.inf
+
+
+class InMemoryCooldownTracker:
+    """Cooldown state kept in this process: thread-safe, allocation-free on the happy path.
+
+    ``failure_threshold`` consecutive failures of a provider start a cooldown of ``cooldown``
+    seconds. When the provider reaches the threshold again with no success since its previous
+    cooldown, the next cooldown lasts ``growth`` times longer, up to ``max_cooldown``; a success
+    brings it back to ``cooldown``. A failure whose exception carries a server's Retry-After
+    (a ``retry_after`` attribute, or a ``Retry-After`` / ``retry-after-ms`` header on
+    ``exc.response`` or ``exc.headers``) starts a cooldown of that length at once, capped at
+    ``max_cooldown``; during a cooldown such a failure may lengthen it, never shorten it.
+
+    Memory is bounded: the tracker keeps state only for providers that failed since their last
+    success, at most ``max_entries`` of them (the least recently failed are forgotten first).
+
+    Args:
+        failure_threshold: consecutive failures that start a cooldown. Default 3.
+        cooldown: seconds of a first cooldown. Default 30.
+        max_cooldown: the longest cooldown, whatever the growth or Retry-After. Default 300.
+        growth: factor between consecutive cooldowns (>= 1; 1 disables growth). Default 2.
+        backoff: a tenacity wait strategy for the N-th consecutive cooldown, instead of
+            ``cooldown`` and ``growth``.
+        clock: monotonic seconds; inject ``resilient_routing.testing.FakeClock`` in tests.
+        wall_clock: Unix time, to read an HTTP-date Retry-After.
+        max_entries: the most providers whose state is kept at once. Default 10,000.
+    """
+
+    __slots__ = ("_clock", "_lock", "_max_entries", "_state", "policy")
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 3,
+        cooldown: float = 30.0,
+        max_cooldown: float = 300.0,
+        growth: float = 2.0,
+        backoff: wait_base | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.policy = CooldownPolicy(
+            failure_threshold=failure_threshold,
+            cooldown=cooldown,
+            max_cooldown=max_cooldown,
+            growth=growth,
+            backoff=backoff,
+            wall_clock=wall_clock,
+        )
+        if not callable(clock):
+            raise InvalidConfigError(f"clock must be a callable returning seconds, got {clock!r}")
+        if not is_count(max_entries):
+            raise InvalidConfigError(f"max_entries must be an int >= 1, got {max_entries!r}")
+        self._clock = clock
+        self._max_entries = max_entries
+        self._state: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        p = self.policy
+        return (
+            f"InMemoryCooldownTracker(failure_threshold={p.failure_threshold}, "
+            f"cooldown={p.cooldown}, max_cooldown={p.max_cooldown}, growth={p.growth})"
+        )
+
+    def is_available(self, name: str) -> bool:
+        """Return True when ``name`` is not cooling down now."""
+        entry = self._state.get(name)
+        return entry is None or entry.until <= self._clock()
+
+    def cooldown_remaining(self, name: str) -> float:
+        """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
+        entry = self._state.get(name)
+        if entry is None:
+            return 0.0
+        return max(0.0, entry.until - self._clock())
+
+    def record_failure(self, name: str, exc: BaseException) -> bool:
+        """Count a failure of ``name``; return True iff this failure started a cooldown."""
+        hinted = self.policy.hinted(exc)
+        with self._lock:
+            now = self._clock()
+            entry = self._state.pop(name, None)
+            if entry is None:
+                entry = _Entry()
+                if len(self._state) >= self._max_entries:
+                    # Dicts keep insertion order and every update re-inserts: the first key
+                    # is the provider that failed least recently.
+                    del self._state[next(iter(self._state))]
+            self._state[name] = entry
+            if now < entry.until:
+                if hinted is not None:
+                    entry.until = max(entry.until, now + hinted)
+                return False
+            entry.failures += 1
+            if hinted is not None:
+                entry.until = now + hinted
+            elif entry.failures >= self.policy.failure_threshold:
+                entry.level += 1
+                entry.until = now + self.policy.cooldown_for(entry.level)
+            else:
+                return False
+            entry.failures = 0
+            return True
+
+    def record_success(self, name: str) -> None:
+        """Count a success of ``name``: failures and cooldown growth start again from zero."""
+        if name in self._state:
+            with self._lock:
+                self._state.pop(name, None)
+
+    def reset(self, name: str | None = None) -> None:
+        """Forget the state of ``name``, or of every provider when ``name`` is None."""
+        with self._lock:
+            if name is None:
+                self._state.clear()
+            else:
+                self._state.pop(name, None)
+
+    def cooldowns(self) -> dict[str, float]:
+        """Return the providers cooling down now, with the seconds left for each."""
+        now = self._clock()
+        with self._lock:
+            return {n: e.until - now for n, e in self._state.items() if e.until > now}

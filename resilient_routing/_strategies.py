@@ -1,0 +1,82 @@
+"""The strategy protocol and the built-in strategies.
+
+A strategy decides the order in which providers are tried; the routing core applies the
+rules every strategy shares (cooldown skips, the terminus as last resort, recording, logging,
+errors). The built-ins are ordinary strategies registered like user ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Fallback", "PrimaryOnly", "RoundRobin", "Strategy"]
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """Chooses which providers a routed call tries, and in which order.
+
+    Only :meth:`order` is required. Optional class attributes, read once when a routed function
+    is decorated, tune what the core does around it:
+
+    - ``single_attempt`` (default False): try only the first provider chosen and re-raise its
+      own exception (with a note naming it) instead of falling over.
+    - ``uses_cooldown`` (default True): skip providers cooling down and record each outcome in
+      the tracker.
+    - ``failure_message`` / ``failure_level``: the log record of a failed attempt (default
+      ``"provider failed"`` at WARNING).
+
+    For multi-attempt strategies the core tries the chosen providers in order, never one
+    twice, and always ends with the terminus (the last provider of the list) when the others
+    failed or were skipped: a strategy need not (and cannot) place the terminus elsewhere.
+    """
+
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        """Return the indices of ``providers`` in the order to try them."""
+        ...
+
+
+class PrimaryOnly:
+    """Call the first provider only; its exception propagates unchanged."""
+
+    single_attempt = True
+    uses_cooldown = False
+    failure_message = "primary provider failed"
+    failure_level = logging.ERROR
+
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        """Return ``(0,)``."""
+        return (0,)
+
+
+class Fallback:
+    """Try each provider in list order until one succeeds; the last one is the terminus."""
+
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        """Return the indices in list order."""
+        return range(len(providers))
+
+
+class RoundRobin:
+    """Call one provider per call, ``providers[i % n]`` for a shared, thread-safe counter ``i``.
+
+    Share one instance between routed functions to share its counter.
+    """
+
+    single_attempt = True
+    uses_cooldown = False
+    failure_message = "round-robin provider failed"
+    failure_level = logging.ERROR
+
+    __slots__ = ("_counter",)
+
+    def __init__(self) -> None:
+        # next() on itertools.count is a single C call under the GIL: exact without a lock.
+        self._counter = itertools.count()
+
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        """Return the next index in the rotation."""
+        return (next(self._counter) % len(providers),)

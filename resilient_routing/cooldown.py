@@ -1,0 +1,33 @@
+"""Cooldown trackers: the protocols and the backends that ship with resilient_routing.
+
+``RedisCooldownTracker`` and ``AsyncRedisCooldownTracker`` need the ``[redis]`` extra; they
+are imported on first use, so importing this module never imports redis.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._memory import InMemoryCooldownTracker
+from ._policy import CooldownPolicy
+from ._tracker import AsyncCooldownTracker, CooldownTracker
+
+if TYPE_CHECKING:
+    from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
+
+__all__ = [
+    "AsyncCooldownTracker",
+    "AsyncRedisCooldownTracker",
+    "CooldownPolicy",
+    "CooldownTracker",
+    "InMemoryCooldownTracker",
+    "RedisCooldownTracker",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker"):
+        from . import _redis
+
+        return getattr(_redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
