@@ -5,9 +5,8 @@ and the call runs across the providers: ordered fallback ending on a terminus, r
 or your own strategy, skipping providers that are cooling down after failures.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from ._config import UNSET, Config, configure, get_config
 from ._core import execute, execute_async
@@ -25,7 +24,7 @@ from ._result import RouteResult
 from ._strategies import Strategy
 from ._tracker import AsyncCooldownTracker, CooldownTracker
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
 
 __all__ = [
@@ -56,7 +55,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # The Redis trackers import redis: only when asked for, so the core never needs it.
     if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker"):
         from . import _redis

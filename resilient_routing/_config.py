@@ -47,10 +47,14 @@ class Config:
 
 
 _lock = threading.Lock()
+_default_logger = logging.getLogger("resilient_routing")
+# A library leaves output to the application: without this, logging's last-resort handler
+# would print WARNINGs to stderr in applications that configured no logging.
+_default_logger.addHandler(logging.NullHandler())
 _current = Config(
     cooldown=InMemoryCooldownTracker(),
     exempt_providers=frozenset(),
-    logger=logging.getLogger("resilient_routing"),
+    logger=_default_logger,
 )
 
 

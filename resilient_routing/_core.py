@@ -287,7 +287,11 @@ class _Call:
         )
 
     def failed(self, i: int, raised: Exception, exc: Exception) -> bool:
-        """Log a failed attempt; return True when the runner must re-raise it as it is."""
+        """Log a failed attempt; return True when the runner must re-raise it as it is.
+
+        ``raised`` is what the provider raised, ``exc`` what it is judged by (they differ for
+        a tenacity.RetryError): a single-attempt strategy re-raises the former.
+        """
         route = self.route
         name = self.names[i]
         self._log(
@@ -359,9 +363,10 @@ def run_sync(
             exc = call.classify(i, raised)
             if exc is None:
                 raise
+            single = call.failed(i, raised, exc)
             if tracker is not None and call.records(i) and tracker.record_failure(name, exc):
                 call.cooling_started(i, tracker.cooldown_remaining(name))
-            if call.failed(i, raised, exc):
+            if single:
                 raise
             continue
         latency = perf_counter() - start
@@ -398,9 +403,10 @@ async def run_async(
             exc = call.classify(i, raised)
             if exc is None:
                 raise
+            single = call.failed(i, raised, exc)
             if tracker is not None and call.records(i) and await tracker.record_failure(name, exc):
                 call.cooling_started(i, await tracker.cooldown_remaining(name))
-            if call.failed(i, raised, exc):
+            if single:
                 raise
             continue
         latency = perf_counter() - start

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from tenacity.wait import wait_base
@@ -78,7 +79,7 @@ class InMemoryCooldownTracker:
             raise InvalidConfigError(f"max_entries must be an int >= 1, got {max_entries!r}")
         self._clock = clock
         self._max_entries = max_entries
-        self._state: dict[str, _Entry] = {}
+        self._state: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -105,14 +106,15 @@ class InMemoryCooldownTracker:
         hinted = self.policy.hinted(exc)
         with self._lock:
             now = self._clock()
-            entry = self._state.pop(name, None)
+            state = self._state
+            entry = state.get(name)
             if entry is None:
-                entry = _Entry()
-                if len(self._state) >= self._max_entries:
-                    # Dicts keep insertion order and every update re-inserts: the first key
-                    # is the provider that failed least recently.
-                    del self._state[next(iter(self._state))]
-            self._state[name] = entry
+                if len(state) >= self._max_entries:
+                    state.popitem(last=False)
+                entry = state[name] = _Entry()
+            else:
+                # Most recently failed last: eviction takes the least recently failed first.
+                state.move_to_end(name)
             if now < entry.until:
                 if hinted is not None:
                     entry.until = max(entry.until, now + hinted)

@@ -47,7 +47,15 @@ class CooldownPolicy:
         wall_clock: Unix time, to read an HTTP-date ``Retry-After``.
     """
 
-    __slots__ = ("backoff", "cooldown", "failure_threshold", "growth", "max_cooldown", "wall_clock")
+    __slots__ = (
+        "_fixed",
+        "backoff",
+        "cooldown",
+        "failure_threshold",
+        "growth",
+        "max_cooldown",
+        "wall_clock",
+    )
 
     def __init__(
         self,
@@ -81,9 +89,20 @@ class CooldownPolicy:
             multiplier=self.cooldown, exp_base=self.growth, max=self.max_cooldown
         )
         self.wall_clock = wall_clock
+        # The default schedule is deterministic: compute it once. A user's backoff may draw
+        # random jitter, so it is asked every time.
+        self._fixed: tuple[float, ...] | None = None
+        if backoff is None:
+            self._fixed = self.schedule()
 
     def cooldown_for(self, level: int) -> float:
         """Return the seconds of the ``level``-th consecutive cooldown (1-based), capped."""
+        fixed = self._fixed
+        if fixed is not None:
+            return fixed[min(max(level, 1), len(fixed)) - 1]
+        return self._ask_backoff(level)
+
+    def _ask_backoff(self, level: int) -> float:
         state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, level)
         return max(0.0, min(float(self.backoff(state)), self.max_cooldown))
@@ -95,7 +114,7 @@ class CooldownPolicy:
         """
         lengths: list[float] = []
         for level in range(1, _MAX_LEVELS + 1):
-            lengths.append(self.cooldown_for(level))
+            lengths.append(self._ask_backoff(level))
             if lengths[-1] >= self.max_cooldown:
                 break
         return tuple(lengths)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
+
+from ._exceptions import InvalidConfigError
 
 __all__ = ["Fallback", "PrimaryOnly", "RoundRobin", "Strategy"]
 
@@ -64,6 +66,11 @@ class RoundRobin:
     """Call one provider per call, ``providers[i % n]`` for a shared, thread-safe counter ``i``.
 
     Share one instance between routed functions to share its counter.
+
+    Args:
+        counter: a zero-argument callable returning successive ints, each once, to take the
+            rotation from elsewhere (``RedisCounter`` spreads several processes as one).
+            Default: an exact in-process counter.
     """
 
     single_attempt = True
@@ -71,12 +78,16 @@ class RoundRobin:
     failure_message = "round-robin provider failed"
     failure_level = logging.ERROR
 
-    __slots__ = ("_counter",)
+    __slots__ = ("_next",)
 
-    def __init__(self) -> None:
+    def __init__(self, *, counter: Callable[[], int] | None = None) -> None:
+        if counter is not None and not callable(counter):
+            raise InvalidConfigError(
+                f"counter must be a zero-argument callable returning ints, got {counter!r}"
+            )
         # next() on itertools.count is a single C call under the GIL: exact without a lock.
-        self._counter = itertools.count()
+        self._next: Callable[[], int] = counter or itertools.count().__next__
 
     def order(self, providers: Sequence[Any]) -> Iterable[int]:
         """Return the next index in the rotation."""
-        return (next(self._counter) % len(providers),)
+        return (self._next() % len(providers),)

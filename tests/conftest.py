@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import resilient_routing
+from resilient_routing import InMemoryCooldownTracker, configure, get_config
+from resilient_routing.testing import FakeClock
+
+from .trackers import Backend, memory_backend
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def fresh_config(clock: FakeClock) -> Iterator[InMemoryCooldownTracker]:
+    """Give every test a fresh global tracker on a fake clock; restore the config after."""
+    saved = get_config()
+    tracker = InMemoryCooldownTracker(clock=clock)
+    configure(cooldown=tracker, exempt_providers=(), logger=logging.getLogger("resilient_routing"))
+    yield tracker
+    configure(cooldown=saved.cooldown, exempt_providers=saved.exempt_providers, logger=saved.logger)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1000.0)
+
+
+@pytest.fixture
+def wall_clock() -> Callable[[], float]:
+    return lambda: 1_700_000_000.0
+
+
+def _backends() -> list[str]:
+    return ["memory", "redis", "redis-async"]
+
+
+@pytest.fixture(params=_backends())
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Every cooldown tracker backend: the contract suite runs once per backend."""
+    if request.param == "memory":
+        yield memory_backend()
+        return
+    from . import redis_support
+
+    made = redis_support.backend(request.param)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+__all__ = ["IN_CI", "resilient_routing"]

@@ -1,0 +1,211 @@
+"""What is particular to async routing: cancellation and async trackers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resilient_routing import (
+    InMemoryCooldownTracker,
+    InvalidConfigError,
+    configure,
+    execute,
+    execute_async,
+    routed,
+)
+from resilient_routing.testing import FakeClock
+
+
+class Down(Exception):
+    pass
+
+
+class RecordingAsyncTracker:
+    """An AsyncCooldownTracker over an in-memory one, logging each awaited call."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.inner = InMemoryCooldownTracker(failure_threshold=1, cooldown=30, clock=clock)
+        self.log: list[tuple[str, str]] = []
+
+    async def is_available(self, name: str) -> bool:
+        self.log.append(("is_available", name))
+        return self.inner.is_available(name)
+
+    async def cooldown_remaining(self, name: str) -> float:
+        return self.inner.cooldown_remaining(name)
+
+    async def record_failure(self, name: str, exc: BaseException) -> bool:
+        self.log.append(("record_failure", name))
+        return self.inner.record_failure(name, exc)
+
+    async def record_success(self, name: str) -> None:
+        self.log.append(("record_success", name))
+        self.inner.record_success(name)
+
+    async def reset(self, name: str | None = None) -> None:
+        self.inner.reset(name)
+
+
+class BlockingTracker(InMemoryCooldownTracker):
+    """Stands for a tracker doing network I/O in sync methods (RedisCooldownTracker)."""
+
+    blocking_io = True
+
+
+async def test_cancellation_mid_fallback_stops_routing(
+    fresh_config: InMemoryCooldownTracker,
+) -> None:
+    """Cancelling during the second attempt propagates at once: nothing recorded, no third call."""
+    calls: list[str] = []
+    entered = asyncio.Event()
+
+    @routed(providers=["a", "b", "c"])
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        if provider == "a":
+            raise Down()
+        entered.set()
+        await asyncio.sleep(3600)
+        return provider
+
+    task = asyncio.create_task(call())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls == ["a", "b"]
+    assert fresh_config.is_available("b")
+    fresh_config.record_failure("b", Down())
+    fresh_config.record_failure("b", Down())
+    assert fresh_config.is_available("b"), "the cancelled attempt was not counted as a failure"
+
+
+async def test_provider_raising_cancelled_error_propagates(
+    fresh_config: InMemoryCooldownTracker,
+) -> None:
+    """A CancelledError from inside a provider is not a provider failure."""
+    calls: list[str] = []
+
+    @routed(providers=["a", "b"])
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        raise asyncio.CancelledError()
+
+    with pytest.raises(asyncio.CancelledError):
+        await call()
+    assert calls == ["a"]
+
+
+async def test_timeout_around_routed_call_cancels_cleanly() -> None:
+    """asyncio.timeout around a routed call ends it with TimeoutError, no provider left running."""
+    running: list[str] = []
+
+    @routed(providers=["a", "b"])
+    async def call(provider: str) -> str:
+        running.append(provider)
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            running.remove(provider)
+        return provider
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await call()
+    assert running == []
+
+
+async def test_async_tracker_is_awaited(clock: FakeClock) -> None:
+    """An async routed function awaits an AsyncCooldownTracker for every decision."""
+    tracker = RecordingAsyncTracker(clock)
+
+    @routed(providers=["a", "b"], cooldown=tracker)
+    async def call(provider: str) -> str:
+        if provider == "a":
+            raise Down()
+        return provider
+
+    assert await call() == "b"
+    assert tracker.log == [
+        ("is_available", "a"),
+        ("record_failure", "a"),
+        ("is_available", "b"),
+        ("record_success", "b"),
+    ]
+    result = await call.execute()
+    assert result.skipped == ("a",) and result.provider == "b"
+
+
+async def test_execute_async_with_async_tracker(clock: FakeClock) -> None:
+    """The functional async form takes an async tracker too."""
+
+    async def fn(provider: str) -> str:
+        return provider.upper()
+
+    result = await execute_async(["x"], fn, cooldown=RecordingAsyncTracker(clock))
+    assert result.response == "X"
+
+
+def test_sync_function_refuses_async_tracker(clock: FakeClock) -> None:
+    """A sync routed function given an async tracker is refused at decoration."""
+    with pytest.raises(InvalidConfigError, match="async tracker"):
+
+        @routed(providers=["a"], cooldown=RecordingAsyncTracker(clock))
+        def call(provider: str) -> str:
+            return provider
+
+    with pytest.raises(InvalidConfigError, match="async tracker"):
+        execute(["a"], lambda p: p, cooldown=RecordingAsyncTracker(clock))
+
+
+def test_sync_function_refuses_async_global_tracker(clock: FakeClock) -> None:
+    """A global async tracker is refused by sync routed functions when they are called."""
+
+    @routed(providers=["a"])
+    def call(provider: str) -> str:
+        return provider
+
+    configure(cooldown=RecordingAsyncTracker(clock))
+    with pytest.raises(InvalidConfigError, match="sync"):
+        call()
+
+
+def test_async_function_refuses_blocking_tracker() -> None:
+    """A sync tracker doing I/O would stall the loop: refused, naming the async tracker to use."""
+    with pytest.raises(InvalidConfigError, match="AsyncRedisCooldownTracker"):
+
+        @routed(providers=["a"], cooldown=BlockingTracker())
+        async def call(provider: str) -> str:
+            return provider
+
+
+async def test_async_function_refuses_blocking_global_tracker() -> None:
+    """The same check applies to the global tracker, at call time."""
+
+    @routed(providers=["a"])
+    async def call(provider: str) -> str:
+        return provider
+
+    configure(cooldown=BlockingTracker())
+    with pytest.raises(InvalidConfigError, match="AsyncRedisCooldownTracker"):
+        await call()
+
+
+async def test_concurrent_tasks_share_the_tracker(clock: FakeClock) -> None:
+    """Failures recorded by many concurrent tasks add up to the cooldown all of them see."""
+    tracker = InMemoryCooldownTracker(failure_threshold=50, cooldown=30, clock=clock)
+    calls: list[str] = []
+
+    @routed(providers=["a", "b"], cooldown=tracker)
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        await asyncio.sleep(0)
+        if provider == "a":
+            raise Down()
+        return provider
+
+    results = await asyncio.gather(*(call() for _ in range(200)))
+    assert results == ["b"] * 200
+    assert not tracker.is_available("a")
+    assert (await call.execute()).skipped == ("a",)

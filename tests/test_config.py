@@ -1,0 +1,64 @@
+"""Global configuration."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from resilient_routing import (
+    UNSET,
+    InMemoryCooldownTracker,
+    InvalidConfigError,
+    configure,
+    get_config,
+)
+
+
+def test_configure_changes_only_what_it_is_given(fresh_config: InMemoryCooldownTracker) -> None:
+    """Options not passed keep their value; exempt_providers becomes a frozenset."""
+    configure(exempt_providers=["laozhang", "laozhang"])
+    config = get_config()
+    assert config.exempt_providers == frozenset({"laozhang"})
+    assert config.cooldown is fresh_config
+    tracker = InMemoryCooldownTracker()
+    configure(cooldown=tracker)
+    assert get_config().cooldown is tracker
+    assert get_config().exempt_providers == frozenset({"laozhang"})
+
+
+def test_cooldown_none_disables_global_tracking() -> None:
+    """configure(cooldown=None) means routed functions track nothing by default."""
+    configure(cooldown=None)
+    assert get_config().cooldown is None
+
+
+def test_default_logger() -> None:
+    """The default logger is 'resilient_routing'; configure(logger=) replaces it."""
+    assert get_config().logger.name == "resilient_routing"
+    configure(logger=logging.getLogger("app"))
+    assert get_config().logger.name == "app"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cooldown": 3}, "configure\\(cooldown=...\\) must be a CooldownTracker"),
+        ({"exempt_providers": "laozhang"}, "collection of provider names"),
+        ({"exempt_providers": 5}, "collection of provider names"),
+        ({"logger": "app"}, "logging.Logger"),
+    ],
+)
+def test_bad_values_change_nothing(options: dict[str, object], message: str) -> None:
+    """A bad option raises and leaves the whole configuration as it was."""
+    before = get_config()
+    with pytest.raises(InvalidConfigError, match=message):
+        configure(**{"exempt_providers": {"x"}, "logger": logging.getLogger("x"), **options})
+    assert get_config() is before
+
+
+def test_config_snapshot_is_immutable() -> None:
+    """get_config() returns a frozen snapshot."""
+    with pytest.raises(AttributeError):
+        get_config().exempt_providers = frozenset()  # type: ignore[misc]
+    assert repr(UNSET) == "UNSET"

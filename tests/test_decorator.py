@@ -1,0 +1,281 @@
+"""The @routed decorator on every kind of callable, and its validation at decoration time."""
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+import pytest
+
+from resilient_routing import InvalidConfigError, RouteResult, routed
+from resilient_routing.strategies import RoundRobin
+
+
+class Down(Exception):
+    pass
+
+
+def test_plain_function_signature_and_metadata() -> None:
+    """The provider parameter is hidden; name, docstring and annotations are kept."""
+
+    @routed(providers=["a"])
+    def generate(provider: str, prompt: str, *, size: int = 1) -> str:
+        """Generate an image."""
+        return f"{provider}:{prompt}:{size}"
+
+    assert str(inspect.signature(generate)) == "(prompt: str, *, size: int = 1) -> str"
+    assert generate.__name__ == "generate"
+    assert generate.__doc__ == "Generate an image."
+    assert generate("cat", size=2) == "a:cat:2"
+    assert inspect.unwrap(generate).__name__ == "generate"
+
+
+def test_execute_returns_route_result() -> None:
+    """fn.execute(...) takes the same arguments and returns a RouteResult."""
+
+    @routed(providers=["a", "b"])
+    def generate(provider: str, prompt: str) -> str:
+        if provider == "a":
+            raise Down()
+        return prompt * 2
+
+    result = generate.execute("x")
+    assert isinstance(result, RouteResult)
+    assert (result.response, result.provider, result.attempt) == ("xx", "b", 2)
+
+
+class Client:
+    """A class with routed methods of every kind."""
+
+    prefix = "cls"
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    @routed(providers=["a", "b"])
+    def method(self, provider: str, x: int) -> str:
+        """A method."""
+        if provider == "a":
+            raise Down()
+        return f"{self.tag}:{provider}:{x}"
+
+    @routed(providers=["a", "b"])
+    @classmethod
+    def cmethod(cls, provider: str, x: int) -> str:
+        return f"{cls.prefix}:{provider}:{x}"
+
+    @routed(providers=["a", "b"])
+    @staticmethod
+    def smethod(provider: str, x: int) -> str:
+        return f"static:{provider}:{x}"
+
+    @routed(providers=["a", "b"])
+    async def amethod(self, provider: str, x: int) -> str:
+        await asyncio.sleep(0)
+        return f"{self.tag}:{provider}:{x}"
+
+
+class SubClient(Client):
+    prefix = "sub"
+
+
+def test_instance_method() -> None:
+    """Self is bound; the provider comes next; bound .execute works."""
+    c = Client("t")
+    assert c.method(1) == "t:b:1"
+    result = c.method.execute(2)
+    assert result.response == "t:b:2" and result.failures[0][0] == "a"
+    assert Client.method(c, 3) == "t:b:3"
+    assert str(inspect.signature(c.method)) == "(x: int) -> str"
+    assert str(inspect.signature(Client.method)) == "(self, x: int) -> str"
+    assert c.method.__doc__ == "A method."
+
+
+def test_classmethod() -> None:
+    """Cls is bound (subclasses too); .execute works on the class and on instances."""
+    assert Client.cmethod(1) == "cls:a:1"
+    assert SubClient.cmethod(1) == "sub:a:1"
+    assert Client("t").cmethod(2) == "cls:a:2"
+    assert Client.cmethod.execute(3).response == "cls:a:3"
+    assert str(inspect.signature(Client.cmethod)) == "(x: int) -> str"
+
+
+def test_staticmethod() -> None:
+    """A staticmethod gets the provider first, from the class or an instance."""
+    assert Client.smethod(1) == "static:a:1"
+    assert Client("t").smethod.execute(2).response == "static:a:2"
+    assert str(inspect.signature(Client.smethod)) == "(x: int) -> str"
+
+
+async def test_async_method() -> None:
+    """An async method awaits; bound .execute returns an awaitable RouteResult."""
+    c = Client("t")
+    assert await c.amethod(1) == "t:a:1"
+    assert (await c.amethod.execute(2)).response == "t:a:2"
+    assert inspect.iscoroutinefunction(Client.amethod)
+
+
+async def test_async_function() -> None:
+    """An async def routed function is a coroutine function with the provider hidden."""
+
+    @routed(providers=["a", "b"])
+    async def fetch(provider: str, url: str) -> str:
+        """Fetch."""
+        if provider == "a":
+            raise Down()
+        return f"{provider}:{url}"
+
+    assert inspect.iscoroutinefunction(fetch)
+    assert str(inspect.signature(fetch)) == "(url: str) -> str"
+    assert await fetch("u") == "b:u"
+    assert (await fetch.execute("v")).attempt == 2
+
+
+def test_methods_of_two_instances_share_routing_state() -> None:
+    """The strategy belongs to the routed function, not to each instance."""
+
+    class Svc:
+        @routed(providers=["a", "b", "c"], strategy="round_robin")
+        def call(self, provider: str) -> str:
+            return provider
+
+    one, two = Svc(), Svc()
+    assert [one.call(), two.call(), one.call(), two.call()] == ["a", "b", "c", "a"]
+
+
+def test_kwargs_and_defaults_pass_through() -> None:
+    """Positional, keyword and default arguments reach the function unchanged."""
+
+    @routed(providers=["p"])
+    def fn(
+        provider: str, a: int, b: int = 2, *rest: int, c: int = 3, **extra: Any
+    ) -> tuple[Any, ...]:
+        return (provider, a, b, rest, c, extra)
+
+    assert fn(1, 5, 6, 7, c=9, z=0) == ("p", 1, 5, (6, 7), 9, {"z": 0})
+    assert list(inspect.signature(fn).parameters) == ["a", "b", "rest", "c", "extra"]
+
+
+def test_varargs_function_takes_provider_from_args() -> None:
+    """A function written as *args still receives the provider first."""
+
+    @routed(providers=["p"])
+    def fn(*args: Any) -> tuple[Any, ...]:
+        return args
+
+    assert fn(1) == ("p", 1)
+
+
+def test_function_without_provider_parameter_is_refused() -> None:
+    """A function that cannot take the provider is refused at decoration."""
+    with pytest.raises(InvalidConfigError, match="first positional parameter"):
+
+        @routed(providers=["a"])
+        def fn() -> None:
+            pass
+
+
+def test_function_with_keyword_only_parameters_is_refused() -> None:
+    """A function whose first parameter is keyword-only cannot take the provider."""
+    with pytest.raises(InvalidConfigError, match="first positional parameter"):
+
+        @routed(providers=["a"])
+        def fn(*, provider: str) -> None:
+            pass
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"strategy": "nope"},
+            r"unknown strategy 'nope': expected one of 'fallback', 'primary_only', 'round_robin'",
+        ),
+        ({"strategy": object()}, "order"),
+        ({"providers": "abc"}, "sequence of providers"),
+        ({"providers": 42}, "sequence of providers"),
+        ({"providers": [1]}, "has no name"),
+        ({"providers": [type("P", (), {"name": 3})()]}, "expected a str"),
+        ({"cooldown": "memory"}, "CooldownTracker"),
+        ({"exempt": "laozhang"}, "collection of provider names"),
+        ({"exempt": [1]}, "provider names"),
+        ({"fallback_on": 3}, "fallback_on"),
+        ({"fallback_on": (Down, 3)}, "exception types only"),
+        ({"fallback_on": int}, "fallback_on"),
+        ({"logger": "app"}, "logging.Logger"),
+    ],
+)
+def test_bad_options_fail_at_decoration(options: dict[str, Any], message: str) -> None:
+    """routed(...) itself raises InvalidConfigError naming the bad value and what was expected."""
+    options.setdefault("providers", ["a"])
+    with pytest.raises(InvalidConfigError, match=message):
+        routed(**options)
+
+
+def test_callable_source_with_bad_result_fails_at_call() -> None:
+    """A provider callable returning a non-sequence or unnamed providers fails clearly."""
+    source: list[Any] = ["ab"]
+
+    @routed(providers=lambda: source[0])
+    def fn(provider: Any) -> Any:
+        return provider
+
+    with pytest.raises(InvalidConfigError, match="providers callable"):
+        fn()
+    source[0] = [object()]
+    with pytest.raises(InvalidConfigError, match="has no name"):
+        fn()
+
+
+def test_decorating_a_non_callable_is_refused() -> None:
+    """Only functions can be routed."""
+    with pytest.raises(InvalidConfigError, match="decorates a function"):
+        routed(providers=["a"])(42)  # type: ignore[call-overload]
+
+
+def test_strategy_object_is_used_as_given() -> None:
+    """A strategy instance is used (and shared) as it is."""
+    rr = RoundRobin()
+
+    @routed(providers=["a", "b"], strategy=rr)
+    def one(provider: str) -> str:
+        return provider
+
+    @routed(providers=["a", "b"], strategy=rr)
+    def two(provider: str) -> str:
+        return provider
+
+    assert [one(), two(), one(), two()] == ["a", "b", "a", "b"]
+
+
+def test_named_strategy_is_fresh_per_function() -> None:
+    """Two functions naming round_robin each get their own counter."""
+
+    @routed(providers=["a", "b"], strategy="round_robin")
+    def one(provider: str) -> str:
+        return provider
+
+    @routed(providers=["a", "b"], strategy="round_robin")
+    def two(provider: str) -> str:
+        return provider
+
+    assert [one(), two(), one(), two()] == ["a", "a", "b", "b"]
+
+
+def test_routed_function_keeps_wrapped_attributes() -> None:
+    """Attributes set on the function stay reachable through the routed one."""
+
+    def fn(provider: str) -> str:
+        return provider
+
+    fn.custom = "kept"  # type: ignore[attr-defined]
+    wrapped = routed(providers=["a"])(fn)
+    assert wrapped.custom == "kept"  # type: ignore[attr-defined]
+    assert wrapped.__wrapped__ is fn  # type: ignore[attr-defined]
+
+
+def test_library_logger_has_no_output_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """A library must not print through logging's last-resort handler when unconfigured."""
+    assert any(
+        isinstance(h, logging.NullHandler) for h in logging.getLogger("resilient_routing").handlers
+    )

@@ -1,0 +1,229 @@
+"""What is particular to the in-memory tracker: threads, memory bound, validation, a model."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import tenacity
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from resilient_routing import InMemoryCooldownTracker, InvalidConfigError
+from resilient_routing.testing import FakeClock
+
+
+class Down(Exception):
+    pass
+
+
+def test_one_cooldown_started_under_many_threads() -> None:
+    """16 threads failing one provider at once: exactly one call reports the cooldown start."""
+    tracker = InMemoryCooldownTracker(failure_threshold=5, cooldown=60)
+    started: list[bool] = []
+    barrier = threading.Barrier(16)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        barrier.wait()
+        local = [tracker.record_failure("a", Down()) for _ in range(200)]
+        with lock:
+            started.extend(local)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert started.count(True) == 1
+    assert not tracker.is_available("a")
+
+
+def test_concurrent_successes_and_failures_keep_state_consistent() -> None:
+    """Readers, failures and successes racing never raise nor corrupt the state."""
+    tracker = InMemoryCooldownTracker(failure_threshold=3, cooldown=0.0)
+    errors: list[BaseException] = []
+
+    def worker(seed: int) -> None:
+        try:
+            for i in range(2000):
+                name = f"p{(i + seed) % 7}"
+                if i % 3:
+                    tracker.record_failure(name, Down())
+                else:
+                    tracker.record_success(name)
+                tracker.is_available(name)
+                tracker.cooldown_remaining(name)
+        except BaseException as exc:  # pragma: no cover - the assertion reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_memory_bounded_by_max_entries(clock: FakeClock) -> None:
+    """A million distinct failing names keep at most max_entries states; recent ones survive."""
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=1, cooldown=60, clock=clock, max_entries=1000
+    )
+    for i in range(1_000_000):
+        tracker.record_failure(f"p{i}", Down())
+    assert len(tracker._state) == 1000
+    assert not tracker.is_available("p999999")
+    assert tracker.is_available("p0")
+
+
+def test_successes_leave_no_state() -> None:
+    """Providers that succeed cost no memory."""
+    tracker = InMemoryCooldownTracker()
+    for i in range(1000):
+        tracker.record_failure(f"p{i}", Down())
+        tracker.record_success(f"p{i}")
+        tracker.record_success(f"q{i}")
+    assert tracker._state == {}
+
+
+def test_cooldowns_lists_cooling_providers(clock: FakeClock) -> None:
+    """cooldowns() reports which providers are cooling down and for how long."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=30, clock=clock)
+    tracker.record_failure("a", Down())
+    clock.advance(10)
+    tracker.record_failure("b", Down())
+    tracker.record_failure("c", Down())
+    tracker.record_success("c")
+    assert tracker.cooldowns() == {"a": 20.0, "b": 30.0}
+    clock.advance(20)
+    assert tracker.cooldowns() == {"b": 10.0}
+
+
+def test_custom_tenacity_backoff(clock: FakeClock) -> None:
+    """A tenacity wait strategy sets the length of the N-th consecutive cooldown."""
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=1,
+        max_cooldown=100,
+        backoff=tenacity.wait_incrementing(start=5, increment=10),
+        clock=clock,
+    )
+    lengths = []
+    for _ in range(3):
+        tracker.record_failure("a", Down())
+        lengths.append(tracker.cooldown_remaining("a"))
+        clock.advance(lengths[-1])
+    assert lengths == [5, 15, 25]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold must be an int >= 1"),
+        ({"failure_threshold": 2.5}, "failure_threshold"),
+        ({"failure_threshold": True}, "failure_threshold"),
+        ({"cooldown": -1}, "cooldown must be >= 0"),
+        ({"cooldown": float("inf")}, "finite"),
+        ({"cooldown": "30"}, "cooldown must be a finite number"),
+        ({"max_cooldown": 10, "cooldown": 20}, "max_cooldown"),
+        ({"growth": 0.5}, "growth must be >= 1"),
+        ({"backoff": 3}, "tenacity wait"),
+        ({"clock": 3}, "clock"),
+        ({"max_entries": 0}, "max_entries"),
+    ],
+)
+def test_invalid_options(options: dict[str, Any], message: str) -> None:
+    """Bad options raise InvalidConfigError naming the option, the value and what was expected."""
+    with pytest.raises(InvalidConfigError, match=message):
+        InMemoryCooldownTracker(**options)
+
+
+def test_repr_shows_policy() -> None:
+    """The repr shows the settings an operator needs."""
+    assert repr(InMemoryCooldownTracker(failure_threshold=2, cooldown=5, max_cooldown=50)) == (
+        "InMemoryCooldownTracker(failure_threshold=2, cooldown=5.0, max_cooldown=50.0, growth=2.0)"
+    )
+
+
+class _Retry(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__("429")
+        self.retry_after = seconds
+
+
+THRESHOLD, COOLDOWN, GROWTH, CAP = 3, 10.0, 2.0, 45.0
+
+
+class TrackerMatchesModel(RuleBasedStateMachine):
+    """The tracker agrees with a plain reference model under any sequence of events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.tracker = InMemoryCooldownTracker(
+            failure_threshold=THRESHOLD,
+            cooldown=COOLDOWN,
+            growth=GROWTH,
+            max_cooldown=CAP,
+            clock=self.clock,
+        )
+        # name -> [failures, level, until]
+        self.model: dict[str, list[float]] = {}
+
+    def _state(self, name: str) -> list[float]:
+        return self.model.setdefault(name, [0, 0, float("-inf")])
+
+    names = st.sampled_from(["a", "b", "c"])
+
+    @rule(name=names, hint=st.none() | st.floats(min_value=0.5, max_value=100))
+    def failure(self, name: str, hint: float | None) -> None:
+        s = self._state(name)
+        now = self.clock()
+        exc: Exception = Down() if hint is None else _Retry(hint)
+        started = self.tracker.record_failure(name, exc)
+        expected = False
+        if now < s[2]:
+            if hint is not None:
+                s[2] = max(s[2], now + min(hint, CAP))
+        else:
+            s[0] += 1
+            if hint is not None:
+                s[2], s[0], expected = now + min(hint, CAP), 0, True
+            elif s[0] >= THRESHOLD:
+                s[1] += 1
+                s[2] = now + min(COOLDOWN * GROWTH ** (s[1] - 1), CAP)
+                s[0], expected = 0, True
+        assert started is expected
+
+    @rule(name=names)
+    def success(self, name: str) -> None:
+        self.tracker.record_success(name)
+        self.model.pop(name, None)
+
+    @rule(seconds=st.floats(min_value=0, max_value=60))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @rule(name=st.none() | names)
+    def reset(self, name: str | None) -> None:
+        self.tracker.reset(name)
+        if name is None:
+            self.model.clear()
+        else:
+            self.model.pop(name, None)
+
+    @invariant()
+    def agrees(self) -> None:
+        now = self.clock()
+        for name in ("a", "b", "c"):
+            until = self.model.get(name, [0, 0, float("-inf")])[2]
+            assert self.tracker.is_available(name) is (until <= now)
+            assert self.tracker.cooldown_remaining(name) == pytest.approx(max(0.0, until - now))
+
+
+TrackerMatchesModel.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None
+)
+test_tracker_matches_reference_model = TrackerMatchesModel.TestCase

@@ -1,0 +1,68 @@
+"""The public surface: complete, sorted, importable without optional dependencies."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+import resilient_routing
+from resilient_routing import (
+    AllProvidersFailedError,
+    InvalidConfigError,
+    NoProvidersError,
+    RoutingError,
+)
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """__all__ lists every public name, sorted, and each resolves."""
+    public = {n for n in dir(resilient_routing) if not n.startswith("_")}
+    modules = {"cooldown", "strategies", "testing"}
+
+    def isort_style(name: str) -> tuple[int, str]:
+        # Constants, then classes, then functions: the order ruff's RUF022 keeps.
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    assert resilient_routing.__all__ == sorted(resilient_routing.__all__, key=isort_style)
+    assert public - modules == set(resilient_routing.__all__) - {
+        "RedisCooldownTracker",
+        "AsyncRedisCooldownTracker",
+    }
+    for name in resilient_routing.__all__:
+        assert getattr(resilient_routing, name) is not None
+
+
+def test_import_does_not_import_redis() -> None:
+    """Import resilient_routing leaves redis (and the CLI's dependencies) unimported."""
+    code = (
+        "import sys, resilient_routing, resilient_routing.cooldown; print('redis' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_attribute() -> None:
+    """Missing names raise AttributeError as usual."""
+    with pytest.raises(AttributeError, match="Nope"):
+        resilient_routing.Nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_error_hierarchy() -> None:
+    """Every error is a RoutingError; config and empty-list errors are ValueErrors too."""
+    assert issubclass(NoProvidersError, ValueError) and issubclass(NoProvidersError, RoutingError)
+    assert issubclass(InvalidConfigError, ValueError) and issubclass(
+        InvalidConfigError, RoutingError
+    )
+    assert issubclass(AllProvidersFailedError, RoutingError)
+    assert issubclass(RoutingError, Exception)
+
+
+def test_all_failed_error_pickles() -> None:
+    """AllProvidersFailedError survives pickling (multiprocessing, Celery)."""
+    err = AllProvidersFailedError([("a", ValueError("x"))], 2)
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == str(err) == "all 2 providers failed (last error: ValueError: x)"
+    assert back.failures[0][0] == "a" and back.total == 2

@@ -1,0 +1,104 @@
+"""Typed uses of the public API, checked by `mypy --strict` (never run)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, assert_type
+
+import tenacity
+
+import resilient_routing
+from resilient_routing import (
+    AllProvidersFailedError,
+    InMemoryCooldownTracker,
+    RouteResult,
+    configure,
+    execute,
+    execute_async,
+    get_config,
+    register_strategy,
+    routed,
+)
+from resilient_routing.cooldown import CooldownTracker
+from resilient_routing.strategies import Fallback, RoundRobin, Strategy
+from resilient_routing.testing import FakeClock
+
+
+@routed(strategy="fallback", providers=["gemini", "grok", "laozhang"])
+def generate(provider: str, prompt: str, *, size: int = 512) -> bytes:
+    return prompt.encode()
+
+
+assert_type(generate("a cat"), bytes)
+assert_type(generate("a cat", size=256), bytes)
+assert_type(generate.execute("a cat"), RouteResult[bytes])
+assert_type(generate.execute("a cat").response, bytes)
+assert_type(generate.execute("a cat").failures, tuple[tuple[str, Exception], ...])
+
+
+@routed(providers=lambda: ["a", "b"], strategy=RoundRobin(), cooldown=None, exempt={"b"})
+async def fetch(provider: str, url: str) -> dict[str, int]:
+    return {url: 1}
+
+
+async def use_async() -> None:
+    assert_type(await fetch("u"), dict[str, int])
+    assert_type(await fetch.execute("u"), RouteResult[dict[str, int]])
+
+
+class Client:
+    @routed(providers=["a"])
+    def method(self, provider: str, x: int) -> str:
+        return str(x)
+
+
+def use_method(c: Client) -> str:
+    return c.method(1)
+
+
+def use_functional() -> None:
+    result = execute(["a", "b"], lambda p: len(p))
+    assert_type(result, RouteResult[int])
+
+
+async def use_functional_async() -> None:
+    async def call(provider: str) -> float:
+        return 1.0
+
+    assert_type(await execute_async(["a"], call), RouteResult[float])
+
+
+class Shuffled:
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        return range(len(providers))
+
+
+def use_registry_and_config() -> None:
+    register_strategy("shuffled", Shuffled)
+    register_strategy("fallback2", Fallback, replace=True)
+    strategy: Strategy = Shuffled()
+    tracker: CooldownTracker = InMemoryCooldownTracker(
+        failure_threshold=2, cooldown=5, clock=FakeClock(), backoff=tenacity.wait_fixed(3)
+    )
+    configure(cooldown=tracker, exempt_providers={"laozhang"}, logger=logging.getLogger("x"))
+    assert_type(get_config().exempt_providers, frozenset[str])
+    del strategy
+
+
+def use_errors() -> None:
+    try:
+        generate("x")
+    except AllProvidersFailedError as err:
+        assert_type(err.failures, tuple[tuple[str, Exception], ...])
+    except resilient_routing.RoutingError:
+        pass
+
+
+@tenacity.retry(stop=tenacity.stop_after_attempt(2))
+@routed(providers=["a", "b"])
+def stacked(provider: str, n: int) -> int:
+    return n
+
+
+assert_type(stacked(1), int)
