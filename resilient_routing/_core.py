@@ -202,32 +202,42 @@ class _Call:
         self.route = route
         self.providers, self.names = read_providers(route.providers)
         self.n = len(self.providers)
-        self.logger = route.logger or _config.current().logger
+        self.logger = route.logger or _config._current.logger
         self.attempt = 0
         self.failures: list[tuple[str, Exception]] = []
         self.skipped: list[str] = []
         self.exempt: frozenset[str] | None = None
 
-    def candidates(self) -> Iterator[int]:
-        """Yield the indices to consider, each once; the terminus comes last."""
+    def plan(self) -> Iterable[int]:
+        """Return the indices to consider, each once, the terminus last (lazily: the happy
+        path must not pay for providers it never reaches)."""
         route = self.route
         n = self.n
-        terminus = n - 1
+        order = route.strategy.order(self.providers)
+        if route.single_attempt:
+            for i in order:
+                return (self._checked(i),)
+            raise InvalidConfigError(f"strategy {route.strategy!r} chose no provider")
+        if type(order) is range and order.start == 0 and order.step == 1 and order.stop == n:
+            # Already every index once, in order, ending on the terminus.
+            return order
+        return self._deduplicated(order)
+
+    def _checked(self, i: object) -> int:
+        if type(i) is not int or not 0 <= i < self.n:
+            raise InvalidConfigError(
+                f"strategy {self.route.strategy!r} chose index {i!r}, "
+                f"outside the {self.n} providers of this call"
+            )
+        return i
+
+    def _deduplicated(self, order: Iterable[int]) -> Iterator[int]:
+        terminus = self.n - 1
         seen: set[int] = set()
-        for i in route.strategy.order(self.providers):
-            if not isinstance(i, int) or not 0 <= i < n:
-                raise InvalidConfigError(
-                    f"strategy {route.strategy!r} chose index {i!r}, "
-                    f"outside the {n} providers of this call"
-                )
-            if route.single_attempt:
-                yield i
-                return
-            if i != terminus and i not in seen:
+        for i in order:
+            if self._checked(i) != terminus and i not in seen:
                 seen.add(i)
                 yield i
-        if route.single_attempt:
-            raise InvalidConfigError(f"strategy {route.strategy!r} chose no provider")
         yield terminus
 
     def is_terminus(self, i: int) -> bool:
@@ -347,7 +357,7 @@ def run_sync(
     call = _Call(route)
     tracker: CooldownTracker | None = route.tracker()
     names = call.names
-    for i in call.candidates():
+    for i in call.plan():
         name = names[i]
         if (
             tracker is not None
@@ -387,7 +397,7 @@ async def run_async(
     call = _Call(route)
     tracker: AsyncCooldownTracker | None = route.tracker()
     names = call.names
-    for i in call.candidates():
+    for i in call.plan():
         name = names[i]
         if (
             tracker is not None
