@@ -8,6 +8,7 @@ or your own strategy, skipping providers that are cooling down after failures.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from ._call import last_route
 from ._config import UNSET, Config, configure, get_config
 from ._core import execute, execute_async
 from ._decorator import AsyncRouted, Routed, routed
@@ -16,9 +17,11 @@ from ._exceptions import (
     InvalidConfigError,
     NoProvidersError,
     RoutingError,
+    RoutingTimeoutError,
 )
 from ._memory import InMemoryCooldownTracker
 from ._providers import provider_name
+from ._recovery import wait_for_recovery
 from ._registry import available_strategies, get_strategy, register_strategy
 from ._result import RouteResult
 from ._strategies import Strategy
@@ -42,6 +45,7 @@ __all__ = [
     "RouteResult",
     "Routed",
     "RoutingError",
+    "RoutingTimeoutError",
     "Strategy",
     "available_strategies",
     "configure",
@@ -49,9 +53,11 @@ __all__ = [
     "execute_async",
     "get_config",
     "get_strategy",
+    "last_route",
     "provider_name",
     "register_strategy",
     "routed",
+    "wait_for_recovery",
 ]
 
 

@@ -11,9 +11,10 @@ from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, cast
 import wrapt
 
 from ._config import UNSET, AnyTracker, Unset, check_tracker
-from ._core import FallbackOn, Route, run_async, run_sync
+from ._core import run_async, run_sync
 from ._exceptions import InvalidConfigError
 from ._result import RouteResult
+from ._route import ExceptionFilter, Route, _seconds
 from ._strategies import Strategy
 
 __all__ = ["AsyncRouted", "Routed", "routed"]
@@ -234,7 +235,11 @@ def routed(
     strategy: str | Strategy = "fallback",
     cooldown: AnyTracker | Literal[Unset.UNSET] | None = UNSET,
     exempt: Iterable[str] | None = None,
-    fallback_on: FallbackOn = Exception,
+    fallback_on: ExceptionFilter = Exception,
+    cooldown_on: ExceptionFilter | None = None,
+    timeout: float | None = None,
+    attempt_timeout: float | None = None,
+    max_attempts: int | None = None,
     logger: logging.Logger | None = None,
 ) -> _Decorator:
     """Route calls of the decorated function across ``providers``.
@@ -254,6 +259,14 @@ def routed(
             call time.
         fallback_on: which exceptions fall over to the next provider: a type, a tuple of
             types or a predicate. Others propagate at once, unrecorded. Default ``Exception``.
+        cooldown_on: which of the failures that fall over count toward a cooldown (same
+            forms); e.g. ``lambda e: not isinstance(e, TimeoutError)``. Default: all of them.
+        timeout: seconds for the whole call across attempts. Async: enforced; sync: no new
+            attempt starts past it. Raises ``RoutingTimeoutError``.
+        attempt_timeout: seconds per attempt (async only): a timed-out attempt is a failure
+            that falls over.
+        max_attempts: the most providers called per call, the terminus included: the last
+            slot is always the terminus's.
         logger: default ``logging.getLogger("resilient_routing")`` (or ``configure(logger=)``).
 
     Raises:
@@ -266,11 +279,16 @@ def routed(
         "cooldown": cooldown,
         "exempt": exempt,
         "fallback_on": fallback_on,
+        "cooldown_on": cooldown_on,
+        "timeout": timeout,
+        "attempt_timeout": attempt_timeout,
+        "max_attempts": max_attempts,
         "logger": logger,
     }
-    # Validate now so a typo fails at import time, not at the first call in production; the
-    # tracker's fit (sync or async) is checked when the function is known.
-    Route(is_async=False, **{**options, "cooldown": UNSET})
+    # Validate now so a typo fails at import time, not at the first call in production; what
+    # depends on sync or async (the tracker, attempt_timeout) is checked on decoration.
+    Route(is_async=False, **{**options, "cooldown": UNSET, "attempt_timeout": None})
+    _seconds("attempt_timeout", attempt_timeout)
     if cooldown is not UNSET:
         check_tracker(cooldown, "cooldown=")
     return _Decorator(options)

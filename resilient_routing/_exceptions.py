@@ -6,7 +6,8 @@ The hierarchy::
     └── RoutingError
         ├── NoProvidersError          (also a ValueError)
         ├── InvalidConfigError        (also a ValueError)
-        └── AllProvidersFailedError
+        ├── AllProvidersFailedError
+        └── RoutingTimeoutError       (also a TimeoutError)
 
 Exceptions raised by providers themselves are never wrapped by single-attempt strategies:
 they propagate unchanged, with a note naming the provider.
@@ -21,6 +22,7 @@ __all__ = [
     "InvalidConfigError",
     "NoProvidersError",
     "RoutingError",
+    "RoutingTimeoutError",
 ]
 
 
@@ -42,14 +44,24 @@ class AllProvidersFailedError(RoutingError):
     Attributes:
         failures: ``(provider name, exception)`` for each failed attempt, in order.
         total: the number of providers in the list (attempted or skipped).
+        retry_after: seconds until the first provider of the list leaves its cooldown (skipped
+            ones included), or None when none is cooling down. ``wait_for_recovery()`` waits
+            exactly that long.
     """
 
     failures: tuple[tuple[str, Exception], ...]
     total: int
+    retry_after: float | None
 
-    def __init__(self, failures: Sequence[tuple[str, Exception]], total: int) -> None:
+    def __init__(
+        self,
+        failures: Sequence[tuple[str, Exception]],
+        total: int,
+        retry_after: float | None = None,
+    ) -> None:
         self.failures = tuple(failures)
         self.total = total
+        self.retry_after = retry_after
         if self.failures:
             last = self.failures[-1][1]
             detail = f"{type(last).__name__}: {last}"
@@ -58,4 +70,26 @@ class AllProvidersFailedError(RoutingError):
         super().__init__(f"all {total} providers failed (last error: {detail})")
 
     def __reduce__(self) -> tuple[type[AllProvidersFailedError], tuple[object, ...]]:
-        return (type(self), (self.failures, self.total))
+        return (type(self), (self.failures, self.total, self.retry_after))
+
+
+class RoutingTimeoutError(RoutingError, TimeoutError):
+    """The routed call ran out of its ``timeout=`` before a provider succeeded.
+
+    Attributes:
+        timeout: the seconds the whole call was given.
+        failures: ``(provider name, exception)`` for each attempt that failed before.
+    """
+
+    timeout: float
+    failures: tuple[tuple[str, Exception], ...]
+
+    def __init__(self, timeout: float, failures: Sequence[tuple[str, Exception]] = ()) -> None:
+        self.timeout = timeout
+        self.failures = tuple(failures)
+        super().__init__(
+            f"routing timed out after {timeout:g} s ({len(self.failures)} failed attempts)"
+        )
+
+    def __reduce__(self) -> tuple[type[RoutingTimeoutError], tuple[object, ...]]:
+        return (type(self), (self.timeout, self.failures))

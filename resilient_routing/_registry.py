@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from ._balancing import LeastBusy, LeastLatency, LoadBalanced, Weighted
 from ._exceptions import InvalidConfigError
-from ._strategies import Fallback, PrimaryOnly, RoundRobin, Strategy
+from ._strategies import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
 
 __all__ = ["available_strategies", "get_strategy", "register_strategy"]
 
@@ -66,9 +67,15 @@ def available_strategies() -> list[str]:
     return sorted(_factories)
 
 
-for _name, _factory in (
+_BUILT_IN: tuple[tuple[str, Callable[[], Strategy]], ...] = (
     ("fallback", Fallback),
+    ("hedged", Hedged),
+    ("least_busy", LeastBusy),
+    ("least_latency", LeastLatency),
+    ("load_balanced", LoadBalanced),
     ("primary_only", PrimaryOnly),
     ("round_robin", RoundRobin),
-):
+    ("weighted", Weighted),
+)
+for _name, _factory in _BUILT_IN:
     register_strategy(_name, _factory)

@@ -23,6 +23,8 @@ class RouteResult(Generic[T]):
             multi-attempt strategy, the fallback of last resort).
         failures: ``(name, exception)`` for each failed attempt before the success, in order.
         skipped: names of the providers skipped because they were cooling down.
+        hedges: names of the providers started in parallel while another attempt was still
+            running (hedged strategies; empty otherwise).
     """
 
     response: T
@@ -32,3 +34,4 @@ class RouteResult(Generic[T]):
     was_terminus: bool
     failures: tuple[tuple[str, Exception], ...] = ()
     skipped: tuple[str, ...] = ()
+    hedges: tuple[str, ...] = ()

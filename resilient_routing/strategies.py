@@ -1,15 +1,35 @@
-"""Routing strategies: the protocol, the built-in classes and the registry."""
+"""Routing strategies: the protocol, the built-in classes and the registry.
+
+======================  ===============  ==================================================
+name                    class            first choice, then
+======================  ===============  ==================================================
+``"fallback"``          Fallback         the list order
+``"primary_only"``      PrimaryOnly      the first provider only; its error propagates
+``"round_robin"``       RoundRobin       one provider per call, in rotation
+``"load_balanced"``     LoadBalanced     rotation over the non-terminus providers
+``"weighted"``          Weighted         weighted random, then by weight
+``"least_latency"``     LeastLatency     the fastest recent average (EWMA)
+``"least_busy"``        LeastBusy        the fewest calls in flight
+``"hedged"``            Hedged           the list order, with parallel hedges after a delay
+======================  ===============  ==================================================
+"""
 
 from __future__ import annotations
 
+from ._balancing import LeastBusy, LeastLatency, LoadBalanced, Weighted
 from ._registry import available_strategies, get_strategy, register_strategy
-from ._strategies import Fallback, PrimaryOnly, RoundRobin, Strategy
+from ._strategies import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
 
 __all__ = [
     "Fallback",
+    "Hedged",
+    "LeastBusy",
+    "LeastLatency",
+    "LoadBalanced",
     "PrimaryOnly",
     "RoundRobin",
     "Strategy",
+    "Weighted",
     "available_strategies",
     "get_strategy",
     "register_strategy",

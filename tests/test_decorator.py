@@ -189,7 +189,7 @@ def test_function_with_keyword_only_parameters_is_refused() -> None:
     [
         (
             {"strategy": "nope"},
-            r"unknown strategy 'nope': expected one of 'fallback', 'primary_only', 'round_robin'",
+            r"unknown strategy 'nope': expected one of 'fallback', 'hedged', 'least_busy'",
         ),
         ({"strategy": object()}, "order"),
         ({"providers": "abc"}, "sequence of providers"),

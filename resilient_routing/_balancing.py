@@ -1,0 +1,160 @@
+"""Load-aware strategies: they spread first choices and learn from outcomes.
+
+Every one tries several providers and leaves the terminus (the last provider) for last: the
+core appends it to whatever order they return.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ._exceptions import InvalidConfigError
+from ._providers import provider_name
+
+__all__ = ["LeastBusy", "LeastLatency", "LoadBalanced", "Weighted"]
+
+
+class LoadBalanced:
+    """First choices rotate exactly evenly over the non-terminus providers.
+
+    On failure it falls back through the other non-terminus providers (continuing the
+    rotation), then the terminus. Use it to spread load over equivalent providers while
+    keeping a last resort.
+    """
+
+    __slots__ = ("_next",)
+
+    def __init__(self) -> None:
+        self._next = itertools.count().__next__
+
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        """Return the rotation starting at the next first choice."""
+        head = len(providers) - 1
+        if head <= 1:
+            return range(len(providers))
+        k = self._next() % head
+        return itertools.chain(range(k, head), range(k))
+
+
+class Weighted:
+    """A weighted random first choice, then fallback in descending weight.
+
+    Args:
+        weights: provider name -> weight (>= 0). Providers not named weigh 1; with no weights
+            all are equal. A weight of 0 is never a first choice but still a fallback.
+        rng: a ``random.Random`` (seed it for reproducible routing).
+    """
+
+    __slots__ = ("_rng", "weights")
+
+    def __init__(
+        self, *, weights: Mapping[str, float] | None = None, rng: random.Random | None = None
+    ) -> None:
+        checked: dict[str, float] = {}
+        for name, weight in (weights or {}).items():
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, (int, float))
+                or not math.isfinite(weight)
+                or weight < 0
+            ):
+                raise InvalidConfigError(
+                    f"weight of {name!r} must be a finite number >= 0, got {weight!r}"
+                )
+            checked[name] = float(weight)
+        self.weights = checked
+        self._rng = rng or random.Random()
+
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        """Return a weighted random first choice, then the rest by descending weight."""
+        head = len(providers) - 1
+        if head <= 1:
+            return range(len(providers))
+        weights = [self.weights.get(provider_name(p), 1.0) for p in providers[:head]]
+        by_weight = sorted(range(head), key=lambda i: -weights[i])
+        if sum(weights) <= 0:
+            return by_weight
+        first = self._rng.choices(range(head), weights=weights)[0]
+        return [first, *(i for i in by_weight if i != first)]
+
+
+class LeastLatency:
+    """Order providers by a decaying average (EWMA) of their recent successful latencies.
+
+    Providers without data come first (in list order) so they get some; a provider that
+    became slow sees its average rise and is overtaken. Use it when providers differ in speed
+    and speed matters more than spreading load.
+
+    Args:
+        alpha: weight of the newest latency in the average (0 < alpha <= 1). Default 0.3.
+    """
+
+    __slots__ = ("_ewma", "alpha")
+
+    def __init__(self, *, alpha: float = 0.3) -> None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+            raise InvalidConfigError(f"alpha must be a number in (0, 1], got {alpha!r}")
+        self.alpha = float(alpha)
+        self._ewma: dict[str, float] = {}
+
+    def latency(self, name: str) -> float | None:
+        """Return the average latency of ``name`` in seconds, None without data."""
+        return self._ewma.get(name)
+
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        """Return unmeasured providers first, then the fastest first."""
+        head = len(providers) - 1
+        ewma = self._ewma
+        scores = [ewma.get(provider_name(p), -1.0) for p in providers[:head]]
+        return sorted(range(head), key=scores.__getitem__)
+
+    def on_attempt_end(self, name: str, seconds: float, ok: bool) -> None:
+        """Fold a successful attempt's latency into the average of ``name``."""
+        if ok:
+            old = self._ewma.get(name)
+            # A lost update between two threads only drops one sample from an average.
+            self._ewma[name] = seconds if old is None else old + self.alpha * (seconds - old)
+
+
+class LeastBusy:
+    """Order providers by how many calls each has in flight now, fewest first.
+
+    Counted exactly across threads and tasks (attempts start and end under a lock). Use it
+    when providers have limited concurrency and queueing is what makes them slow.
+    """
+
+    __slots__ = ("_in_flight", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+
+    def in_flight(self, name: str) -> int:
+        """Return the number of attempts of ``name`` running now."""
+        return self._in_flight.get(name, 0)
+
+    def order(self, providers: Sequence[Any]) -> Iterable[int]:
+        """Return the non-terminus providers from least to most busy (stable)."""
+        head = len(providers) - 1
+        counts = self._in_flight
+        busy = [counts.get(provider_name(p), 0) for p in providers[:head]]
+        return sorted(range(head), key=busy.__getitem__)
+
+    def on_attempt_start(self, name: str) -> None:
+        """Count an attempt of ``name`` in flight."""
+        with self._lock:
+            self._in_flight[name] = self._in_flight.get(name, 0) + 1
+
+    def on_attempt_end(self, name: str, seconds: float, ok: bool) -> None:
+        """Count an attempt of ``name`` finished (or cancelled)."""
+        with self._lock:
+            left = self._in_flight.get(name, 0) - 1
+            if left > 0:
+                self._in_flight[name] = left
+            else:
+                self._in_flight.pop(name, None)

@@ -1,0 +1,291 @@
+"""The decision state of one routed call: every rule the runners share lives here.
+
+Which provider comes next, whether it may be called, what a skip, a success, a failure or a
+deadline means, what to log, what to return or raise. The runners (``_core``, ``_hedge``)
+only call providers and trackers and hand the outcomes to a ``Call``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+import tenacity
+
+from . import _config
+from ._exceptions import AllProvidersFailedError, InvalidConfigError, RoutingTimeoutError
+from ._providers import read_providers
+from ._result import RouteResult
+from ._route import Route
+
+__all__ = ["Call", "judged", "last_route"]
+
+T = TypeVar("T")
+
+_DEBUG = logging.DEBUG
+_INFO = logging.INFO
+_WARNING = logging.WARNING
+
+#: Deadlines are read on this clock (asyncio's loop uses the same one).
+_monotonic = time.monotonic
+
+_last: ContextVar[Call | None] = ContextVar("resilient_routing_last_route", default=None)
+
+
+def last_route() -> RouteResult[Any] | None:
+    """Return the RouteResult of the last routed call that returned in this thread or task.
+
+    Code that only receives a routed function's plain return value can still see which
+    provider served it. ``None`` before any routed call returned in this context. A call that
+    raises leaves the previous value in place.
+    """
+    call = _last.get()
+    return None if call is None else call.route_result()
+
+
+def judged(exc: Exception) -> Exception:
+    """Return the exception a failure is judged by: a tenacity.RetryError's last one."""
+    if isinstance(exc, tenacity.RetryError):
+        last = exc.last_attempt
+        if last.failed:
+            inner = last.exception()
+            if isinstance(inner, Exception):
+                return inner
+    return exc
+
+
+class Call:
+    """The decision state of one routed call."""
+
+    __slots__ = (
+        "_result",
+        "attempt",
+        "deadline",
+        "exempt",
+        "failures",
+        "hedges",
+        "logger",
+        "n",
+        "names",
+        "providers",
+        "route",
+        "skipped",
+        "winner",
+    )
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+        self.providers, self.names = read_providers(route.providers)
+        self.n = len(self.providers)
+        self.logger = route.logger or _config._current.logger
+        self.attempt = 0
+        self.failures: list[tuple[str, Exception]] = []
+        self.skipped: list[str] = []
+        self.exempt: frozenset[str] | None = None
+        self.deadline = None if route.timeout is None else _monotonic() + route.timeout
+        self.hedges: tuple[str, ...] = ()
+        self.winner: tuple[int, Any, float] | None = None
+        self._result: RouteResult[Any] | None = None
+
+    # -- which provider next -------------------------------------------------------------
+
+    def plan(self) -> Iterable[int]:
+        """Return the indices to consider, each once, the terminus last.
+
+        Lazily: the happy path must not pay for providers it never reaches.
+        """
+        route = self.route
+        n = self.n
+        order = route.strategy.order(self.providers)
+        if route.single_attempt:
+            for i in order:
+                return (self._checked(i),)
+            raise InvalidConfigError(f"strategy {route.strategy!r} chose no provider")
+        if type(order) is range and order.start == 0 and order.step == 1 and order.stop == n:
+            # Already every index once, in order, ending on the terminus.
+            return order
+        return self._deduplicated(order)
+
+    def _checked(self, i: object) -> int:
+        if type(i) is not int or not 0 <= i < self.n:
+            raise InvalidConfigError(
+                f"strategy {self.route.strategy!r} chose index {i!r}, "
+                f"outside the {self.n} providers of this call"
+            )
+        return i
+
+    def _deduplicated(self, order: Iterable[int]) -> Iterator[int]:
+        terminus = self.n - 1
+        seen: set[int] = set()
+        for i in order:
+            if self._checked(i) != terminus and i not in seen:
+                seen.add(i)
+                yield i
+        yield terminus
+
+    def is_terminus(self, i: int) -> bool:
+        """Whether provider ``i`` is the terminus (multi-attempt strategies only)."""
+        return i == self.n - 1 and not self.route.single_attempt
+
+    def admits(self, i: int) -> bool:
+        """Whether ``max_attempts`` leaves room for provider ``i``.
+
+        The last slot is the terminus's.
+        """
+        cap = self.route.max_attempts
+        return cap is None or self.attempt < cap - 1 or self.is_terminus(i)
+
+    def admit_cooling(self, i: int, remaining: float) -> bool:
+        """A provider is cooling down: return whether to call it anyway (the terminus)."""
+        if self.is_terminus(i):
+            self._log(
+                _INFO,
+                "attempting terminus provider despite cooldown",
+                i,
+                cooldown_remaining=remaining,
+                attempt=self.attempt + 1,
+            )
+            return True
+        self.skipped.append(self.names[i])
+        self._log(_DEBUG, "skipping provider in cooldown", i, cooldown_remaining=remaining)
+        return False
+
+    def starting(self, i: int) -> None:
+        """An attempt of provider ``i`` starts now.
+
+        Raises:
+            RoutingTimeoutError: the call's ``timeout`` is over: no new attempt starts.
+        """
+        if self.deadline is not None and _monotonic() >= self.deadline:
+            raise self.timed_out()
+        self.attempt += 1
+        if self.logger.isEnabledFor(_DEBUG):
+            self._log(_DEBUG, "attempting provider", i, attempt=self.attempt)
+        hook = self.route.on_attempt_start
+        if hook is not None:
+            hook(self.names[i])
+
+    def attempt_budget(self) -> tuple[float, bool] | None:
+        """Return the seconds the next attempt may take, or None when unbounded.
+
+        The flag beside them tells whether the whole call's deadline (not ``attempt_timeout``)
+        sets them.
+        """
+        limit = self.route.attempt_timeout
+        if self.deadline is None:
+            return None if limit is None else (limit, False)
+        left = self.deadline - _monotonic()
+        if limit is not None and limit < left:
+            return (limit, False)
+        return (max(left, 0.0), True)
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def classify(self, raised: Exception) -> Exception | None:
+        """Return the exception a failure is judged by, or None when it must propagate."""
+        exc = judged(raised)
+        return exc if self.route.fallback_on(exc) else None
+
+    def records(self, i: int, exc: Exception) -> bool:
+        """Whether a failure of provider ``i`` counts toward its cooldown."""
+        exempt = self.exempt
+        if exempt is None:
+            exempt = self.route.exempt
+            if exempt is None:
+                exempt = _config._current.exempt_providers
+            self.exempt = exempt
+        if self.names[i] in exempt:
+            return False
+        cooldown_on = self.route.cooldown_on
+        return cooldown_on is None or bool(cooldown_on(exc))
+
+    def cooling_started(self, i: int, remaining: float) -> None:
+        """Log that the failure just recorded started a cooldown."""
+        self._log(
+            _WARNING,
+            "provider entering cooldown",
+            i,
+            attempt=self.attempt,
+            cooldown_remaining=remaining,
+        )
+
+    def failed(self, i: int, raised: Exception, exc: Exception) -> bool:
+        """Log a failed attempt; return True when the runner must re-raise it as it is.
+
+        ``raised`` is what the provider raised, ``exc`` what it is judged by (they differ for
+        a tenacity.RetryError): a single-attempt strategy re-raises the former.
+        """
+        route = self.route
+        name = self.names[i]
+        self._log(
+            route.failure_level,
+            route.failure_message,
+            i,
+            attempt=self.attempt,
+            error_type=type(exc).__name__,
+            error=str(exc),
+        )
+        if route.single_attempt:
+            note = f"resilient_routing: raised by provider {name!r}"
+            if note not in getattr(raised, "__notes__", ()):
+                raised.add_note(note)
+            return True
+        self.failures.append((name, exc))
+        return False
+
+    def succeeded(self, i: int, response: T, latency: float, want_result: bool) -> Any:
+        """Provider ``i`` answered: return the response, or its RouteResult."""
+        if self.failures:
+            self._log(
+                _INFO, "succeeded on fallback provider", i, attempt=self.attempt, latency=latency
+            )
+        self.winner = (i, response, latency)
+        _last.set(self)
+        return self.route_result() if want_result else response
+
+    def route_result(self) -> RouteResult[Any]:
+        """Build (once) the RouteResult of the successful attempt."""
+        result = self._result
+        if result is None:
+            assert self.winner is not None
+            i, response, latency = self.winner
+            result = self._result = RouteResult(
+                response=response,
+                provider=self.names[i],
+                latency=latency,
+                attempt=self.attempt,
+                was_terminus=self.is_terminus(i),
+                failures=tuple(self.failures),
+                skipped=tuple(self.skipped),
+                hedges=self.hedges,
+            )
+        return result
+
+    def exhausted(self, remaining: Iterable[float]) -> AllProvidersFailedError:
+        """Return the error of a call whose every attempt failed.
+
+        Args:
+            remaining: the cooldown left for each provider of the list (none when untracked).
+        """
+        cooling = [r for r in remaining if r > 0]
+        error = AllProvidersFailedError(self.failures, self.n, min(cooling) if cooling else None)
+        error.__cause__ = self.failures[-1][1] if self.failures else None
+        error.__suppress_context__ = True
+        return error
+
+    def timed_out(self) -> RoutingTimeoutError:
+        """Return the error of a call that ran out of its ``timeout``."""
+        assert self.route.timeout is not None
+        error = RoutingTimeoutError(self.route.timeout, self.failures)
+        error.__cause__ = self.failures[-1][1] if self.failures else None
+        return error
+
+    def _log(self, level: int, message: str, i: int, **fields: object) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(level):
+            fields["provider"] = self.names[i]
+            fields["is_terminus"] = self.is_terminus(i)
+            logger.log(level, message, extra=fields)

@@ -1,0 +1,171 @@
+"""timeout= and attempt_timeout=."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resilient_routing import (
+    InMemoryCooldownTracker,
+    InvalidConfigError,
+    RoutingError,
+    RoutingTimeoutError,
+    _call,
+    execute,
+    routed,
+)
+from resilient_routing.testing import FakeClock
+
+
+class Down(Exception):
+    pass
+
+
+@pytest.fixture
+def deadline_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Drive the deadline clock of sync routing by hand."""
+    clock = FakeClock(500.0)
+    monkeypatch.setattr(_call, "_monotonic", clock)
+    return clock
+
+
+def test_routing_timeout_error_is_a_timeout_error() -> None:
+    """RoutingTimeoutError is both a RoutingError and a TimeoutError."""
+    assert issubclass(RoutingTimeoutError, RoutingError)
+    assert issubclass(RoutingTimeoutError, TimeoutError)
+
+
+def test_sync_no_attempt_starts_past_the_deadline(deadline_clock: FakeClock) -> None:
+    """Sync: an attempt never starts past timeout, the terminus included."""
+    calls: list[str] = []
+
+    @routed(providers=["a", "b", "c"], timeout=10, cooldown=None)
+    def call(provider: str) -> str:
+        calls.append(provider)
+        deadline_clock.advance(6)
+        raise Down(provider)
+
+    with pytest.raises(RoutingTimeoutError) as info:
+        call()
+    assert calls == ["a", "b"]
+    assert [n for n, _ in info.value.failures] == ["a", "b"]
+    assert info.value.timeout == 10
+    assert isinstance(info.value.__cause__, Down)
+    assert str(info.value) == "routing timed out after 10 s (2 failed attempts)"
+
+
+def test_sync_within_deadline_succeeds(deadline_clock: FakeClock) -> None:
+    """A call that succeeds before the deadline is unaffected by it."""
+
+    def fn(provider: str) -> str:
+        deadline_clock.advance(4)
+        if provider == "a":
+            raise Down()
+        return provider
+
+    assert execute(["a", "b"], fn, timeout=10, cooldown=None).provider == "b"
+
+
+def test_sync_attempt_timeout_refused() -> None:
+    """attempt_timeout cannot interrupt sync code: refused with the reason."""
+    with pytest.raises(InvalidConfigError, match="attempt_timeout needs an async"):
+
+        @routed(providers=["a"], attempt_timeout=1)
+        def call(provider: str) -> str:
+            return provider
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), "1", True])
+def test_timeouts_validated(bad: object) -> None:
+    """Timeouts must be positive numbers of seconds."""
+    with pytest.raises(InvalidConfigError, match="timeout"):
+        routed(providers=["a"], timeout=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidConfigError, match="attempt_timeout"):
+        routed(providers=["a"], attempt_timeout=bad)  # type: ignore[arg-type]
+
+
+async def test_async_attempt_timeout_falls_over(clock: FakeClock) -> None:
+    """Async: an attempt past attempt_timeout is cancelled and falls over, counted as failed."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)
+    cancelled: list[str] = []
+
+    @routed(providers=["slow", "fast"], attempt_timeout=0.02, cooldown=tracker)
+    async def call(provider: str) -> str:
+        if provider == "slow":
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.append(provider)
+                raise
+        return provider
+
+    result = await call.execute()
+    assert result.provider == "fast"
+    assert isinstance(result.failures[0][1], TimeoutError)
+    assert cancelled == ["slow"]
+    assert not tracker.is_available("slow")
+
+
+async def test_async_attempt_timeout_can_be_kept_out_of_cooldown(clock: FakeClock) -> None:
+    """cooldown_on can leave timed-out attempts uncounted."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)
+
+    @routed(
+        providers=["slow", "fast"],
+        attempt_timeout=0.02,
+        cooldown=tracker,
+        cooldown_on=lambda e: not isinstance(e, TimeoutError),
+    )
+    async def call(provider: str) -> str:
+        if provider == "slow":
+            await asyncio.sleep(60)
+        return provider
+
+    assert await call() == "fast"
+    assert tracker.is_available("slow")
+
+
+async def test_async_whole_timeout_raises_and_records_nothing(clock: FakeClock) -> None:
+    """Async: running out of timeout cancels the attempt, raises, and records no failure."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)
+    calls: list[str] = []
+
+    @routed(providers=["a", "b", "c"], timeout=0.05, cooldown=tracker)
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        if provider == "a":
+            raise Down()
+        await asyncio.sleep(60)
+        return provider
+
+    with pytest.raises(RoutingTimeoutError) as info:
+        await call()
+    assert calls == ["a", "b"]
+    assert [n for n, _ in info.value.failures] == ["a"]
+    assert tracker.is_available("b"), "the caller's deadline is not the provider's failure"
+    assert not tracker.is_available("a")
+
+
+async def test_async_provider_timeout_error_is_an_ordinary_failure() -> None:
+    """A TimeoutError raised by the provider itself (not our deadline) falls over."""
+
+    @routed(providers=["a", "b"], timeout=5, cooldown=None)
+    async def call(provider: str) -> str:
+        if provider == "a":
+            raise TimeoutError("upstream read timeout")
+        return provider
+
+    assert await call() == "b"
+
+
+async def test_async_attempt_timeout_bounded_by_whole_timeout() -> None:
+    """When the call's deadline comes before attempt_timeout, RoutingTimeoutError is raised."""
+
+    @routed(providers=["a", "b"], timeout=0.03, attempt_timeout=10, cooldown=None)
+    async def call(provider: str) -> str:
+        await asyncio.sleep(60)
+        return provider
+
+    with pytest.raises(RoutingTimeoutError):
+        await call()

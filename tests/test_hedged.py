@@ -1,0 +1,205 @@
+"""Hedged routing: parallel attempts after a delay, the first success wins."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from resilient_routing import (
+    AllProvidersFailedError,
+    InMemoryCooldownTracker,
+    InvalidConfigError,
+    RoutingTimeoutError,
+    routed,
+)
+from resilient_routing.strategies import Hedged
+from resilient_routing.testing import FakeClock
+
+
+class Down(Exception):
+    pass
+
+
+async def test_async_slow_first_is_hedged_and_cancelled() -> None:
+    """The second provider starts after the delay and wins; the first is cancelled before return."""
+    cancelled: list[str] = []
+
+    @routed(providers=["slow", "fast", "t"], strategy=Hedged(delay=0.01), cooldown=None)
+    async def call(provider: str) -> str:
+        if provider == "slow":
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.append(provider)
+                raise
+        return provider
+
+    before = asyncio.all_tasks()
+    result = await call.execute()
+    assert result.provider == "fast" and result.hedges == ("fast",) and result.attempt == 2
+    assert cancelled == ["slow"], "the loser was cancelled before the call returned"
+    assert asyncio.all_tasks() == before, "no task left running"
+
+
+async def test_async_fast_first_starts_nothing_else() -> None:
+    """A first provider answering within the delay is the only call."""
+    calls: list[str] = []
+
+    @routed(providers=["a", "b"], strategy=Hedged(delay=5), cooldown=None)
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        return provider
+
+    result = await call.execute()
+    assert calls == ["a"] and result.hedges == ()
+
+
+async def test_async_failure_falls_over_at_once() -> None:
+    """A failure starts the next provider without waiting for the hedge delay."""
+
+    @routed(providers=["a", "b"], strategy=Hedged(delay=30), cooldown=None)
+    async def call(provider: str) -> str:
+        if provider == "a":
+            raise Down()
+        return provider
+
+    async with asyncio.timeout(5):
+        result = await call.execute()
+    assert result.provider == "b" and result.hedges == () and result.failures[0][0] == "a"
+
+
+async def test_async_all_fail(clock: FakeClock) -> None:
+    """All attempts failing ends in AllProvidersFailedError, each failure recorded once."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)
+
+    @routed(providers=["a", "b", "t"], strategy=Hedged(delay=0, max_hedges=2), cooldown=tracker)
+    async def call(provider: str) -> str:
+        await asyncio.sleep(0.01)
+        raise Down(provider)
+
+    with pytest.raises(AllProvidersFailedError) as info:
+        await call()
+    assert sorted(n for n, _ in info.value.failures) == ["a", "b", "t"]
+    assert not tracker.is_available("a") and not tracker.is_available("b")
+
+
+async def test_async_cancelling_the_call_cancels_every_attempt() -> None:
+    """Cancelling a hedged call leaves no attempt running."""
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    @routed(providers=["a", "b", "c"], strategy=Hedged(delay=0, max_hedges=2), cooldown=None)
+    async def call(provider: str) -> str:
+        if provider == "c":
+            started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(provider)
+            raise
+        return provider
+
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(call())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(cancelled) == ["a", "b", "c"]
+    assert asyncio.all_tasks() == before
+
+
+async def test_async_hedged_timeout() -> None:
+    """timeout= bounds a hedged call too."""
+
+    @routed(providers=["a", "b"], strategy=Hedged(delay=0.01), timeout=0.05, cooldown=None)
+    async def call(provider: str) -> str:
+        await asyncio.sleep(60)
+        return provider
+
+    with pytest.raises(RoutingTimeoutError):
+        await call()
+
+
+def test_sync_slow_first_is_abandoned_not_waited_for() -> None:
+    """Sync: the winner returns while the abandoned attempt is still running."""
+    release = threading.Event()
+    finished: list[str] = []
+
+    @routed(providers=["slow", "fast", "t"], strategy=Hedged(delay=0.01), cooldown=None)
+    def call(provider: str) -> str:
+        if provider == "slow":
+            release.wait(10)
+            finished.append(provider)
+        return provider
+
+    result = call.execute()
+    assert result.provider == "fast" and result.hedges == ("fast",)
+    assert finished == [], "the call returned without waiting for the slow attempt"
+    release.set()
+
+
+def test_sync_failure_falls_over_at_once() -> None:
+    """Sync: a failure starts the next provider without the delay."""
+
+    @routed(providers=["a", "b"], strategy=Hedged(delay=30), cooldown=None)
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise Down()
+        return provider
+
+    start = time.monotonic()
+    assert call() == "b"
+    assert time.monotonic() - start < 10
+
+
+def test_sync_bad_request_propagates() -> None:
+    """An exception outside fallback_on propagates from a hedged call too."""
+
+    @routed(providers=["a", "b"], strategy=Hedged(delay=1), fallback_on=Down, cooldown=None)
+    def call(provider: str) -> str:
+        raise KeyError(provider)
+
+    with pytest.raises(KeyError):
+        call()
+
+
+def test_sync_all_fail_and_max_hedges_in_flight() -> None:
+    """At most 1 + max_hedges attempts run at once; all failing raises."""
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+
+    @routed(providers=list("abcdef"), strategy=Hedged(delay=0, max_hedges=2), cooldown=None)
+    def call(provider: str) -> str:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.01)
+        with lock:
+            in_flight -= 1
+        raise Down(provider)
+
+    with pytest.raises(AllProvidersFailedError) as info:
+        call()
+    assert len(info.value.failures) == 6
+    assert peak <= 3
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"delay": -1}, "delay"), ({"delay": "x"}, "delay"), ({"max_hedges": 0}, "max_hedges")],
+)
+def test_hedged_validates(options: dict[str, object], message: str) -> None:
+    """Bad hedging options are refused."""
+    with pytest.raises(InvalidConfigError, match=message):
+        Hedged(**options)  # type: ignore[arg-type]
+
+
+def test_hedged_repr() -> None:
+    """The repr shows the options."""
+    assert repr(Hedged(delay=0.1, max_hedges=2)) == "Hedged(delay=0.1, max_hedges=2)"

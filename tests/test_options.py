@@ -1,0 +1,206 @@
+"""Per-call options beyond the seed: cooldown_on, max_attempts, retry_after, last_route."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+import tenacity
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
+
+from resilient_routing import (
+    AllProvidersFailedError,
+    InMemoryCooldownTracker,
+    InvalidConfigError,
+    last_route,
+    routed,
+    wait_for_recovery,
+)
+from resilient_routing.testing import FakeClock
+
+from .harness import Harness
+
+
+class Down(Exception):
+    pass
+
+
+class Slow(TimeoutError):
+    pass
+
+
+@pytest.fixture(params=["sync", "async"])
+def h(request: pytest.FixtureRequest) -> Harness:
+    return Harness(request.param)
+
+
+@pytest.fixture
+def tracker(clock: FakeClock) -> InMemoryCooldownTracker:
+    return InMemoryCooldownTracker(failure_threshold=1, cooldown=60, clock=clock)
+
+
+@pytest.fixture(params=["class", "tuple", "predicate"])
+def counts_down(request: pytest.FixtureRequest) -> Any:
+    """cooldown_on in its three forms: Down counts, a timeout does not."""
+    return {
+        "class": Down,
+        "tuple": (Down, KeyError),
+        "predicate": lambda exc: not isinstance(exc, TimeoutError),
+    }[request.param]
+
+
+def test_cooldown_on_decides_what_counts(
+    h: Harness, tracker: InMemoryCooldownTracker, counts_down: Any
+) -> None:
+    """A failure cooldown_on rejects falls over without cooling the provider down."""
+    call = h.routed({"a": Slow()}, providers=["a", "b"], cooldown=tracker, cooldown_on=counts_down)
+    assert call().provider == "b"
+    assert tracker.is_available("a")
+    call = h.routed({"a": Down()}, providers=["a", "b"], cooldown=tracker, cooldown_on=counts_down)
+    assert call().provider == "b"
+    assert not tracker.is_available("a")
+
+
+def test_cooldown_on_default_counts_every_fall_over(
+    h: Harness, tracker: InMemoryCooldownTracker
+) -> None:
+    """Without cooldown_on, every failure that falls over counts (the seed's behaviour)."""
+    h.routed({"a": Slow()}, providers=["a", "b"], cooldown=tracker)()
+    assert not tracker.is_available("a")
+
+
+def test_max_attempts_keeps_the_last_slot_for_the_terminus(h: Harness) -> None:
+    """max_attempts=2 tries the first provider, then jumps to the terminus."""
+    failing: dict[str, object] = {n: Down() for n in "abct"}
+    with pytest.raises(AllProvidersFailedError) as info:
+        h.routed(failing, providers=["a", "b", "c", "t"], max_attempts=2, cooldown=None)()
+    assert h.calls == ["a", "t"]
+    assert [n for n, _ in info.value.failures] == ["a", "t"]
+    h.calls.clear()
+    del failing["t"]
+    result = h.routed(failing, providers=["a", "b", "c", "t"], max_attempts=3, cooldown=None)()
+    assert h.calls == ["a", "b", "t"] and result.provider == "t" and result.attempt == 3
+
+
+def test_max_attempts_counts_calls_not_skips(h: Harness, tracker: InMemoryCooldownTracker) -> None:
+    """Providers skipped for cooldown take no slot."""
+    tracker.record_failure("a", Down())
+    result = h.routed(
+        {"b": Down()}, providers=["a", "b", "c", "t"], max_attempts=2, cooldown=tracker
+    )()
+    assert h.calls == ["b", "t"] and result.skipped == ("a",)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_max_attempts_validated(bad: object) -> None:
+    """max_attempts must be an int >= 1."""
+    with pytest.raises(InvalidConfigError, match="max_attempts"):
+        routed(providers=["a"], max_attempts=bad)  # type: ignore[arg-type]
+
+
+def test_retry_after_is_time_to_first_recovery(
+    h: Harness, tracker: InMemoryCooldownTracker, clock: FakeClock
+) -> None:
+    """AllProvidersFailedError.retry_after: seconds until the first provider leaves cooldown."""
+    tracker.record_failure("a", Down())
+    clock.advance(20)
+    with pytest.raises(AllProvidersFailedError) as info:
+        h.routed({"b": Down(), "t": Down()}, providers=["a", "b", "t"], cooldown=tracker)()
+    assert info.value.retry_after == pytest.approx(40)
+
+
+def test_retry_after_none_when_nothing_cools(h: Harness) -> None:
+    """Without a cooling provider (or a tracker) retry_after is None."""
+    with pytest.raises(AllProvidersFailedError) as info:
+        h.routed({"a": Down()}, providers=["a"], cooldown=None)()
+    assert info.value.retry_after is None
+
+
+def test_wait_for_recovery_waits_exactly_retry_after(tracker: InMemoryCooldownTracker) -> None:
+    """@retry(wait=wait_for_recovery()) over @routed sleeps until the first recovery."""
+    slept: list[float] = []
+    outcomes = iter([Down(), Down(), "ok"])
+
+    @retry(
+        wait=wait_for_recovery(),
+        stop=stop_after_attempt(3),
+        sleep=slept.append,
+        retry=retry_if_exception_type(AllProvidersFailedError),
+    )
+    @routed(providers=["a", "t"], cooldown=tracker, exempt={"t"})
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise Down()
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert call() == "ok"
+    assert slept == [pytest.approx(60), pytest.approx(60)]
+
+
+def test_wait_for_recovery_fallback_and_cap() -> None:
+    """Without a known recovery it uses the fallback wait; it never exceeds max."""
+    wait = wait_for_recovery(fallback=tenacity.wait_fixed(3), max=10)
+    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.set_exception((ValueError, ValueError("x"), None))
+    assert wait(state) == 3
+    state.set_exception(
+        (AllProvidersFailedError, AllProvidersFailedError([], 1, retry_after=99.0), None)
+    )
+    assert wait(state) == 10
+    with pytest.raises(InvalidConfigError, match="max"):
+        wait_for_recovery(max=-1)
+
+
+def test_last_route_after_plain_call() -> None:
+    """last_route() tells which provider served the plain call that just returned."""
+
+    @routed(providers=["a", "b"], cooldown=None)
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise Down()
+        return provider
+
+    assert call() == "b"
+    route = last_route()
+    assert route is not None
+    assert route.provider == "b" and route.attempt == 2 and route.failures[0][0] == "a"
+    assert route is last_route()
+
+
+def test_last_route_is_per_thread() -> None:
+    """Another thread sees its own last route (None before any)."""
+
+    @routed(providers=["a"], cooldown=None)
+    def call(provider: str) -> str:
+        return provider
+
+    call()
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(last_route()))
+    thread.start()
+    thread.join()
+    assert seen == [None]
+
+
+async def test_last_route_is_per_task() -> None:
+    """Concurrent tasks each see the route of their own call."""
+
+    @routed(providers=lambda: ["x", "y"], cooldown=None)
+    async def call(provider: str, fail: bool) -> str:
+        await asyncio.sleep(0)
+        if fail and provider == "x":
+            raise Down()
+        return provider
+
+    async def one(fail: bool) -> str | None:
+        await call(fail)
+        await asyncio.sleep(0)
+        route = last_route()
+        return None if route is None else route.provider
+
+    assert await asyncio.gather(one(True), one(False)) == ["y", "x"]
