@@ -222,7 +222,7 @@ SCRIPTS = st.lists(st.booleans(), min_size=1, max_size=7)
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=st.sampled_from(sorted(set(available_strategies()) - {"hedged"})), failing=SCRIPTS)
+@given(name=st.sampled_from(available_strategies()), failing=SCRIPTS)
 def test_every_strategy_calls_listed_providers_once_and_ends_on_terminus(
     name: str, failing: list[bool]
 ) -> None:
