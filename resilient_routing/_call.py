@@ -7,15 +7,31 @@ only call providers and trackers and hand the outcomes to a ``Call``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from time import perf_counter
+from typing import Any, Literal, TypeVar
 
 import tenacity
 
 from . import _config
+from ._events import (
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    CallFinished,
+    CallStarted,
+    CooldownStarted,
+    Listener,
+    ProviderSkipped,
+    RoutingEvent,
+    RoutingExhausted,
+    TerminusUsed,
+    notify,
+)
 from ._exceptions import AllProvidersFailedError, InvalidConfigError, RoutingTimeoutError
 from ._providers import read_providers
 from ._result import RouteResult
@@ -33,6 +49,9 @@ _WARNING = logging.WARNING
 _monotonic = time.monotonic
 
 _last: ContextVar[Call | None] = ContextVar("resilient_routing_last_route", default=None)
+
+#: Numbers routed calls for listeners; next() on a count is atomic under the GIL.
+_call_ids = itertools.count(1)
 
 
 def last_route() -> RouteResult[Any] | None:
@@ -62,11 +81,14 @@ class Call:
 
     __slots__ = (
         "_result",
+        "_terminus_cooling",
         "attempt",
+        "call_id",
         "deadline",
         "exempt",
         "failures",
         "hedges",
+        "listeners",
         "logger",
         "n",
         "names",
@@ -89,6 +111,52 @@ class Call:
         self.hedges: tuple[str, ...] = ()
         self.winner: tuple[int, Any, float] | None = None
         self._result: RouteResult[Any] | None = None
+        own, shared = route.listeners, _config._current.listeners
+        self.listeners: tuple[Listener, ...] = own + shared if own and shared else own or shared
+        self.call_id = next(_call_ids) if self.listeners else 0
+        self._terminus_cooling = False
+
+    def emit(self, event_type: type[RoutingEvent], i: int | None, **fields: Any) -> None:
+        """Tell the listeners.
+
+        Callers check ``self.listeners`` first: events cost nothing when nobody listens.
+        """
+        notify(
+            self.listeners,
+            event_type(
+                call_id=self.call_id,
+                function=self.route.name,
+                provider=None if i is None else self.names[i],
+                attempt=self.attempt,
+                time=time.monotonic(),
+                **fields,
+            ),
+        )
+
+    def call_started(self) -> None:
+        """Tell the listeners the call starts."""
+        self.emit(
+            CallStarted,
+            None,
+            providers=self.names,
+            strategy=type(self.route.strategy).__name__,
+        )
+
+    def call_finished(self, exc: BaseException | None, started: float) -> None:
+        """Tell the listeners how the call ended (``exc``: what it raised, if anything)."""
+        outcome: Literal["success", "exhausted", "timeout", "propagated", "cancelled"]
+        if exc is None:
+            outcome = "success"
+        elif isinstance(exc, AllProvidersFailedError):
+            outcome = "exhausted"
+        elif isinstance(exc, RoutingTimeoutError):
+            outcome = "timeout"
+        elif isinstance(exc, Exception):
+            outcome = "propagated"
+        else:
+            outcome = "cancelled"
+        winner = None if self.winner is None or exc is not None else self.winner[0]
+        self.emit(CallFinished, winner, outcome=outcome, duration=perf_counter() - started)
 
     # -- which provider next -------------------------------------------------------------
 
@@ -148,9 +216,12 @@ class Call:
                 cooldown_remaining=remaining,
                 attempt=self.attempt + 1,
             )
+            self._terminus_cooling = True
             return True
         self.skipped.append(self.names[i])
         self._log(_DEBUG, "skipping provider in cooldown", i, cooldown_remaining=remaining)
+        if self.listeners:
+            self.emit(ProviderSkipped, i, cooldown_remaining=remaining)
         return False
 
     def starting(self, i: int) -> None:
@@ -167,6 +238,10 @@ class Call:
         hook = self.route.on_attempt_start
         if hook is not None:
             hook(self.names[i])
+        if self.listeners:
+            if self.n > 1 and self.is_terminus(i):
+                self.emit(TerminusUsed, i, in_cooldown=self._terminus_cooling)
+            self.emit(AttemptStarted, i)
 
     def attempt_budget(self) -> tuple[float, bool] | None:
         """Return the seconds the next attempt may take, or None when unbounded.
@@ -184,10 +259,14 @@ class Call:
 
     # -- outcomes ------------------------------------------------------------------------
 
-    def classify(self, raised: Exception) -> Exception | None:
+    def classify(self, i: int, raised: Exception, latency: float) -> Exception | None:
         """Return the exception a failure is judged by, or None when it must propagate."""
         exc = judged(raised)
-        return exc if self.route.fallback_on(exc) else None
+        if self.route.fallback_on(exc):
+            return exc
+        if self.listeners:
+            self.emit(AttemptFailed, i, exception=exc, classification="propagated", latency=latency)
+        return None
 
     def records(self, i: int, exc: Exception) -> bool:
         """Whether a failure of provider ``i`` counts toward its cooldown."""
@@ -211,8 +290,12 @@ class Call:
             attempt=self.attempt,
             cooldown_remaining=remaining,
         )
+        if self.listeners:
+            self.emit(CooldownStarted, i, duration=remaining)
 
-    def failed(self, i: int, raised: Exception, exc: Exception) -> bool:
+    def failed(
+        self, i: int, raised: Exception, exc: Exception, counted: bool, latency: float
+    ) -> bool:
         """Log a failed attempt; return True when the runner must re-raise it as it is.
 
         ``raised`` is what the provider raised, ``exc`` what it is judged by (they differ for
@@ -228,6 +311,14 @@ class Call:
             error_type=type(exc).__name__,
             error=str(exc),
         )
+        if self.listeners:
+            self.emit(
+                AttemptFailed,
+                i,
+                exception=exc,
+                classification="counted" if counted else "fell_over",
+                latency=latency,
+            )
         if route.single_attempt:
             note = f"resilient_routing: raised by provider {name!r}"
             if note not in getattr(raised, "__notes__", ()):
@@ -244,6 +335,8 @@ class Call:
             )
         self.winner = (i, response, latency)
         _last.set(self)
+        if self.listeners:
+            self.emit(AttemptSucceeded, i, latency=latency)
         return self.route_result() if want_result else response
 
     def route_result(self) -> RouteResult[Any]:
@@ -272,6 +365,13 @@ class Call:
         """
         cooling = [r for r in remaining if r > 0]
         error = AllProvidersFailedError(self.failures, self.n, min(cooling) if cooling else None)
+        if self.listeners:
+            self.emit(
+                RoutingExhausted,
+                None,
+                failures=error.failures,
+                retry_after=error.retry_after,
+            )
         error.__cause__ = self.failures[-1][1] if self.failures else None
         error.__suppress_context__ = True
         return error

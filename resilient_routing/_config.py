@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from ._events import Listener
 from ._exceptions import InvalidConfigError
 from ._memory import InMemoryCooldownTracker
 from ._tracker import AsyncCooldownTracker, CooldownTracker
@@ -39,11 +40,13 @@ class Config:
         cooldown: the tracker routed functions use when they name none (None: no tracking).
         exempt_providers: names never put into cooldown, unless a function names its own set.
         logger: the logger routed functions use when they name none.
+        listeners: event listeners of every routed function (beside each one's own).
     """
 
     cooldown: AnyTracker | None
     exempt_providers: frozenset[str]
     logger: logging.Logger
+    listeners: tuple[Listener, ...] = ()
 
 
 _lock = threading.Lock()
@@ -94,6 +97,23 @@ def check_names(names: object, option: str) -> frozenset[str]:
     return result
 
 
+def check_listeners(listeners: object, option: str) -> tuple[Listener, ...]:
+    """Return ``listeners`` as a tuple of objects with an ``on_event`` method.
+
+    Raises:
+        InvalidConfigError: not a collection of listeners.
+    """
+    if not isinstance(listeners, Iterable) or isinstance(listeners, (str, bytes)):
+        raise InvalidConfigError(f"{option} must be a list of listeners, got {listeners!r}")
+    result = tuple(listeners)
+    for listener in result:
+        if not callable(getattr(listener, "on_event", None)):
+            raise InvalidConfigError(
+                f"{option} must hold listeners with an on_event(event) method, got {listener!r}"
+            )
+    return result
+
+
 def check_logger(logger: object, option: str) -> logging.Logger:
     """Return ``logger`` if it is a ``logging.Logger``.
 
@@ -110,6 +130,7 @@ def configure(
     cooldown: AnyTracker | Literal[Unset.UNSET] | None = UNSET,
     exempt_providers: Iterable[str] | Literal[Unset.UNSET] = UNSET,
     logger: logging.Logger | Literal[Unset.UNSET] = UNSET,
+    listeners: Iterable[Listener] | Literal[Unset.UNSET] = UNSET,
 ) -> Config:
     """Change the global configuration; options not given keep their value.
 
@@ -120,6 +141,7 @@ def configure(
             None to track no cooldowns by default.
         exempt_providers: names that never enter cooldown (their failures are not recorded).
         logger: the default logger of routed functions.
+        listeners: event listeners of every routed function (``resilient_routing.events``).
 
     Returns:
         The new configuration.
@@ -139,6 +161,9 @@ def configure(
             logger=_current.logger
             if logger is UNSET
             else check_logger(logger, "configure(logger=...)"),
+            listeners=_current.listeners
+            if listeners is UNSET
+            else check_listeners(listeners, "configure(listeners=...)"),
         )
         _current = new
     return new

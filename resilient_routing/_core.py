@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from ._call import Call
 from ._config import UNSET, AnyTracker, Unset
+from ._events import Listener
 from ._hedge import run_hedged_async, run_hedged_sync
 from ._result import RouteResult
 from ._route import ExceptionFilter, Route
@@ -33,6 +34,27 @@ def run_sync(
 ) -> Any:
     """Route one sync call; return the response, or a RouteResult when ``want_result``."""
     call = Call(route)
+    if not call.listeners:
+        return _route_sync(call, fn, args, kwargs, want_result)
+    started = perf_counter()
+    call.call_started()
+    try:
+        result = _route_sync(call, fn, args, kwargs, want_result)
+    except BaseException as exc:
+        call.call_finished(exc, started)
+        raise
+    call.call_finished(None, started)
+    return result
+
+
+def _route_sync(
+    call: Call,
+    fn: Callable[..., T],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    want_result: bool,
+) -> Any:
+    route = call.route
     if route.hedge_delay is not None:
         return run_hedged_sync(call, fn, args, kwargs, want_result)
     tracker = route.tracker()
@@ -53,11 +75,14 @@ def run_sync(
             response = fn(call.providers[i], *args, **kwargs)
             ok = True
         except Exception as raised:
-            exc = call.classify(raised)
+            latency = perf_counter() - start
+            exc = call.classify(i, raised, latency)
             if exc is None:
                 raise
-            single = call.failed(i, raised, exc)
-            if tracker is not None and call.records(i, exc) and tracker.record_failure(name, exc):
+            counted = tracker is not None and call.records(i, exc)
+            started = counted and tracker.record_failure(name, exc)
+            single = call.failed(i, raised, exc, counted, latency)
+            if started:
                 call.cooling_started(i, tracker.cooldown_remaining(name))
             if single:
                 raise
@@ -83,6 +108,27 @@ async def run_async(
 ) -> Any:
     """Route one async call; return the response, or a RouteResult when ``want_result``."""
     call = Call(route)
+    if not call.listeners:
+        return await _route_async(call, fn, args, kwargs, want_result)
+    started = perf_counter()
+    call.call_started()
+    try:
+        result = await _route_async(call, fn, args, kwargs, want_result)
+    except BaseException as exc:
+        call.call_finished(exc, started)
+        raise
+    call.call_finished(None, started)
+    return result
+
+
+async def _route_async(
+    call: Call,
+    fn: Callable[..., Awaitable[T]],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    want_result: bool,
+) -> Any:
+    route = call.route
     if route.hedge_delay is not None:
         return await run_hedged_async(call, fn, args, kwargs, want_result)
     tracker = route.tracker()
@@ -112,15 +158,14 @@ async def run_async(
             if scope is not None and scope.expired() and budget is not None and budget[1]:
                 # The caller's deadline, not the provider, ended this attempt: not recorded.
                 raise call.timed_out() from raised
-            exc = call.classify(raised)
+            latency = perf_counter() - start
+            exc = call.classify(i, raised, latency)
             if exc is None:
                 raise
-            single = call.failed(i, raised, exc)
-            if (
-                tracker is not None
-                and call.records(i, exc)
-                and await tracker.record_failure(name, exc)
-            ):
+            counted = tracker is not None and call.records(i, exc)
+            started = counted and await tracker.record_failure(name, exc)
+            single = call.failed(i, raised, exc, counted, latency)
+            if started:
                 call.cooling_started(i, await tracker.cooldown_remaining(name))
             if single:
                 raise
@@ -148,6 +193,7 @@ def execute(
     cooldown_on: ExceptionFilter | None = None,
     timeout: float | None = None,
     max_attempts: int | None = None,
+    listeners: Iterable[Listener] | None = None,
     logger: logging.Logger | None = None,
 ) -> RouteResult[T]:
     """Call ``fn(provider)`` across ``providers`` with ``strategy``; return a RouteResult.
@@ -169,8 +215,10 @@ def execute(
         cooldown_on=cooldown_on,
         timeout=timeout,
         max_attempts=max_attempts,
+        listeners=listeners,
         logger=logger,
         is_async=False,
+        name=getattr(fn, "__qualname__", type(fn).__name__),
     )
     result: RouteResult[T] = run_sync(route, fn, (), {}, True)
     return result
@@ -188,6 +236,7 @@ async def execute_async(
     timeout: float | None = None,
     attempt_timeout: float | None = None,
     max_attempts: int | None = None,
+    listeners: Iterable[Listener] | None = None,
     logger: logging.Logger | None = None,
 ) -> RouteResult[T]:
     """Await ``fn(provider)`` across ``providers`` with ``strategy``; return a RouteResult.
@@ -204,8 +253,10 @@ async def execute_async(
         timeout=timeout,
         attempt_timeout=attempt_timeout,
         max_attempts=max_attempts,
+        listeners=listeners,
         logger=logger,
         is_async=True,
+        name=getattr(fn, "__qualname__", type(fn).__name__),
     )
     result: RouteResult[T] = await run_async(route, fn, (), {}, True)
     return result

@@ -12,6 +12,7 @@ import wrapt
 
 from ._config import UNSET, AnyTracker, Unset, check_tracker
 from ._core import run_async, run_sync
+from ._events import Listener
 from ._exceptions import InvalidConfigError
 from ._result import RouteResult
 from ._route import ExceptionFilter, Route, _seconds
@@ -208,7 +209,8 @@ class _Decorator:
         if not callable(target):
             raise InvalidConfigError(f"@routed(...) decorates a function, got {fn!r}")
         is_async = inspect.iscoroutinefunction(target)
-        route = Route(is_async=is_async, **self._options)
+        name = getattr(target, "__qualname__", type(target).__name__)
+        route = Route(is_async=is_async, name=name, **self._options)
         signature = _visible_signature(target, kind)
         if is_async:
 
@@ -240,6 +242,7 @@ def routed(
     timeout: float | None = None,
     attempt_timeout: float | None = None,
     max_attempts: int | None = None,
+    listeners: Iterable[Listener] | None = None,
     logger: logging.Logger | None = None,
 ) -> _Decorator:
     """Route calls of the decorated function across ``providers``.
@@ -267,6 +270,8 @@ def routed(
             that falls over.
         max_attempts: the most providers called per call, the terminus included: the last
             slot is always the terminus's.
+        listeners: event listeners of this function (beside the global ones); see
+            ``resilient_routing.events``.
         logger: default ``logging.getLogger("resilient_routing")`` (or ``configure(logger=)``).
 
     Raises:
@@ -283,6 +288,7 @@ def routed(
         "timeout": timeout,
         "attempt_timeout": attempt_timeout,
         "max_attempts": max_attempts,
+        "listeners": listeners,
         "logger": logger,
     }
     # Validate now so a typo fails at import time, not at the first call in production; what

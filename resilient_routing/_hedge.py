@@ -80,7 +80,7 @@ def run_hedged_sync(
     )
     names = call.names
     plan: Iterator[int] = iter(call.plan())
-    running: dict[concurrent.futures.Future[tuple[Any, float]], int] = {}
+    running: dict[concurrent.futures.Future[tuple[Any, float]], tuple[int, float]] = {}
     hedges: list[str] = []
 
     def launch() -> bool:
@@ -95,7 +95,7 @@ def run_hedged_sync(
             call.starting(i)
             if running:
                 hedges.append(name)
-            running[executor.submit(_timed_sync, call, fn, i, args, kwargs)] = i
+            running[executor.submit(_timed_sync, call, fn, i, args, kwargs)] = (i, perf_counter())
             return True
         return False
 
@@ -110,7 +110,7 @@ def run_hedged_sync(
             launch()
             continue
         for future in done:
-            i = running.pop(future)
+            i, start = running.pop(future)
             name = names[i]
             raised = future.exception()
             if raised is None:
@@ -121,11 +121,14 @@ def run_hedged_sync(
                 return call.succeeded(i, response, latency, want_result)
             if not isinstance(raised, Exception):
                 raise raised
-            exc = call.classify(raised)
+            latency = perf_counter() - start
+            exc = call.classify(i, raised, latency)
             if exc is None:
                 raise raised
-            single = call.failed(i, raised, exc)
-            if tracker is not None and call.records(i, exc) and tracker.record_failure(name, exc):
+            counted = tracker is not None and call.records(i, exc)
+            started = counted and tracker.record_failure(name, exc)
+            single = call.failed(i, raised, exc, counted, latency)
+            if started:
                 call.cooling_started(i, tracker.cooldown_remaining(name))
             if single:
                 raise raised
@@ -172,7 +175,7 @@ async def run_hedged_async(
     tracker = route.tracker()
     names = call.names
     plan: Iterator[int] = iter(call.plan())
-    running: dict[asyncio.Task[tuple[Any, float]], int] = {}
+    running: dict[asyncio.Task[tuple[Any, float]], tuple[int, float]] = {}
     hedges: list[str] = []
 
     async def launch() -> bool:
@@ -187,7 +190,8 @@ async def run_hedged_async(
             call.starting(i)
             if running:
                 hedges.append(name)
-            running[asyncio.ensure_future(_timed_async(call, fn, i, args, kwargs))] = i
+            task = asyncio.ensure_future(_timed_async(call, fn, i, args, kwargs))
+            running[task] = (i, perf_counter())
             return True
         return False
 
@@ -203,7 +207,7 @@ async def run_hedged_async(
                 await launch()
                 continue
             for task in done:
-                i = running.pop(task)
+                i, start = running.pop(task)
                 name = names[i]
                 raised = task.exception()
                 if raised is None:
@@ -214,15 +218,14 @@ async def run_hedged_async(
                     return call.succeeded(i, response, latency, want_result)
                 if not isinstance(raised, Exception):
                     raise raised
-                exc = call.classify(raised)
+                latency = perf_counter() - start
+                exc = call.classify(i, raised, latency)
                 if exc is None:
                     raise raised
-                single = call.failed(i, raised, exc)
-                if (
-                    tracker is not None
-                    and call.records(i, exc)
-                    and await tracker.record_failure(name, exc)
-                ):
+                counted = tracker is not None and call.records(i, exc)
+                started = counted and await tracker.record_failure(name, exc)
+                single = call.failed(i, raised, exc, counted, latency)
+                if started:
                     call.cooling_started(i, await tracker.cooldown_remaining(name))
                 if single:
                     raise raised

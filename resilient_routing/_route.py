@@ -10,6 +10,7 @@ from typing import Any
 
 from . import _config
 from ._config import UNSET, AnyTracker, Unset
+from ._events import Listener
 from ._exceptions import InvalidConfigError
 from ._providers import snapshot_providers
 from ._registry import get_strategy
@@ -112,9 +113,11 @@ class Route:
         "fallback_on",
         "hedge_delay",
         "is_async",
+        "listeners",
         "logger",
         "max_attempts",
         "max_hedges",
+        "name",
         "on_attempt_end",
         "on_attempt_start",
         "providers",
@@ -138,6 +141,8 @@ class Route:
         timeout: float | None = None,
         attempt_timeout: float | None = None,
         max_attempts: int | None = None,
+        listeners: Iterable[Listener] | None = None,
+        name: str = "",
     ) -> None:
         if isinstance(strategy, str):
             strategy = get_strategy(strategy)
@@ -184,6 +189,8 @@ class Route:
                 f"max_attempts must be an int >= 1 or None, got {max_attempts!r}"
             )
         self.max_attempts = max_attempts
+        self.listeners = _config.check_listeners(listeners or (), "listeners=")
+        self.name = name
         self._cached: tuple[object, Any] = (None, None)
 
     def tracker(self) -> Any:
