@@ -1,53 +1,88 @@
-"""Helpers for testing routed code: time you control.
+"""Helpers for testing routed code: fake time, scripted providers, faults, cooldown control.
 
 Example::
 
-    from resilient_routing import InMemoryCooldownTracker
-    from resilient_routing.testing import FakeClock
+    from resilient_routing import InMemoryCooldownTracker, configure
+    from resilient_routing.testing import FakeClock, force_cooldown
 
     clock = FakeClock()
-    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=30, clock=clock)
-    ...
-    clock.advance(30)   # the cooldown is over, without sleeping
+    tracker = InMemoryCooldownTracker(cooldown=30, clock=clock)
+    configure(cooldown=tracker)
+    force_cooldown(tracker, "gemini", 30)   # gemini is skipped now
+    clock.advance(30)                       # and available again, without sleeping
+
+With pytest, the ``routing_tracker``, ``routing_clock`` and ``routing_events`` fixtures are
+available once resilient_routing is installed (see :mod:`resilient_routing.pytest_plugin`).
 """
 
 from __future__ import annotations
 
-import math
-import threading
+from ._clock import FakeClock
+from ._faults import Fault, FaultInjector, InjectedFaultError, InjectedTimeoutError
+from ._scripted import Delayed, ScriptedProvider, ScriptExhaustedError
+from ._tracker import CooldownTracker
 
-__all__ = ["FakeClock"]
+__all__ = [
+    "Delayed",
+    "FakeClock",
+    "Fault",
+    "FaultInjector",
+    "InjectedFaultError",
+    "InjectedTimeoutError",
+    "ScriptExhaustedError",
+    "ScriptedProvider",
+    "assert_available",
+    "assert_cooling",
+    "clear_cooldown",
+    "force_cooldown",
+]
 
 
-class FakeClock:
-    """A monotonic clock that only moves when told to; pass it as a tracker's ``clock``.
+class _Forced(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"forced cooldown of {seconds} s")
+        self.retry_after = seconds
 
-    Args:
-        start: the initial reading, in seconds.
+
+def force_cooldown(tracker: CooldownTracker, name: str, seconds: float) -> None:
+    """Put ``name`` into cooldown for ``seconds`` (capped at the tracker's max_cooldown).
+
+    Works on any tracker that honours Retry-After, through its public methods.
     """
+    tracker.reset(name)
+    tracker.record_failure(name, _Forced(seconds))
 
-    __slots__ = ("_lock", "_now")
 
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = float(start)
-        self._lock = threading.Lock()
+def clear_cooldown(tracker: CooldownTracker, name: str | None = None) -> None:
+    """Forget the cooldown state of ``name``, or of every provider."""
+    tracker.reset(name)
 
-    def __call__(self) -> float:
-        """Return the current reading, in seconds."""
-        return self._now
 
-    def __repr__(self) -> str:
-        return f"FakeClock({self._now!r})"
+def assert_cooling(
+    tracker: CooldownTracker, name: str, seconds: float | None = None, *, tolerance: float = 1e-6
+) -> None:
+    """Assert that ``name`` is cooling down (for ``seconds`` more, when given).
 
-    def advance(self, seconds: float) -> float:
-        """Move the clock forward by ``seconds`` and return the new reading.
+    Raises:
+        AssertionError: it is available, or its remaining cooldown differs.
+    """
+    remaining = tracker.cooldown_remaining(name)
+    if tracker.is_available(name):
+        raise AssertionError(f"provider {name!r} is available, expected it to be cooling down")
+    if seconds is not None and abs(remaining - seconds) > tolerance:
+        raise AssertionError(
+            f"provider {name!r} cools down for {remaining:g} s more, expected {seconds:g} s"
+        )
 
-        Raises:
-            ValueError: ``seconds`` is negative or not finite (a monotonic clock never goes
-                back).
-        """
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"FakeClock.advance() takes seconds >= 0, got {seconds!r}")
-        with self._lock:
-            self._now += seconds
-            return self._now
+
+def assert_available(tracker: CooldownTracker, name: str) -> None:
+    """Assert that ``name`` is not cooling down.
+
+    Raises:
+        AssertionError: it is cooling down.
+    """
+    if not tracker.is_available(name):
+        raise AssertionError(
+            f"provider {name!r} is cooling down for {tracker.cooldown_remaining(name):g} s "
+            "more, expected it to be available"
+        )

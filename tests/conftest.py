@@ -12,6 +12,8 @@ from resilient_routing.testing import FakeClock
 
 from .trackers import Backend, memory_backend
 
+pytest_plugins = ["pytester"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -20,9 +22,19 @@ def fresh_config(clock: FakeClock) -> Iterator[InMemoryCooldownTracker]:
     """Give every test a fresh global tracker on a fake clock; restore the config after."""
     saved = get_config()
     tracker = InMemoryCooldownTracker(clock=clock)
-    configure(cooldown=tracker, exempt_providers=(), logger=logging.getLogger("resilient_routing"))
+    configure(
+        cooldown=tracker,
+        exempt_providers=(),
+        logger=logging.getLogger("resilient_routing"),
+        listeners=(),
+    )
     yield tracker
-    configure(cooldown=saved.cooldown, exempt_providers=saved.exempt_providers, logger=saved.logger)
+    configure(
+        cooldown=saved.cooldown,
+        exempt_providers=saved.exempt_providers,
+        logger=saved.logger,
+        listeners=saved.listeners,
+    )
 
 
 @pytest.fixture

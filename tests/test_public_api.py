@@ -20,7 +20,7 @@ from resilient_routing import (
 def test_all_is_sorted_and_complete() -> None:
     """__all__ lists every public name, sorted, and each resolves."""
     public = {n for n in dir(resilient_routing) if not n.startswith("_")}
-    modules = {"cooldown", "strategies", "testing"}
+    modules = {"contrib", "cooldown", "events", "pytest_plugin", "strategies", "testing"}
 
     def isort_style(name: str) -> tuple[int, str]:
         # Constants, then classes, then functions: the order ruff's RUF022 keeps.
