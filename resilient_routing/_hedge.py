@@ -109,7 +109,8 @@ def run_hedged_sync(
                 raise call.timed_out()
             launch()
             continue
-        for future in done:
+        # In launch order, so that outcomes landing together are judged reproducibly.
+        for future in sorted(done, key=running.__getitem__):
             i, start = running.pop(future)
             name = names[i]
             raised = future.exception()
@@ -206,7 +207,7 @@ async def run_hedged_async(
                     raise call.timed_out()
                 await launch()
                 continue
-            for task in done:
+            for task in sorted(done, key=running.__getitem__):
                 i, start = running.pop(task)
                 name = names[i]
                 raised = task.exception()
