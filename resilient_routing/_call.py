@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from time import perf_counter
 from typing import Any, Literal, TypeVar
 
 import tenacity
@@ -44,9 +42,6 @@ T = TypeVar("T")
 _DEBUG = logging.DEBUG
 _INFO = logging.INFO
 _WARNING = logging.WARNING
-
-#: Deadlines are read on this clock (asyncio's loop uses the same one).
-_monotonic = time.monotonic
 
 _last: ContextVar[Call | None] = ContextVar("resilient_routing_last_route", default=None)
 
@@ -107,7 +102,7 @@ class Call:
         self.failures: list[tuple[str, Exception]] = []
         self.skipped: list[str] = []
         self.exempt: frozenset[str] | None = None
-        self.deadline = None if route.timeout is None else _monotonic() + route.timeout
+        self.deadline = None if route.timeout is None else route.clock() + route.timeout
         self.hedges: tuple[str, ...] = ()
         self.winner: tuple[int, Any, float] | None = None
         self._result: RouteResult[Any] | None = None
@@ -128,7 +123,7 @@ class Call:
                 function=self.route.name,
                 provider=None if i is None else self.names[i],
                 attempt=self.attempt,
-                time=time.monotonic(),
+                time=self.route.clock(),
                 **fields,
             ),
         )
@@ -156,7 +151,7 @@ class Call:
         else:
             outcome = "cancelled"
         winner = None if self.winner is None or exc is not None else self.winner[0]
-        self.emit(CallFinished, winner, outcome=outcome, duration=perf_counter() - started)
+        self.emit(CallFinished, winner, outcome=outcome, duration=self.route.clock() - started)
 
     # -- which provider next -------------------------------------------------------------
 
@@ -230,7 +225,7 @@ class Call:
         Raises:
             RoutingTimeoutError: the call's ``timeout`` is over: no new attempt starts.
         """
-        if self.deadline is not None and _monotonic() >= self.deadline:
+        if self.deadline is not None and self.route.clock() >= self.deadline:
             raise self.timed_out()
         self.attempt += 1
         if self.logger.isEnabledFor(_DEBUG):
@@ -252,7 +247,7 @@ class Call:
         limit = self.route.attempt_timeout
         if self.deadline is None:
             return None if limit is None else (limit, False)
-        left = self.deadline - _monotonic()
+        left = self.deadline - self.route.clock()
         if limit is not None and limit < left:
             return (limit, False)
         return (max(left, 0.0), True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from time import perf_counter
 from typing import Any, Literal, TypeVar
 
 from ._call import Call
@@ -36,7 +35,7 @@ def run_sync(
     call = Call(route)
     if not call.listeners:
         return _route_sync(call, fn, args, kwargs, want_result)
-    started = perf_counter()
+    started = route.clock()
     call.call_started()
     try:
         result = _route_sync(call, fn, args, kwargs, want_result)
@@ -59,6 +58,7 @@ def _route_sync(
         return run_hedged_sync(call, fn, args, kwargs, want_result)
     tracker = route.tracker()
     on_end = route.on_attempt_end
+    clock = route.clock
     names = call.names
     for i in call.plan():
         name = names[i]
@@ -70,12 +70,12 @@ def _route_sync(
             continue
         call.starting(i)
         ok = False
-        start = perf_counter()
+        start = clock()
         try:
             response = fn(call.providers[i], *args, **kwargs)
             ok = True
         except Exception as raised:
-            latency = perf_counter() - start
+            latency = clock() - start
             exc = call.classify(i, raised, latency)
             if exc is None:
                 raise
@@ -89,8 +89,8 @@ def _route_sync(
             continue
         finally:
             if on_end is not None:
-                on_end(name, perf_counter() - start, ok)
-        latency = perf_counter() - start
+                on_end(name, clock() - start, ok)
+        latency = clock() - start
         if tracker is not None:
             tracker.record_success(name)
         return call.succeeded(i, response, latency, want_result)
@@ -110,7 +110,7 @@ async def run_async(
     call = Call(route)
     if not call.listeners:
         return await _route_async(call, fn, args, kwargs, want_result)
-    started = perf_counter()
+    started = route.clock()
     call.call_started()
     try:
         result = await _route_async(call, fn, args, kwargs, want_result)
@@ -133,6 +133,7 @@ async def _route_async(
         return await run_hedged_async(call, fn, args, kwargs, want_result)
     tracker = route.tracker()
     on_end = route.on_attempt_end
+    clock = route.clock
     names = call.names
     for i in call.plan():
         name = names[i]
@@ -146,7 +147,7 @@ async def _route_async(
         budget = call.attempt_budget()
         scope: asyncio.Timeout | None = None
         ok = False
-        start = perf_counter()
+        start = clock()
         try:
             if budget is None:
                 response = await fn(call.providers[i], *args, **kwargs)
@@ -158,7 +159,7 @@ async def _route_async(
             if scope is not None and scope.expired() and budget is not None and budget[1]:
                 # The caller's deadline, not the provider, ended this attempt: not recorded.
                 raise call.timed_out() from raised
-            latency = perf_counter() - start
+            latency = clock() - start
             exc = call.classify(i, raised, latency)
             if exc is None:
                 raise
@@ -172,8 +173,8 @@ async def _route_async(
             continue
         finally:
             if on_end is not None:
-                on_end(name, perf_counter() - start, ok)
-        latency = perf_counter() - start
+                on_end(name, clock() - start, ok)
+        latency = clock() - start
         if tracker is not None:
             await tracker.record_success(name)
         return call.succeeded(i, response, latency, want_result)

@@ -17,10 +17,9 @@ import concurrent.futures
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from time import perf_counter
 from typing import Any
 
-from ._call import Call, _monotonic
+from ._call import Call
 
 __all__ = ["run_hedged_async", "run_hedged_sync"]
 
@@ -45,7 +44,7 @@ def _wait_for(call: Call, in_flight: int) -> float | None:
     route = call.route
     wait = route.hedge_delay if in_flight <= route.max_hedges else None
     if call.deadline is not None:
-        left = max(call.deadline - _monotonic(), 0.0)
+        left = max(call.deadline - route.clock(), 0.0)
         wait = left if wait is None else min(wait, left)
     return wait
 
@@ -54,15 +53,16 @@ def _timed_sync(
     call: Call, fn: Callable[..., Any], i: int, args: Sequence[Any], kwargs: dict[str, Any]
 ) -> tuple[Any, float]:
     on_end = call.route.on_attempt_end
+    clock = call.route.clock
     ok = False
-    start = perf_counter()
+    start = clock()
     try:
         response = fn(call.providers[i], *args, **kwargs)
         ok = True
-        return response, perf_counter() - start
+        return response, clock() - start
     finally:
         if on_end is not None:
-            on_end(call.names[i], perf_counter() - start, ok)
+            on_end(call.names[i], clock() - start, ok)
 
 
 def run_hedged_sync(
@@ -95,7 +95,7 @@ def run_hedged_sync(
             call.starting(i)
             if running:
                 hedges.append(name)
-            running[executor.submit(_timed_sync, call, fn, i, args, kwargs)] = (i, perf_counter())
+            running[executor.submit(_timed_sync, call, fn, i, args, kwargs)] = (i, route.clock())
             return True
         return False
 
@@ -105,7 +105,7 @@ def run_hedged_sync(
             running, timeout=_wait_for(call, len(running)), return_when="FIRST_COMPLETED"
         )
         if not done:
-            if call.deadline is not None and _monotonic() >= call.deadline:
+            if call.deadline is not None and route.clock() >= call.deadline:
                 raise call.timed_out()
             launch()
             continue
@@ -122,7 +122,7 @@ def run_hedged_sync(
                 return call.succeeded(i, response, latency, want_result)
             if not isinstance(raised, Exception):
                 raise raised
-            latency = perf_counter() - start
+            latency = route.clock() - start
             exc = call.classify(i, raised, latency)
             if exc is None:
                 raise raised
@@ -149,8 +149,9 @@ async def _timed_async(
 ) -> tuple[Any, float]:
     on_end = call.route.on_attempt_end
     limit = call.route.attempt_timeout
+    clock = call.route.clock
     ok = False
-    start = perf_counter()
+    start = clock()
     try:
         if limit is None:
             response = await fn(call.providers[i], *args, **kwargs)
@@ -158,10 +159,10 @@ async def _timed_async(
             async with asyncio.timeout(limit):
                 response = await fn(call.providers[i], *args, **kwargs)
         ok = True
-        return response, perf_counter() - start
+        return response, clock() - start
     finally:
         if on_end is not None:
-            on_end(call.names[i], perf_counter() - start, ok)
+            on_end(call.names[i], clock() - start, ok)
 
 
 async def run_hedged_async(
@@ -192,7 +193,7 @@ async def run_hedged_async(
             if running:
                 hedges.append(name)
             task = asyncio.ensure_future(_timed_async(call, fn, i, args, kwargs))
-            running[task] = (i, perf_counter())
+            running[task] = (i, route.clock())
             return True
         return False
 
@@ -203,7 +204,7 @@ async def run_hedged_async(
                 running, timeout=_wait_for(call, len(running)), return_when="FIRST_COMPLETED"
             )
             if not done:
-                if call.deadline is not None and _monotonic() >= call.deadline:
+                if call.deadline is not None and route.clock() >= call.deadline:
                     raise call.timed_out()
                 await launch()
                 continue
@@ -219,7 +220,7 @@ async def run_hedged_async(
                     return call.succeeded(i, response, latency, want_result)
                 if not isinstance(raised, Exception):
                     raise raised
-                latency = perf_counter() - start
+                latency = route.clock() - start
                 exc = call.classify(i, raised, latency)
                 if exc is None:
                     raise raised

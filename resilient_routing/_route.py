@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,7 +18,11 @@ from ._registry import get_strategy
 from ._strategies import Strategy
 from ._tracker import CooldownTracker
 
-__all__ = ["ExceptionFilter", "Route"]
+__all__ = ["ExceptionFilter", "Route", "default_clock"]
+
+#: The clock of latencies, deadlines and event times (read when a route is built, so tests
+#: and the simulator can give another one).
+default_clock: Callable[[], float] = time.perf_counter
 
 #: What ``fallback_on=`` and ``cooldown_on=`` accept.
 ExceptionFilter = (
@@ -105,6 +110,7 @@ class Route:
     __slots__ = (
         "_cached",
         "attempt_timeout",
+        "clock",
         "cooldown",
         "cooldown_on",
         "exempt",
@@ -143,6 +149,7 @@ class Route:
         max_attempts: int | None = None,
         listeners: Iterable[Listener] | None = None,
         name: str = "",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if isinstance(strategy, str):
             strategy = get_strategy(strategy)
@@ -191,6 +198,7 @@ class Route:
         self.max_attempts = max_attempts
         self.listeners = _config.check_listeners(listeners or (), "listeners=")
         self.name = name
+        self.clock = clock or default_clock
         self._cached: tuple[object, Any] = (None, None)
 
     def tracker(self) -> Any:

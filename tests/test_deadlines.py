@@ -11,7 +11,7 @@ from resilient_routing import (
     InvalidConfigError,
     RoutingError,
     RoutingTimeoutError,
-    _call,
+    _route,
     execute,
     routed,
 )
@@ -26,7 +26,7 @@ class Down(Exception):
 def deadline_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """Drive the deadline clock of sync routing by hand."""
     clock = FakeClock(500.0)
-    monkeypatch.setattr(_call, "_monotonic", clock)
+    monkeypatch.setattr(_route, "default_clock", clock)
     return clock
 
 

@@ -1,0 +1,244 @@
+"""The command line: ``python -m resilient_routing`` (or ``resilient-routing``).
+
+Exit codes: 0 ok, 1 failure (Redis unreachable...), 2 usage error (bad arguments, bad
+scenario file). Errors go to stderr in one line that names the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+__all__ = ["main"]
+
+
+class _UsageError(Exception):
+    """A mistake of the user's: exit 2."""
+
+
+class _Failure(Exception):
+    """Something outside the user's arguments went wrong: exit 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resilient-routing",
+        description="Simulate routing strategies under outages; inspect live cooldowns.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sim = commands.add_parser(
+        "simulate",
+        help="run the real routing code against simulated providers on virtual time",
+        description="Compare routing configurations over a scenario of simulated traffic "
+        "and outages (a TOML file; the built-in default when omitted). Same seed, same numbers.",
+    )
+    sim.add_argument("scenario", nargs="?", help="a scenario TOML file (default: built-in)")
+    sim.add_argument("--seed", type=int, help="override the scenario's random seed")
+    sim.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim.add_argument("--plot", metavar="FILE.png", help="draw timelines per configuration")
+    sim.add_argument(
+        "--no-progress", action="store_true", help="no progress bar even on a terminal"
+    )
+
+    commands.add_parser("strategies", help="list the registered strategies")
+
+    for name, text in (
+        ("status", "show live cooldown state shared in Redis"),
+        ("reset", "clear cooldown state in Redis"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--redis", default="redis://127.0.0.1:6379/0", metavar="URL", help="Redis URL"
+        )
+        sub.add_argument("--prefix", default="resilient_routing", help="the trackers' key prefix")
+        if name == "status":
+            sub.add_argument("--json", action="store_true", help="print the state as JSON")
+        else:
+            target = sub.add_mutually_exclusive_group(required=True)
+            target.add_argument("provider", nargs="?", help="the provider to reset")
+            target.add_argument("--all", action="store_true", help="reset every provider")
+            sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled and stream.isatty()
+
+    def __call__(self, name: str, fraction: float) -> None:
+        if not self.enabled:
+            return
+        filled = int(fraction * 30)
+        self.stream.write(
+            f"\r{name[:24]:<24} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}"
+        )
+        if fraction >= 1:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from dataclasses import replace
+
+    from ._sim_report import as_json, plot, table
+    from ._sim_run import simulate
+    from ._sim_scenario import ScenarioError, default_scenario, load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
+    except ScenarioError as exc:
+        raise _UsageError(str(exc)) from exc
+    if args.seed is not None:
+        scenario = replace(scenario, seed=args.seed)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError as exc:
+            raise _UsageError(
+                "--plot needs matplotlib: pip install 'resilient-routing[cli]'"
+            ) from exc
+    results = simulate(scenario, _Progress(err, not args.no_progress))
+    if args.json:
+        out.write(json.dumps(as_json(scenario, results), indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(table(scenario, results) + "\n")
+    if args.plot:
+        plot(scenario, results, args.plot)
+        err.write(f"timelines written to {args.plot}\n")
+    return 0
+
+
+def _strategies(out: TextIO) -> int:
+    from ._registry import _factories, available_strategies
+
+    for name in available_strategies():
+        doc = (getattr(_factories[name], "__doc__", None) or "").strip().splitlines()
+        out.write(f"{name:<15} {doc[0] if doc else ''}\n")
+    return 0
+
+
+def _tracker(args: argparse.Namespace) -> Any:
+    try:
+        from ._redis import RedisCooldownTracker
+    except ImportError as exc:
+        raise _UsageError(
+            "status and reset need redis: pip install 'resilient-routing[redis]'"
+        ) from exc
+    try:
+        return RedisCooldownTracker.from_url(args.redis, prefix=args.prefix)
+    except ValueError as exc:
+        raise _UsageError(f"--redis {args.redis!r}: {exc}") from exc
+
+
+def _status(args: argparse.Namespace, out: TextIO) -> int:
+    tracker = _tracker(args)
+    try:
+        states = tracker.states()
+    except ConnectionError as exc:
+        raise _Failure(
+            f"cannot reach Redis at {args.redis}: {exc}; is the server running?"
+        ) from exc
+    finally:
+        tracker.close()
+    rows = [
+        {
+            "provider": s.name,
+            "state": "cooling down" if s.remaining > 0 else "available",
+            "cooldown_remaining_s": round(s.remaining, 3),
+            "consecutive_failures": s.failures,
+            "cooldown_level": s.level,
+        }
+        for s in states
+    ]
+    if args.json:
+        out.write(json.dumps({"prefix": args.prefix, "providers": rows}, indent=2) + "\n")
+        return 0
+    if not rows:
+        out.write(f"no provider state under prefix {args.prefix!r}\n")
+        return 0
+    from ._sim_report import _render
+
+    out.write(
+        _render(
+            ["provider", "state", "remaining", "failures", "level"],
+            [
+                [
+                    r["provider"],
+                    r["state"],
+                    f"{r['cooldown_remaining_s']:.1f}s",
+                    str(r["consecutive_failures"]),
+                    str(r["cooldown_level"]),
+                ]
+                for r in rows
+            ],
+        )
+        + "\n"
+    )
+    return 0
+
+
+def _reset(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    what = "every provider" if args.all else f"provider {args.provider!r}"
+    if not args.yes:
+        err.write(f"reset the cooldown state of {what} under prefix {args.prefix!r}? [y/N] ")
+        err.flush()
+        answer = stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            err.write("nothing reset\n")
+            return 1
+    tracker = _tracker(args)
+    try:
+        tracker.reset(None if args.all else args.provider, strict=True)
+    except ConnectionError as exc:
+        raise _Failure(
+            f"cannot reach Redis at {args.redis}: {exc}; is the server running?"
+        ) from exc
+    finally:
+        tracker.close()
+    out.write(f"reset {what}\n")
+    return 0
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    """Run the command line; return the exit code.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+        stdout: where results go (default ``sys.stdout``).
+        stderr: where errors and progress go (default ``sys.stderr``).
+        stdin: where confirmations are read (default ``sys.stdin``).
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed its usage message already
+        return int(exc.code or 0)
+    try:
+        if args.command == "simulate":
+            return _simulate(args, out, err)
+        if args.command == "strategies":
+            return _strategies(out)
+        if args.command == "status":
+            return _status(args, out)
+        return _reset(args, out, err, stdin or sys.stdin)
+    except _UsageError as exc:
+        err.write(f"error: {exc}\n")
+        return 2
+    except _Failure as exc:
+        err.write(f"error: {exc}\n")
+        return 1

@@ -1,0 +1,189 @@
+"""The command line: simulate, strategies, and the errors of each."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resilient_routing._cli import main
+
+SMALL = """
+name = "small"
+seed = 3
+duration = "5m"
+rate = 4
+
+[[providers]]
+name = "a"
+latency_median = 0.2
+latency_p95 = 0.5
+
+[[providers]]
+name = "t"
+latency_median = 0.4
+
+[[outages]]
+provider = "a"
+start = "1m"
+end = "2m"
+
+[[configs]]
+name = "fallback"
+
+[[configs]]
+name = "rr"
+strategy = "round_robin"
+"""
+
+
+def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err, stdin=io.StringIO(stdin))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL, encoding="utf-8")
+    return path
+
+
+def test_default_scenario_is_reproducible() -> None:
+    """Two runs of the built-in scenario with the same seed print identical JSON."""
+    code1, first, _ = run("simulate", "--json")
+    code2, second, _ = run("simulate", "--json")
+    assert code1 == code2 == 0
+    assert first == second
+    report = json.loads(first)
+    assert report["seed"] == 42 and report["duration_s"] == 3600
+    names = [c["name"] for c in report["configs"]]
+    assert names[0] == "fallback" and "hedged 1s" in names
+    fallback = report["configs"][0]
+    no_cooldown = report["configs"][1]
+    assert fallback["success_rate"] > 0.99
+    assert fallback["wasted_attempts"] < no_cooldown["wasted_attempts"] / 5
+    assert fallback["route_around_s"]["gemini@600s"] is not None
+    assert no_cooldown["route_around_s"]["gemini@600s"] is None
+
+
+def test_seed_changes_the_numbers(small: Path) -> None:
+    """--seed overrides the scenario's seed; another seed, other draws."""
+    _, one, _ = run("simulate", str(small), "--json", "--seed", "1")
+    _, two, _ = run("simulate", str(small), "--json", "--seed", "2")
+    assert json.loads(one)["seed"] == 1
+    assert json.loads(one)["configs"] != json.loads(two)["configs"]
+
+
+def test_table_output(small: Path) -> None:
+    """The default output is a readable comparison table."""
+    code, out, err = run("simulate", str(small))
+    assert code == 0 and err == ""
+    assert "scenario: small" in out
+    assert "config" in out and "p99" in out and "attempts/call" in out
+    assert "fallback" in out and "rr" in out
+    assert "a@60s" in out
+
+
+def test_plot_writes_a_png(small: Path, tmp_path: Path) -> None:
+    """--plot FILE.png draws the timelines."""
+    target = tmp_path / "timeline.png"
+    code, _, err = run("simulate", str(small), "--plot", str(target))
+    assert code == 0 and "timelines written" in err
+    data = target.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 10_000
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "rate = 'fast'\n[[providers]]\nname='a'\nlatency_median=1",
+            "rate: expected a number > 0, got 'fast'",
+        ),
+        ("[[providers]]\nname='a'", "providers[0].latency_median: missing"),
+        (
+            "[[providers]]\nname='a'\nlatency_median=1\nlatncy_p95=2",
+            "providers[0].latncy_p95: unknown key",
+        ),
+        (
+            "[[providers]]\nname='a'\nlatency_median=1\n[[outages]]\nprovider='b'\nstart=1\nend=2",
+            "outages[0].provider: expected one of 'a', got 'b'",
+        ),
+        (
+            "[[providers]]\nname='a'\nlatency_median=1\n[[outages]]\nprovider='a'\nstart='10m'\nend='5m'",
+            "outages[0].end: expected a time after start",
+        ),
+        (
+            "[[providers]]\nname='a'\nlatency_median=1\n[[configs]]\nname='x'\nstrategy='fastest'",
+            "configs[0].strategy: expected one of",
+        ),
+        (
+            "[[providers]]\nname='a'\nlatency_median=1\nerror_kind='404'",
+            "providers[0].error_kind: expected one of '5xx', '429', 'timeout'",
+        ),
+        (
+            "duration = '1 week'\n[[providers]]\nname='a'\nlatency_median=1",
+            "duration: expected seconds",
+        ),
+        ("this is = not toml =", "not valid TOML"),
+        ("seed = 1", "providers: expected at least one"),
+    ],
+)
+def test_bad_scenario_names_file_key_and_expectation(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """A bad scenario exits 2 with one line naming the file, the key and what was expected."""
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = run("simulate", str(path))
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {path}: ")
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_missing_scenario_file(tmp_path: Path) -> None:
+    """An unreadable file exits 2 and says so."""
+    code, _, err = run("simulate", str(tmp_path / "nope.toml"))
+    assert code == 2 and "cannot read the scenario" in err
+
+
+def test_usage_errors_exit_2() -> None:
+    """Unknown commands and options are usage errors."""
+    assert run("fly")[0] == 2
+    assert run("simulate", "--bogus")[0] == 2
+    assert run("reset", "--yes")[0] == 2, "reset needs a provider or --all"
+
+
+def test_strategies_lists_every_registered_one() -> None:
+    """Strategies prints one line per registered strategy."""
+    code, out, _ = run("strategies")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == sorted(line.split()[0] for line in lines)
+    assert any(line.startswith("fallback ") for line in lines)
+    assert len(lines) >= 8
+
+
+def test_module_entry_point(small: Path) -> None:
+    """Python -m resilient_routing runs the same command line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "resilient_routing", "simulate", str(small), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["scenario"] == "small"
+
+
+def test_reset_asks_for_confirmation() -> None:
+    """Reset without --yes asks; anything but yes resets nothing."""
+    code, out, err = run("reset", "--all", "--redis", "redis://127.0.0.1:1/0", stdin="n\n")
+    assert code == 1 and "[y/N]" in err and "nothing reset" in err and out == ""
