@@ -35,7 +35,7 @@ from ._providers import read_providers
 from ._result import RouteResult
 from ._route import Route
 
-__all__ = ["Call", "judged", "last_route"]
+__all__ = ["Call", "first_attempt_result", "judged", "last_route"]
 
 T = TypeVar("T")
 
@@ -43,7 +43,9 @@ _DEBUG = logging.DEBUG
 _INFO = logging.INFO
 _WARNING = logging.WARNING
 
-_last: ContextVar[Call | None] = ContextVar("resilient_routing_last_route", default=None)
+_last: ContextVar[Call | tuple[Route, tuple[str, ...], int, Any, float] | None] = ContextVar(
+    "resilient_routing_last_route", default=None
+)
 
 #: Numbers routed calls for listeners; next() on a count is atomic under the GIL.
 _call_ids = itertools.count(1)
@@ -56,8 +58,24 @@ def last_route() -> RouteResult[Any] | None:
     provider served it. ``None`` before any routed call returned in this context. A call that
     raises leaves the previous value in place.
     """
-    call = _last.get()
-    return None if call is None else call.route_result()
+    last = _last.get()
+    if last is None:
+        return None
+    if isinstance(last, Call):
+        return last.route_result()
+    return first_attempt_result(last)
+
+
+def first_attempt_result(won: tuple[Route, tuple[str, ...], int, Any, float]) -> RouteResult[Any]:
+    """Return the RouteResult of a call whose first attempt answered (the fast path's)."""
+    route, names, i, response, latency = won
+    return RouteResult(
+        response=response,
+        provider=names[i],
+        latency=latency,
+        attempt=1,
+        was_terminus=i == len(names) - 1 and not route.single_attempt,
+    )
 
 
 def judged(exc: Exception) -> Exception:
@@ -75,6 +93,7 @@ class Call:
     """The decision state of one routed call."""
 
     __slots__ = (
+        "_order",
         "_result",
         "_terminus_cooling",
         "attempt",
@@ -93,8 +112,9 @@ class Call:
         "winner",
     )
 
-    def __init__(self, route: Route) -> None:
+    def __init__(self, route: Route, order: Iterable[int] | None = None) -> None:
         self.route = route
+        self._order = order
         self.providers, self.names = read_providers(route.providers)
         self.n = len(self.providers)
         self.logger = route.logger or _config._current.logger
@@ -162,7 +182,9 @@ class Call:
         """
         route = self.route
         n = self.n
-        order = route.strategy.order(self.providers)
+        order = self._order
+        if order is None:
+            order = range(n) if route.in_list_order else route.strategy.order(self.providers)
         if route.single_attempt:
             for i in order:
                 return (self._checked(i),)

@@ -1,20 +1,27 @@
-"""The two runners: they call providers and trackers, and leave every decision to ``Call``.
+"""The runners: they call providers and trackers, and leave every decision to ``Call``.
 
 ``run_sync`` and ``run_async`` read alike line for line; hedged strategies (which run several
 attempts at once) have their own pair in ``_hedge``.
+
+The fast path: most calls end with the first provider answering. For routes that allow it
+(static providers, no deadline, cap, hooks, hedging or listeners), the runners try that
+provider without building the per-call ``Call`` state; at the first thing out of the ordinary
+(the provider cooling down, a failure, DEBUG logging, a listener) they hand over to the general
+loop, with what they already did, and the ``Call`` decides as always.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
-from ._call import Call
+from . import _config
+from ._call import Call, _last, first_attempt_result
 from ._config import UNSET, AnyTracker, Unset
 from ._events import Listener
-from ._hedge import run_hedged_async, run_hedged_sync
+from ._hedge import fail_async, fail_sync, run_hedged_async, run_hedged_sync
 from ._result import RouteResult
 from ._route import ExceptionFilter, Route
 from ._strategies import Strategy
@@ -22,6 +29,30 @@ from ._strategies import Strategy
 __all__ = ["execute", "execute_async", "run_async", "run_sync"]
 
 T = TypeVar("T")
+
+_DEBUG = logging.DEBUG
+
+#: What the fast path hands over: the order it took from the strategy, and its attempt.
+_Pending = tuple[Iterable[int], int, Exception, float] | tuple[Iterable[int], None, None, float]
+
+
+def _first_choice(
+    route: Route, providers: tuple[Any, ...], order: Iterable[int]
+) -> tuple[Iterable[int], int | None]:
+    """Return the strategy's order (reusable) and its first index.
+
+    None as the index means the fast path does not apply to this order.
+    """
+    n = len(providers)
+    if route.single_attempt:
+        for i in order:
+            if type(i) is int and 0 <= i < n:
+                return (i,), i
+            return (i,), None
+        return (), None
+    if type(order) is range and order.start == 0 and order.step == 1 and order.stop == n:
+        return order, 0
+    return order, None
 
 
 def run_sync(
@@ -32,18 +63,67 @@ def run_sync(
     want_result: bool,
 ) -> Any:
     """Route one sync call; return the response, or a RouteResult when ``want_result``."""
-    call = Call(route)
+    pending: _Pending | None = None
+    if route.fast and not _config._current.listeners:
+        providers, names = route.providers  # type: ignore[misc]
+        i: int | None = 0
+        if route.in_list_order:
+            order: Iterable[int] = range(len(providers))
+        else:
+            order = route.strategy.order(providers)
+            if route.single_attempt or not (
+                type(order) is range
+                and order.start == 0
+                and order.step == 1
+                and order.stop == len(providers)
+            ):
+                order, i = _first_choice(route, providers, order)
+        if i is not None:
+            tracker = route.tracker()
+            name = names[i]
+            logger = route.logger or _config._current.logger
+            if (tracker is None or tracker.is_available(name)) and not logger.isEnabledFor(_DEBUG):
+                clock = route.clock
+                start = clock()
+                try:
+                    response = fn(providers[i], *args, **kwargs)
+                except Exception as raised:
+                    pending = (order, i, raised, clock() - start)
+                else:
+                    latency = clock() - start
+                    if tracker is not None:
+                        tracker.record_success(name)
+                    won = (route, names, i, response, latency)
+                    _last.set(won)
+                    return first_attempt_result(won) if want_result else response
+        if pending is None:
+            pending = (order, None, None, 0.0)
+    call = Call(route, None if pending is None else pending[0])
     if not call.listeners:
-        return _route_sync(call, fn, args, kwargs, want_result)
+        return _route_sync(call, fn, args, kwargs, want_result, pending)
     started = route.clock()
     call.call_started()
     try:
-        result = _route_sync(call, fn, args, kwargs, want_result)
+        result = _route_sync(call, fn, args, kwargs, want_result, pending)
     except BaseException as exc:
         call.call_finished(exc, started)
         raise
     call.call_finished(None, started)
     return result
+
+
+def _resume(
+    call: Call, pending: _Pending | None
+) -> tuple[Iterator[int], tuple[int, Exception, float] | None]:
+    """Return the plan, past the fast path's attempt if it made one, and that failed attempt."""
+    plan = iter(call.plan())
+    if pending is None or pending[1] is None:
+        return plan, None
+    _, i, raised, latency = pending
+    next(plan)  # the index the fast path already tried
+    call.attempt = 1
+    assert raised is not None
+    return plan, (i, raised, latency)
 
 
 def _route_sync(
@@ -52,6 +132,7 @@ def _route_sync(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     want_result: bool,
+    pending: _Pending | None = None,
 ) -> Any:
     route = call.route
     if route.hedge_delay is not None:
@@ -60,7 +141,10 @@ def _route_sync(
     on_end = route.on_attempt_end
     clock = route.clock
     names = call.names
-    for i in call.plan():
+    plan, failed = _resume(call, pending)
+    if failed is not None:
+        fail_sync(call, tracker, *failed)
+    for i in plan:
         name = names[i]
         if not call.admits(i) or (
             tracker is not None
@@ -75,17 +159,7 @@ def _route_sync(
             response = fn(call.providers[i], *args, **kwargs)
             ok = True
         except Exception as raised:
-            latency = clock() - start
-            exc = call.classify(i, raised, latency)
-            if exc is None:
-                raise
-            counted = tracker is not None and call.records(i, exc)
-            started = counted and tracker.record_failure(name, exc)
-            single = call.failed(i, raised, exc, counted, latency)
-            if started:
-                call.cooling_started(i, tracker.cooldown_remaining(name))
-            if single:
-                raise
+            fail_sync(call, tracker, i, raised, clock() - start)
             continue
         finally:
             if on_end is not None:
@@ -107,13 +181,50 @@ async def run_async(
     want_result: bool,
 ) -> Any:
     """Route one async call; return the response, or a RouteResult when ``want_result``."""
-    call = Call(route)
+    pending: _Pending | None = None
+    if route.fast and not _config._current.listeners:
+        providers, names = route.providers  # type: ignore[misc]
+        i: int | None = 0
+        if route.in_list_order:
+            order: Iterable[int] = range(len(providers))
+        else:
+            order = route.strategy.order(providers)
+            if route.single_attempt or not (
+                type(order) is range
+                and order.start == 0
+                and order.step == 1
+                and order.stop == len(providers)
+            ):
+                order, i = _first_choice(route, providers, order)
+        if i is not None:
+            tracker = route.tracker()
+            name = names[i]
+            logger = route.logger or _config._current.logger
+            if (tracker is None or await tracker.is_available(name)) and not logger.isEnabledFor(
+                _DEBUG
+            ):
+                clock = route.clock
+                start = clock()
+                try:
+                    response = await fn(providers[i], *args, **kwargs)
+                except Exception as raised:
+                    pending = (order, i, raised, clock() - start)
+                else:
+                    latency = clock() - start
+                    if tracker is not None:
+                        await tracker.record_success(name)
+                    won = (route, names, i, response, latency)
+                    _last.set(won)
+                    return first_attempt_result(won) if want_result else response
+        if pending is None:
+            pending = (order, None, None, 0.0)
+    call = Call(route, None if pending is None else pending[0])
     if not call.listeners:
-        return await _route_async(call, fn, args, kwargs, want_result)
+        return await _route_async(call, fn, args, kwargs, want_result, pending)
     started = route.clock()
     call.call_started()
     try:
-        result = await _route_async(call, fn, args, kwargs, want_result)
+        result = await _route_async(call, fn, args, kwargs, want_result, pending)
     except BaseException as exc:
         call.call_finished(exc, started)
         raise
@@ -127,6 +238,7 @@ async def _route_async(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     want_result: bool,
+    pending: _Pending | None = None,
 ) -> Any:
     route = call.route
     if route.hedge_delay is not None:
@@ -135,7 +247,10 @@ async def _route_async(
     on_end = route.on_attempt_end
     clock = route.clock
     names = call.names
-    for i in call.plan():
+    plan, failed = _resume(call, pending)
+    if failed is not None:
+        await fail_async(call, tracker, *failed)
+    for i in plan:
         name = names[i]
         if not call.admits(i) or (
             tracker is not None
@@ -159,17 +274,7 @@ async def _route_async(
             if scope is not None and scope.expired() and budget is not None and budget[1]:
                 # The caller's deadline, not the provider, ended this attempt: not recorded.
                 raise call.timed_out() from raised
-            latency = clock() - start
-            exc = call.classify(i, raised, latency)
-            if exc is None:
-                raise
-            counted = tracker is not None and call.records(i, exc)
-            started = counted and await tracker.record_failure(name, exc)
-            single = call.failed(i, raised, exc, counted, latency)
-            if started:
-                call.cooling_started(i, await tracker.cooldown_remaining(name))
-            if single:
-                raise
+            await fail_async(call, tracker, i, raised, clock() - start)
             continue
         finally:
             if on_end is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ._call import Call
 
-__all__ = ["run_hedged_async", "run_hedged_sync"]
+__all__ = ["fail_async", "fail_sync", "run_hedged_async", "run_hedged_sync"]
 
 _pool_lock = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -37,6 +37,41 @@ def default_executor() -> concurrent.futures.Executor:
                 thread_name_prefix="resilient_routing-hedge",
             )
         return _pool
+
+
+def fail_sync(call: Call, tracker: Any, i: int, raised: Exception, latency: float) -> None:
+    """Judge, log and record a failed attempt; raise when the routing must stop here.
+
+    Raises:
+        Exception: ``raised`` itself, when it must propagate (outside ``fallback_on``) or the
+            strategy makes a single attempt.
+    """
+    exc = call.classify(i, raised, latency)
+    if exc is None:
+        raise raised
+    name = call.names[i]
+    counted = tracker is not None and call.records(i, exc)
+    started = counted and tracker.record_failure(name, exc)
+    single = call.failed(i, raised, exc, counted, latency)
+    if started:
+        call.cooling_started(i, tracker.cooldown_remaining(name))
+    if single:
+        raise raised
+
+
+async def fail_async(call: Call, tracker: Any, i: int, raised: Exception, latency: float) -> None:
+    """The async twin of :func:`fail_sync` (the tracker's methods are awaited)."""
+    exc = call.classify(i, raised, latency)
+    if exc is None:
+        raise raised
+    name = call.names[i]
+    counted = tracker is not None and call.records(i, exc)
+    started = counted and await tracker.record_failure(name, exc)
+    single = call.failed(i, raised, exc, counted, latency)
+    if started:
+        call.cooling_started(i, await tracker.cooldown_remaining(name))
+    if single:
+        raise raised
 
 
 def _wait_for(call: Call, in_flight: int) -> float | None:
@@ -122,17 +157,7 @@ def run_hedged_sync(
                 return call.succeeded(i, response, latency, want_result)
             if not isinstance(raised, Exception):
                 raise raised
-            latency = route.clock() - start
-            exc = call.classify(i, raised, latency)
-            if exc is None:
-                raise raised
-            counted = tracker is not None and call.records(i, exc)
-            started = counted and tracker.record_failure(name, exc)
-            single = call.failed(i, raised, exc, counted, latency)
-            if started:
-                call.cooling_started(i, tracker.cooldown_remaining(name))
-            if single:
-                raise raised
+            fail_sync(call, tracker, i, raised, route.clock() - start)
         if len(running) <= route.max_hedges:
             launch()  # a failure falls over at once, without waiting for the hedge delay
     raise call.exhausted(
@@ -220,17 +245,7 @@ async def run_hedged_async(
                     return call.succeeded(i, response, latency, want_result)
                 if not isinstance(raised, Exception):
                     raise raised
-                latency = route.clock() - start
-                exc = call.classify(i, raised, latency)
-                if exc is None:
-                    raise raised
-                counted = tracker is not None and call.records(i, exc)
-                started = counted and await tracker.record_failure(name, exc)
-                single = call.failed(i, raised, exc, counted, latency)
-                if started:
-                    call.cooling_started(i, await tracker.cooldown_remaining(name))
-                if single:
-                    raise raised
+                await fail_async(call, tracker, i, raised, route.clock() - start)
             if len(running) <= route.max_hedges:
                 await launch()  # a failure falls over at once, without waiting for the delay
         raise call.exhausted(

@@ -117,7 +117,9 @@ class Route:
         "failure_level",
         "failure_message",
         "fallback_on",
+        "fast",
         "hedge_delay",
+        "in_list_order",
         "is_async",
         "listeners",
         "logger",
@@ -170,6 +172,7 @@ class Route:
             strategy, "on_attempt_end", None
         )
         self.hedge_delay: float | None = getattr(strategy, "hedge_delay", None)
+        self.in_list_order = bool(getattr(strategy, "in_list_order", False))
         self.max_hedges = int(getattr(strategy, "max_hedges", 0))
         self.providers = snapshot_providers(providers)
         self.is_async = is_async
@@ -199,6 +202,18 @@ class Route:
         self.listeners = _config.check_listeners(listeners or (), "listeners=")
         self.name = name
         self.clock = clock or default_clock
+        # Calls of such a route may take the runners' fast path (the first provider answers).
+        self.fast = (
+            isinstance(self.providers, tuple)
+            and bool(self.providers[0])  # an empty list raises NoProvidersError at call time
+            and self.timeout is None
+            and self.attempt_timeout is None
+            and self.max_attempts is None
+            and self.on_attempt_start is None
+            and self.on_attempt_end is None
+            and self.hedge_delay is None
+            and not self.listeners
+        )
         self._cached: tuple[object, Any] = (None, None)
 
     def tracker(self) -> Any:

@@ -37,6 +37,8 @@ class Strategy(Protocol):
       outcomes (latency, calls in flight).
     - ``hedge_delay`` / ``max_hedges`` / ``executor``: run attempts in parallel (see
       :class:`Hedged`).
+    - ``in_list_order`` (default False): a promise that :meth:`order` always returns the list
+      order, so the core need not ask (it saves a call on every routed call).
 
     For multi-attempt strategies the core tries the chosen providers in order, never one
     twice, and always ends with the terminus (the last provider of the list) when the others
@@ -63,6 +65,8 @@ class PrimaryOnly:
 
 class Fallback:
     """Try each provider in list order until one succeeds; the last one is the terminus."""
+
+    in_list_order = True
 
     def order(self, providers: Sequence[Any]) -> Iterable[int]:
         """Return the indices in list order."""
@@ -132,6 +136,7 @@ class Hedged:
         if isinstance(max_hedges, bool) or not isinstance(max_hedges, int) or max_hedges < 1:
             raise InvalidConfigError(f"max_hedges must be an int >= 1, got {max_hedges!r}")
         self.hedge_delay = float(delay)
+        self.in_list_order = True
         self.max_hedges = max_hedges
         self.executor = executor
 

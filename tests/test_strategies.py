@@ -284,3 +284,15 @@ def test_any_strategy_calls_each_listed_provider_at_most_once(
     assert len(calls) == len(set(calls))
     assert names[-1] not in calls[:-1]
     assert not any(int(c[1:]) in cooling for c in calls if c != names[-1])
+
+
+def test_strategy_asked_once_per_call_when_first_attempt_fails(h: Harness) -> None:
+    """A failing first attempt hands over without asking the strategy again (exact rotation)."""
+    calls = h.routed({"b": Down()}, providers=["a", "b", "c"], strategy="round_robin")
+    outcomes = []
+    for _ in range(6):
+        try:
+            outcomes.append(calls().provider)
+        except Down:
+            outcomes.append("b!")
+    assert outcomes == ["a", "b!", "c", "a", "b!", "c"]
