@@ -21,9 +21,10 @@ from . import _config
 from ._call import Call, _last, first_attempt_result
 from ._config import UNSET, AnyTracker, Unset
 from ._events import Listener
-from ._hedge import fail_async, fail_sync, run_hedged_async, run_hedged_sync
+from ._hedge import run_hedged_async, run_hedged_sync
 from ._result import RouteResult
 from ._route import ExceptionFilter, Route
+from ._steps import admit_async, admit_sync, fail_async, fail_sync
 from ._strategies import Strategy
 
 __all__ = ["execute", "execute_async", "run_async", "run_sync"]
@@ -36,23 +37,31 @@ _DEBUG = logging.DEBUG
 _Pending = tuple[Iterable[int], int, Exception, float] | tuple[Iterable[int], None, None, float]
 
 
-def _first_choice(
-    route: Route, providers: tuple[Any, ...], order: Iterable[int]
-) -> tuple[Iterable[int], int | None]:
-    """Return the strategy's order (reusable) and its first index.
+def _fast_start(route: Route) -> tuple[Iterable[int], int | None, Any]:
+    """Return the strategy's order (asked once per call), its first index and the tracker.
 
-    None as the index means the fast path does not apply to this order.
+    The index is None when the fast path does not apply: an order that is not a plain list
+    order, an invalid choice (the general loop reports it), or DEBUG logging (which wants the
+    general loop's records).
     """
+    providers = route.providers[0]  # type: ignore[index]
     n = len(providers)
-    if route.single_attempt:
-        for i in order:
-            if type(i) is int and 0 <= i < n:
-                return (i,), i
-            return (i,), None
-        return (), None
-    if type(order) is range and order.start == 0 and order.step == 1 and order.stop == n:
-        return order, 0
-    return order, None
+    i: int | None = 0
+    if route.in_list_order:
+        order: Iterable[int] = range(n)
+    else:
+        order = route.strategy.order(providers)
+        if route.single_attempt:
+            first = next(iter(order), None)
+            order = () if first is None else (first,)
+            i = first if type(first) is int and 0 <= first < n else None
+        elif not (
+            type(order) is range and order.start == 0 and order.step == 1 and order.stop == n
+        ):
+            i = None
+    if (route.logger or _config._current.logger).isEnabledFor(_DEBUG):
+        i = None
+    return order, i, route.tracker()
 
 
 def run_sync(
@@ -65,24 +74,11 @@ def run_sync(
     """Route one sync call; return the response, or a RouteResult when ``want_result``."""
     pending: _Pending | None = None
     if route.fast and not _config._current.listeners:
-        providers, names = route.providers  # type: ignore[misc]
-        i: int | None = 0
-        if route.in_list_order:
-            order: Iterable[int] = range(len(providers))
-        else:
-            order = route.strategy.order(providers)
-            if route.single_attempt or not (
-                type(order) is range
-                and order.start == 0
-                and order.step == 1
-                and order.stop == len(providers)
-            ):
-                order, i = _first_choice(route, providers, order)
+        order, i, tracker = _fast_start(route)
         if i is not None:
-            tracker = route.tracker()
+            providers, names = route.providers  # type: ignore[misc]
             name = names[i]
-            logger = route.logger or _config._current.logger
-            if (tracker is None or tracker.is_available(name)) and not logger.isEnabledFor(_DEBUG):
+            if tracker is None or tracker.is_available(name):
                 clock = route.clock
                 start = clock()
                 try:
@@ -145,13 +141,9 @@ def _route_sync(
     if failed is not None:
         fail_sync(call, tracker, *failed)
     for i in plan:
-        name = names[i]
-        if not call.admits(i) or (
-            tracker is not None
-            and not tracker.is_available(name)
-            and not call.admit_cooling(i, tracker.cooldown_remaining(name))
-        ):
+        if not admit_sync(call, tracker, i):
             continue
+        name = names[i]
         call.starting(i)
         ok = False
         start = clock()
@@ -183,26 +175,11 @@ async def run_async(
     """Route one async call; return the response, or a RouteResult when ``want_result``."""
     pending: _Pending | None = None
     if route.fast and not _config._current.listeners:
-        providers, names = route.providers  # type: ignore[misc]
-        i: int | None = 0
-        if route.in_list_order:
-            order: Iterable[int] = range(len(providers))
-        else:
-            order = route.strategy.order(providers)
-            if route.single_attempt or not (
-                type(order) is range
-                and order.start == 0
-                and order.step == 1
-                and order.stop == len(providers)
-            ):
-                order, i = _first_choice(route, providers, order)
+        order, i, tracker = _fast_start(route)
         if i is not None:
-            tracker = route.tracker()
+            providers, names = route.providers  # type: ignore[misc]
             name = names[i]
-            logger = route.logger or _config._current.logger
-            if (tracker is None or await tracker.is_available(name)) and not logger.isEnabledFor(
-                _DEBUG
-            ):
+            if tracker is None or await tracker.is_available(name):
                 clock = route.clock
                 start = clock()
                 try:
@@ -251,13 +228,9 @@ async def _route_async(
     if failed is not None:
         await fail_async(call, tracker, *failed)
     for i in plan:
-        name = names[i]
-        if not call.admits(i) or (
-            tracker is not None
-            and not await tracker.is_available(name)
-            and not call.admit_cooling(i, await tracker.cooldown_remaining(name))
-        ):
+        if not await admit_async(call, tracker, i):
             continue
+        name = names[i]
         call.starting(i)
         budget = call.attempt_budget()
         scope: asyncio.Timeout | None = None

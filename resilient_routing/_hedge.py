@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from ._call import Call
+from ._steps import admit_async, admit_sync, fail_async, fail_sync
 
-__all__ = ["fail_async", "fail_sync", "run_hedged_async", "run_hedged_sync"]
+__all__ = ["run_hedged_async", "run_hedged_sync"]
 
 _pool_lock = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -37,41 +38,6 @@ def default_executor() -> concurrent.futures.Executor:
                 thread_name_prefix="resilient_routing-hedge",
             )
         return _pool
-
-
-def fail_sync(call: Call, tracker: Any, i: int, raised: Exception, latency: float) -> None:
-    """Judge, log and record a failed attempt; raise when the routing must stop here.
-
-    Raises:
-        Exception: ``raised`` itself, when it must propagate (outside ``fallback_on``) or the
-            strategy makes a single attempt.
-    """
-    exc = call.classify(i, raised, latency)
-    if exc is None:
-        raise raised
-    name = call.names[i]
-    counted = tracker is not None and call.records(i, exc)
-    started = counted and tracker.record_failure(name, exc)
-    single = call.failed(i, raised, exc, counted, latency)
-    if started:
-        call.cooling_started(i, tracker.cooldown_remaining(name))
-    if single:
-        raise raised
-
-
-async def fail_async(call: Call, tracker: Any, i: int, raised: Exception, latency: float) -> None:
-    """The async twin of :func:`fail_sync` (the tracker's methods are awaited)."""
-    exc = call.classify(i, raised, latency)
-    if exc is None:
-        raise raised
-    name = call.names[i]
-    counted = tracker is not None and call.records(i, exc)
-    started = counted and await tracker.record_failure(name, exc)
-    single = call.failed(i, raised, exc, counted, latency)
-    if started:
-        call.cooling_started(i, await tracker.cooldown_remaining(name))
-    if single:
-        raise raised
 
 
 def _wait_for(call: Call, in_flight: int) -> float | None:
@@ -120,16 +86,11 @@ def run_hedged_sync(
 
     def launch() -> bool:
         for i in plan:
-            name = names[i]
-            if not call.admits(i) or (
-                tracker is not None
-                and not tracker.is_available(name)
-                and not call.admit_cooling(i, tracker.cooldown_remaining(name))
-            ):
+            if not admit_sync(call, tracker, i):
                 continue
             call.starting(i)
             if running:
-                hedges.append(name)
+                hedges.append(names[i])
             running[executor.submit(_timed_sync, call, fn, i, args, kwargs)] = (i, route.clock())
             return True
         return False
@@ -207,16 +168,11 @@ async def run_hedged_async(
 
     async def launch() -> bool:
         for i in plan:
-            name = names[i]
-            if not call.admits(i) or (
-                tracker is not None
-                and not await tracker.is_available(name)
-                and not call.admit_cooling(i, await tracker.cooldown_remaining(name))
-            ):
+            if not await admit_async(call, tracker, i):
                 continue
             call.starting(i)
             if running:
-                hedges.append(name)
+                hedges.append(names[i])
             task = asyncio.ensure_future(_timed_async(call, fn, i, args, kwargs))
             running[task] = (i, route.clock())
             return True
