@@ -30,7 +30,12 @@ from ._events import (
     TerminusUsed,
     notify,
 )
-from ._exceptions import AllProvidersFailedError, InvalidConfigError, RoutingTimeoutError
+from ._exceptions import (
+    AllProvidersFailedError,
+    InvalidConfigError,
+    RoutingTimeoutError,
+    describe,
+)
 from ._providers import read_providers
 from ._result import RouteResult
 from ._route import Route
@@ -171,7 +176,13 @@ class Call:
         else:
             outcome = "cancelled"
         winner = None if self.winner is None or exc is not None else self.winner[0]
-        self.emit(CallFinished, winner, outcome=outcome, duration=self.route.clock() - started)
+        self.emit(
+            CallFinished,
+            winner,
+            outcome=outcome,
+            duration=self.route.clock() - started,
+            exception=exc,
+        )
 
     # -- which provider next -------------------------------------------------------------
 
@@ -326,7 +337,7 @@ class Call:
             i,
             attempt=self.attempt,
             error_type=type(exc).__name__,
-            error=str(exc),
+            error=describe(exc),
         )
         if self.listeners:
             self.emit(

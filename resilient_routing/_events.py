@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
+from ._exceptions import describe
+
 __all__ = [
     "AttemptFailed",
     "AttemptStarted",
@@ -65,12 +67,13 @@ class CallFinished(RoutingEvent):
     ``outcome`` is ``"success"``, ``"exhausted"`` (AllProvidersFailedError), ``"timeout"``
     (RoutingTimeoutError), ``"propagated"`` (an exception outside ``fallback_on``, or a
     single-attempt strategy's failure) or ``"cancelled"`` (a BaseException such as
-    ``asyncio.CancelledError``).
+    ``asyncio.CancelledError``). ``exception`` is what the call raised, if anything.
     """
 
     kind: ClassVar[str] = "call_finished"
     outcome: Literal["success", "exhausted", "timeout", "propagated", "cancelled"] = "success"
     duration: float = 0.0
+    exception: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +161,7 @@ def notify(listeners: tuple[Listener, ...], event: RoutingEvent) -> None:
                     extra={
                         "listener": type(listener).__name__,
                         "error_type": type(exc).__name__,
-                        "error": str(exc),
+                        "error": describe(exc),
                         "event": event.kind,
                     },
                 )

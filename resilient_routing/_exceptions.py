@@ -26,6 +26,14 @@ __all__ = [
 ]
 
 
+def describe(exc: BaseException) -> str:
+    """Return ``str(exc)`` for messages and logs, even when the exception's ``__str__`` fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__}: str() failed>"
+
+
 class RoutingError(Exception):
     """Base class of every error raised by resilient_routing itself."""
 
@@ -64,7 +72,7 @@ class AllProvidersFailedError(RoutingError):
         self.retry_after = retry_after
         if self.failures:
             last = self.failures[-1][1]
-            detail = f"{type(last).__name__}: {last}"
+            detail = f"{type(last).__name__}: {describe(last)}"
         else:
             detail = "none"
         super().__init__(f"all {total} providers failed (last error: {detail})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import os
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -91,7 +92,10 @@ def run_hedged_sync(
             call.starting(i)
             if running:
                 hedges.append(names[i])
-            running[executor.submit(_timed_sync, call, fn, i, args, kwargs)] = (i, route.clock())
+            # In a copy of the caller's context, so contextvars (tracing spans) follow it.
+            context = contextvars.copy_context()
+            future = executor.submit(context.run, _timed_sync, call, fn, i, args, kwargs)
+            running[future] = (i, route.clock())
             return True
         return False
 

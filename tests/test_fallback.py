@@ -354,3 +354,18 @@ def test_failure_log_carries_type_and_message_only(
     (record,) = caplog.records
     assert record.error_type == "Down" and record.error == "503 upstream"
     assert record.exc_info is None
+
+
+def test_exception_whose_str_fails_is_still_logged_and_falls_over(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A provider exception with a broken __str__ never breaks the routing or its log."""
+
+    class Weird(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+    caplog.set_level(logging.WARNING, "resilient_routing")
+    assert h.routed({"a": Weird()}, providers=["a", "b"], cooldown=None)().provider == "b"
+    (record,) = caplog.records
+    assert record.error == "<Weird: str() failed>"

@@ -86,6 +86,33 @@ def use_registry_and_config() -> None:
     del strategy
 
 
+def use_listeners() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from resilient_routing.contrib.otel import OpenTelemetryListener
+    from resilient_routing.contrib.prometheus import PrometheusListener
+    from resilient_routing.events import AttemptFailed, RoutingEvent
+
+    class Failures:
+        def __init__(self) -> None:
+            self.count = 0
+
+        def on_event(self, event: RoutingEvent) -> None:
+            if isinstance(event, AttemptFailed):
+                self.count += 1
+
+    configure(
+        listeners=[
+            Failures(),
+            OpenTelemetryListener(),
+            PrometheusListener(CollectorRegistry()),
+        ]
+    )
+    last = resilient_routing.last_route()
+    if last is not None:
+        assert_type(last.provider, str)
+
+
 def use_errors() -> None:
     try:
         generate("x")

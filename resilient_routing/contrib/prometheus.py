@@ -1,0 +1,167 @@
+"""Prometheus metrics of routed calls, through ``prometheus-client``.
+
+Install with ``pip install 'resilient-routing[prometheus]'`` and register the listener::
+
+    from resilient_routing import configure
+    from resilient_routing.contrib.prometheus import PrometheusListener
+
+    configure(listeners=[PrometheusListener()])
+
+The metrics land in ``prometheus_client``'s default registry, or the one you pass; expose it
+as usual (``prometheus_client.start_http_server``, ``make_asgi_app``...).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from resilient_routing.events import (
+    AttemptFailed,
+    AttemptSucceeded,
+    CallFinished,
+    CooldownStarted,
+    RoutingEvent,
+)
+
+__all__ = ["PrometheusListener"]
+
+#: Seconds; provider calls (LLM and image APIs) take from milliseconds to over a minute.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+
+
+class PrometheusListener:
+    """A routing listener that keeps Prometheus metrics of routed calls.
+
+    With the default namespace:
+
+    - ``resilient_routing_calls_total{function, outcome}``: routed calls by outcome
+      (``success``, ``exhausted``, ``timeout``, ``propagated``, ``cancelled``);
+    - ``resilient_routing_call_duration_seconds{function, outcome}``: their duration;
+    - ``resilient_routing_attempts_total{provider, outcome}``: provider attempts, the outcome
+      ``success`` or the failure's classification (``fell_over``, ``counted``,
+      ``propagated``);
+    - ``resilient_routing_attempt_duration_seconds{provider, outcome}``: their duration;
+    - ``resilient_routing_cooldowns_started_total{provider}``: cooldowns started;
+    - ``resilient_routing_providers_in_cooldown``: providers cooling down now, computed at
+      scrape time from the cooldowns started (a provider leaves when its cooldown runs out
+      or when it next answers, which ends a cooldown).
+
+    Thread-safe: one instance serves every routed function.
+
+    Args:
+        registry: where the metrics are registered; None for ``prometheus_client.REGISTRY``.
+            A registry takes one listener per namespace (a second raises ``ValueError``).
+        namespace: the prefix of every metric name.
+        clock: monotonic seconds, to tell when cooldowns run out;
+            ``resilient_routing.testing.FakeClock()`` in tests.
+        buckets: the histogram buckets, in seconds.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        namespace: str = "resilient_routing",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> None:
+        registry = REGISTRY if registry is None else registry
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cooling: dict[str, float] = {}
+        self._calls = Counter(
+            "calls",
+            "Routed calls, by function and outcome.",
+            ("function", "outcome"),
+            namespace=namespace,
+            registry=registry,
+        )
+        self._call_duration = Histogram(
+            "call_duration_seconds",
+            "Duration of routed calls, by function and outcome.",
+            ("function", "outcome"),
+            namespace=namespace,
+            registry=registry,
+            buckets=buckets,
+        )
+        self._attempts = Counter(
+            "attempts",
+            "Provider attempts, by provider and outcome.",
+            ("provider", "outcome"),
+            namespace=namespace,
+            registry=registry,
+        )
+        self._attempt_duration = Histogram(
+            "attempt_duration_seconds",
+            "Duration of provider attempts, by provider and outcome.",
+            ("provider", "outcome"),
+            namespace=namespace,
+            registry=registry,
+            buckets=buckets,
+        )
+        self._cooldowns = Counter(
+            "cooldowns_started",
+            "Cooldowns started by provider failures, by provider.",
+            ("provider",),
+            namespace=namespace,
+            registry=registry,
+        )
+        in_cooldown = Gauge(
+            "providers_in_cooldown",
+            "Providers cooling down now.",
+            namespace=namespace,
+            registry=registry,
+        )
+        in_cooldown.set_function(self._count_cooling)
+
+    def on_event(self, event: RoutingEvent) -> None:
+        """Count one routing event."""
+        match event:
+            case CallFinished():
+                self._calls.labels(event.function, event.outcome).inc()
+                self._call_duration.labels(event.function, event.outcome).observe(event.duration)
+            case AttemptSucceeded():
+                provider = event.provider or ""
+                self._attempts.labels(provider, "success").inc()
+                self._attempt_duration.labels(provider, "success").observe(event.latency)
+                if provider in self._cooling:
+                    with self._lock:
+                        self._cooling.pop(provider, None)
+            case AttemptFailed():
+                provider = event.provider or ""
+                self._attempts.labels(provider, event.classification).inc()
+                self._attempt_duration.labels(provider, event.classification).observe(event.latency)
+            case CooldownStarted():
+                provider = event.provider or ""
+                self._cooldowns.labels(provider).inc()
+                until = self._clock() + event.duration
+                with self._lock:
+                    self._cooling[provider] = max(until, self._cooling.get(provider, until))
+            case _:
+                pass
+
+    def _count_cooling(self) -> float:
+        now = self._clock()
+        with self._lock:
+            for name in [n for n, until in self._cooling.items() if until <= now]:
+                del self._cooling[name]
+            return len(self._cooling)
