@@ -116,10 +116,10 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _strategies(out: TextIO) -> int:
-    from ._registry import _factories, available_strategies
+    from ._registry import available_strategies, strategy_factory
 
     for name in available_strategies():
-        doc = (getattr(_factories[name], "__doc__", None) or "").strip().splitlines()
+        doc = (getattr(strategy_factory(name), "__doc__", None) or "").strip().splitlines()
         out.write(f"{name:<15} {doc[0] if doc else ''}\n")
     return 0
 

@@ -9,7 +9,7 @@ from ._balancing import LeastBusy, LeastLatency, LoadBalanced, Weighted
 from ._exceptions import InvalidConfigError
 from ._strategies import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
 
-__all__ = ["available_strategies", "get_strategy", "register_strategy"]
+__all__ = ["available_strategies", "get_strategy", "register_strategy", "strategy_factory"]
 
 _lock = threading.Lock()
 _factories: dict[str, Callable[[], Strategy]] = {}
@@ -49,17 +49,26 @@ def get_strategy(name: str) -> Strategy:
         InvalidConfigError: no strategy has that name, or its factory built something that is
             not a strategy.
     """
-    factory = _factories.get(name)
-    if factory is None:
-        known = ", ".join(repr(n) for n in available_strategies())
-        raise InvalidConfigError(f"unknown strategy {name!r}: expected one of {known}")
-    strategy = factory()
+    strategy = strategy_factory(name)()
     if not callable(getattr(strategy, "order", None)):
         raise InvalidConfigError(
             f"the factory of strategy {name!r} returned {strategy!r}, "
             "which has no order(providers) method"
         )
     return strategy
+
+
+def strategy_factory(name: str) -> Callable[..., Strategy]:
+    """Return the factory registered under ``name`` (to build a strategy with options).
+
+    Raises:
+        InvalidConfigError: no strategy has that name.
+    """
+    factory = _factories.get(name)
+    if factory is None:
+        known = ", ".join(repr(n) for n in available_strategies())
+        raise InvalidConfigError(f"unknown strategy {name!r}: expected one of {known}")
+    return factory
 
 
 def available_strategies() -> list[str]:

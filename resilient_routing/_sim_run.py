@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _registry
 from ._core import run_async
 from ._events import (
     AttemptFailed,
@@ -23,6 +22,7 @@ from ._events import (
     RoutingEvent,
 )
 from ._memory import InMemoryCooldownTracker
+from ._registry import strategy_factory
 from ._route import Route
 from ._sim_loop import VirtualTimeLoop
 from ._sim_scenario import ConfigSpec, ProviderSpec, Scenario
@@ -163,7 +163,7 @@ class _Collector:
 
 
 def _strategy(spec: ConfigSpec, seed: int) -> Strategy:
-    factory: Callable[..., Strategy] = _registry._factories[spec.strategy]
+    factory = strategy_factory(spec.strategy)
     options = dict(spec.strategy_options)
     if spec.strategy == "weighted":
         options.setdefault("rng", random.Random(f"{seed}:weighted"))

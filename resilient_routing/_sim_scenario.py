@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ._registry import available_strategies
+from ._registry import available_strategies, strategy_factory
 
 __all__ = [
     "ConfigSpec",
@@ -239,6 +239,12 @@ def _config(source: str, table: dict[str, Any], i: int, names: tuple[str, ...]) 
         attempt_timeout=None if attempt_timeout is None else r.seconds("attempt_timeout"),
         max_attempts=None if max_attempts is None else int(r.number("max_attempts", low=1)),
     )
+    try:
+        strategy_factory(spec.strategy)(**spec.strategy_options)
+    except (TypeError, ValueError) as exc:
+        raise r.fail(
+            "strategy_options", f"options that {spec.strategy!r} takes ({exc})", options
+        ) from exc
     if spec.max_cooldown < spec.cooldown:
         raise r.fail("max_cooldown", f"seconds >= cooldown ({spec.cooldown:g})", spec.max_cooldown)
     r.done()

@@ -133,6 +133,10 @@ def test_plot_writes_a_png(small: Path, tmp_path: Path) -> None:
         ),
         ("this is = not toml =", "not valid TOML"),
         ("seed = 1", "providers: expected at least one"),
+        (
+            "[[providers]]\nname='a'\nlatency_median=1\n[[configs]]\nname='h'\nstrategy='hedged'\nstrategy_options={delayy=1}",
+            "configs[0].strategy_options: expected options that 'hedged' takes",
+        ),
     ],
 )
 def test_bad_scenario_names_file_key_and_expectation(
