@@ -12,6 +12,7 @@ from tenacity.wait import wait_base
 
 from ._exceptions import InvalidConfigError
 from ._policy import CooldownPolicy, is_count
+from ._tracker import ProviderState
 
 __all__ = ["InMemoryCooldownTracker"]
 
@@ -143,6 +144,15 @@ class InMemoryCooldownTracker:
                 self._state.clear()
             else:
                 self._state.pop(name, None)
+
+    def states(self) -> list[ProviderState]:
+        """Return every provider the tracker remembers, sorted by name."""
+        now = self._clock()
+        with self._lock:
+            return [
+                ProviderState(n, e.failures, e.level, max(0.0, e.until - now))
+                for n, e in sorted(self._state.items())
+            ]
 
     def cooldowns(self) -> dict[str, float]:
         """Return the providers cooling down now, with the seconds left for each."""

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._memory import InMemoryCooldownTracker
 from ._policy import CooldownPolicy
-from ._tracker import AsyncCooldownTracker, CooldownTracker
+from ._tracker import AsyncCooldownTracker, CooldownTracker, ProviderState
 
 if TYPE_CHECKING:
-    from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
+    from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker, RedisCounter
 
 __all__ = [
     "AsyncCooldownTracker",
@@ -21,12 +21,14 @@ __all__ = [
     "CooldownPolicy",
     "CooldownTracker",
     "InMemoryCooldownTracker",
+    "ProviderState",
     "RedisCooldownTracker",
+    "RedisCounter",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker"):
+    if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker", "RedisCounter"):
         from . import _redis
 
         return getattr(_redis, name)

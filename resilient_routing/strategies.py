@@ -16,9 +16,14 @@ name                    class            first choice, then
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._balancing import LeastBusy, LeastLatency, LoadBalanced, Weighted
 from ._registry import available_strategies, get_strategy, register_strategy
 from ._strategies import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
+
+if TYPE_CHECKING:
+    from ._redis import RedisCounter
 
 __all__ = [
     "Fallback",
@@ -27,6 +32,7 @@ __all__ = [
     "LeastLatency",
     "LoadBalanced",
     "PrimaryOnly",
+    "RedisCounter",
     "RoundRobin",
     "Strategy",
     "Weighted",
@@ -34,3 +40,12 @@ __all__ = [
     "get_strategy",
     "register_strategy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisCounter imports redis: only when asked for.
+    if name == "RedisCounter":
+        from ._redis import RedisCounter
+
+        return RedisCounter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ from resilient_routing.testing import FakeClock
 
 from .trackers import Backend, memory_backend
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "resilient_routing.pytest_plugin"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

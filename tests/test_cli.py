@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,63 @@ def test_reset_asks_for_confirmation() -> None:
     """Reset without --yes asks; anything but yes resets nothing."""
     code, out, err = run("reset", "--all", "--redis", "redis://127.0.0.1:1/0", stdin="n\n")
     assert code == 1 and "[y/N]" in err and "nothing reset" in err and out == ""
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[tuple[str, str]]:
+    """A live Redis URL and a prefix of this test's own (removed after)."""
+    from . import redis_support
+
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("cli")
+    yield url, prefix
+    redis_support.delete_prefix(prefix, url)
+
+
+def test_status_and_reset_against_live_redis(redis_prefix: tuple[str, str]) -> None:
+    """Status lists what the trackers share; reset clears one provider or all."""
+    from resilient_routing import RedisCooldownTracker
+
+    url, prefix = redis_prefix
+    with RedisCooldownTracker.from_url(url, prefix=prefix, failure_threshold=2, cooldown=30) as t:
+        t.record_failure("gemini", RuntimeError("503"))
+        t.record_failure("gemini", RuntimeError("503"))
+        t.record_failure("grok", RuntimeError("503"))
+    code, out, _ = run("status", "--redis", url, "--prefix", prefix, "--json")
+    assert code == 0
+    rows = {r["provider"]: r for r in json.loads(out)["providers"]}
+    assert rows["gemini"]["state"] == "cooling down"
+    assert 29 < rows["gemini"]["cooldown_remaining_s"] <= 30
+    assert rows["gemini"]["cooldown_level"] == 1
+    assert rows["grok"] == {
+        "provider": "grok",
+        "state": "available",
+        "cooldown_remaining_s": 0.0,
+        "consecutive_failures": 1,
+        "cooldown_level": 0,
+    }
+    code, out, _ = run("status", "--redis", url, "--prefix", prefix)
+    assert code == 0 and "gemini" in out and "cooling down" in out
+    code, out, _ = run("reset", "gemini", "--redis", url, "--prefix", prefix, "--yes")
+    assert code == 0 and out == "reset provider 'gemini'\n"
+    _, out, _ = run("status", "--redis", url, "--prefix", prefix, "--json")
+    assert [r["provider"] for r in json.loads(out)["providers"]] == ["grok"]
+    code, _, err = run("reset", "--all", "--redis", url, "--prefix", prefix, stdin="y\n")
+    assert code == 0 and "[y/N]" in err
+    _, out, _ = run("status", "--redis", url, "--prefix", prefix)
+    assert out == f"no provider state under prefix {prefix!r}\n"
+
+
+@pytest.mark.parametrize("command", [["status"], ["reset", "--all", "--yes"]])
+def test_unreachable_redis_is_one_line_and_exit_1(command: list[str]) -> None:
+    """With no server at the URL: one clear line on stderr, exit code 1."""
+    code, out, err = run(*command, "--redis", "redis://127.0.0.1:1/0")
+    assert code == 1 and out == ""
+    assert err.startswith("error: cannot reach Redis at redis://127.0.0.1:1/0")
+    assert err.count("\n") == 1
+
+
+def test_bad_redis_url_is_a_usage_error() -> None:
+    """A malformed URL is the user's mistake: exit 2."""
+    code, _, err = run("status", "--redis", "http://nope")
+    assert code == 2 and "--redis" in err

@@ -227,3 +227,16 @@ TrackerMatchesModel.TestCase.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None
 )
 test_tracker_matches_reference_model = TrackerMatchesModel.TestCase
+
+
+def test_states_report_failures_level_and_remaining(clock: FakeClock) -> None:
+    """states() lists what the tracker remembers of each provider."""
+    from resilient_routing.cooldown import ProviderState
+
+    tracker = InMemoryCooldownTracker(failure_threshold=2, cooldown=30, clock=clock)
+    tracker.record_failure("b", Down())
+    tracker.record_failure("a", Down())
+    tracker.record_failure("a", Down())
+    clock.advance(10)
+    assert tracker.states() == [ProviderState("a", 0, 1, 20.0), ProviderState("b", 1, 0, 0.0)]
+    assert tracker.states()[0].cooling and not tracker.states()[1].cooling

@@ -113,6 +113,29 @@ def use_listeners() -> None:
         assert_type(last.provider, str)
 
 
+def use_redis() -> None:
+    import redis
+
+    from resilient_routing import AsyncRedisCooldownTracker, RedisCooldownTracker
+    from resilient_routing.cooldown import ProviderState
+    from resilient_routing.strategies import RedisCounter
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+    with RedisCooldownTracker(client, prefix="app", failure_threshold=2) as tracker:
+        configure(cooldown=tracker)
+        states: list[ProviderState] = tracker.states()
+        del states
+    shared = RoundRobin(counter=RedisCounter(client))
+    del shared
+    atracker = AsyncRedisCooldownTracker.from_url("redis://127.0.0.1:6379/15", prefix="app")
+
+    @routed(providers=["a", "b"], cooldown=atracker)
+    async def call(provider: str) -> int:
+        return 1
+
+    del call
+
+
 def use_errors() -> None:
     try:
         generate("x")

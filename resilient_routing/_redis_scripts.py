@@ -1,0 +1,216 @@
+"""The Lua scripts of the Redis trackers and the layout of their keys (see ``_redis``)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "_CLEAR",
+    "_CLEAR_ALL",
+    "_COUNTER",
+    "_FAILURE",
+    "_PEEK",
+    "_SNAPSHOT",
+    "_STATES",
+    "_Keys",
+]
+
+# ---------------------------------------------------------------------------------------
+# Lua. Numbers go to redis.call() through string.format('%.0f'): Lua 5.1 would print large
+# ones in exponent notation, which PEXPIRE refuses.
+# ---------------------------------------------------------------------------------------
+
+_PRELUDE = """
+local function n(x) return string.format('%.0f', x) end
+local function stamp(given)
+  local t = redis.call('TIME')
+  local sec, usec = tonumber(t[1]), tonumber(t[2])
+  local server_ms = sec * 1000 + math.floor(usec / 1000)
+  local now = server_ms
+  if given ~= '' then now = tonumber(given) end
+  return now, server_ms, sec * 1000000 + usec
+end
+-- Sequence numbers never go back, even when the key expired or the server restarted empty:
+-- a fresh one starts from the server's clock in microseconds.
+local function current_seq(key, us)
+  return tonumber(redis.call('GET', key)) or (us - 1)
+end
+local function next_seq(key, us, ttl)
+  local seq = math.max((tonumber(redis.call('GET', key)) or 0) + 1, us)
+  redis.call('SET', key, n(seq), 'PX', ttl)
+  return seq
+end
+local function publish(channel, op, seq, remaining, name)
+  redis.call('PUBLISH', channel, op .. '|' .. n(seq) .. '|' .. n(remaining) .. '|' .. name)
+end
+"""
+
+# KEYS: state hash, names, cooling, seq.
+# ARGV: now ('' = server time), name, channel, keep ms, index ttl ms, threshold,
+#       Retry-After ms ('' = none), cooldown ms of level 1, 2, ... (the last one repeats).
+# Returns {1 if this failure started a cooldown, remaining ms, seq}.
+_FAILURE = (
+    _PRELUDE
+    + """
+local now, server_ms, us = stamp(ARGV[1])
+local name, channel = ARGV[2], ARGV[3]
+local keep, index_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local threshold, hinted = tonumber(ARGV[6]), tonumber(ARGV[7])
+local state = redis.call('HMGET', KEYS[1], 'f', 'l', 'u')
+local failures = tonumber(state[1]) or 0
+local level = tonumber(state[2]) or 0
+local ends = tonumber(state[3]) or 0
+local started = 0
+local changed = state[1] == false
+if now < ends then
+  if hinted == nil or now + hinted <= ends then
+    return {0, ends - now, current_seq(KEYS[4], us)}
+  end
+  ends = now + hinted
+  changed = true
+else
+  failures = failures + 1
+  if hinted ~= nil then
+    ends = now + hinted
+    started = 1
+  elseif failures >= threshold then
+    level = level + 1
+    ends = now + tonumber(ARGV[7 + math.min(level, #ARGV - 7)])
+    started = 1
+  end
+  if started == 1 then
+    failures = 0
+    changed = true
+  end
+end
+local remaining = math.max(ends - now, 0)
+local ttl = remaining + keep
+redis.call('HSET', KEYS[1], 'f', n(failures), 'l', n(level), 'u', n(ends))
+redis.call('PEXPIRE', KEYS[1], n(ttl))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', n(server_ms))
+redis.call('ZADD', KEYS[2], n(server_ms + ttl), name)
+redis.call('PEXPIRE', KEYS[2], n(index_ttl))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', n(now))
+if remaining > 0 then
+  redis.call('ZADD', KEYS[3], n(ends), name)
+  redis.call('PEXPIRE', KEYS[3], n(index_ttl))
+end
+local seq
+if changed then
+  seq = next_seq(KEYS[4], us, index_ttl)
+  local op = 'F'
+  if remaining > 0 then op = 'C' end
+  publish(channel, op, seq, remaining, name)
+else
+  seq = current_seq(KEYS[4], us)
+end
+return {started, remaining, seq}
+"""
+)
+
+# KEYS: state hash, names, cooling, seq. ARGV: name, channel, index ttl ms.
+# Returns {1 if there was state to clear, seq}.
+_CLEAR = (
+    _PRELUDE
+    + """
+local _, _, us = stamp('')
+if redis.call('DEL', KEYS[1]) == 0 then
+  return {0, current_seq(KEYS[4], us)}
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local seq = next_seq(KEYS[4], us, tonumber(ARGV[3]))
+publish(ARGV[2], 'X', seq, 0, ARGV[1])
+return {1, seq}
+"""
+)
+
+# KEYS: names, cooling, seq. ARGV: key prefix of the state hashes, channel, index ttl ms.
+# The state hashes are named from the index: with a hash-tagged prefix ("{rr}") they share
+# its cluster slot. Returns seq.
+_CLEAR_ALL = (
+    _PRELUDE
+    + """
+local _, _, us = stamp('')
+for _, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  redis.call('DEL', ARGV[1] .. name)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+local seq = next_seq(KEYS[3], us, tonumber(ARGV[3]))
+publish(ARGV[2], 'Z', seq, 0, '')
+return seq
+"""
+)
+
+# KEYS: names, cooling, seq. ARGV: now.
+# Returns {seq, names with state, {name, remaining ms, ...} of those cooling down}.
+_SNAPSHOT = (
+    _PRELUDE
+    + """
+local now, server_ms, us = stamp(ARGV[1])
+local names = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. n(server_ms), '+inf')
+local cooling = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. n(now), '+inf', 'WITHSCORES')
+local flat = {}
+for i = 1, #cooling, 2 do
+  flat[#flat + 1] = cooling[i]
+  flat[#flat + 1] = tonumber(cooling[i + 1]) - now
+end
+return {current_seq(KEYS[3], us), names, flat}
+"""
+)
+
+# KEYS: state hash, seq. ARGV: now. Returns {1 if it has state, remaining ms, seq}.
+_PEEK = (
+    _PRELUDE
+    + """
+local now, _, us = stamp(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'f', 'u')
+if state[1] == false then
+  return {0, 0, current_seq(KEYS[2], us)}
+end
+return {1, math.max((tonumber(state[2]) or 0) - now, 0), current_seq(KEYS[2], us)}
+"""
+)
+
+# KEYS: names zset. ARGV: now ms ('' = server time), the state key prefix. Read-only, for
+# operators: {name, failures, level, remaining ms, ...} for every provider with state. (It
+# reads keys it is not given: fine on one server, not on a Redis Cluster.)
+_STATES = (
+    _PRELUDE
+    + """
+local now = stamp(ARGV[1])
+local out = {}
+for _, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local s = redis.call('HMGET', ARGV[2] .. name, 'f', 'l', 'u')
+  if s[1] or s[2] or s[3] then
+    out[#out + 1] = name
+    out[#out + 1] = tonumber(s[1]) or 0
+    out[#out + 1] = tonumber(s[2]) or 0
+    out[#out + 1] = n(math.max((tonumber(s[3]) or 0) - now, 0))
+  end
+end
+return out
+"""
+)
+
+# KEYS: counter. ARGV: ttl ms. Returns the incremented counter.
+_COUNTER = """
+local value = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return value
+"""
+
+
+class _Keys:
+    """The names of a prefix's keys and channel."""
+
+    __slots__ = ("channel", "cooling", "names", "prefix", "seq", "state_prefix")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.state_prefix = f"{prefix}:p:"
+        self.names = f"{prefix}:names"
+        self.cooling = f"{prefix}:cooling"
+        self.seq = f"{prefix}:seq"
+        self.channel = f"{prefix}:events"
+
+    def state(self, name: str) -> str:
+        return self.state_prefix + name
