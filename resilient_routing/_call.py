@@ -11,25 +11,11 @@ import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import tenacity
 
 from . import _config
-from ._events import (
-    AttemptFailed,
-    AttemptStarted,
-    AttemptSucceeded,
-    CallFinished,
-    CallStarted,
-    CooldownStarted,
-    Listener,
-    ProviderSkipped,
-    RoutingEvent,
-    RoutingExhausted,
-    TerminusUsed,
-    notify,
-)
 from ._exceptions import (
     AllProvidersFailedError,
     InvalidConfigError,
@@ -39,6 +25,9 @@ from ._exceptions import (
 from ._providers import read_providers
 from ._result import RouteResult
 from ._route import Route
+
+if TYPE_CHECKING:
+    from ._events import Listener
 
 __all__ = ["Call", "first_attempt_result", "judged", "last_route"]
 
@@ -136,14 +125,17 @@ class Call:
         self.call_id = next(_call_ids) if self.listeners else 0
         self._terminus_cooling = False
 
-    def emit(self, event_type: type[RoutingEvent], i: int | None, **fields: Any) -> None:
+    def emit(self, kind: str, i: int | None, **fields: Any) -> None:
         """Tell the listeners.
 
         Callers check ``self.listeners`` first: events cost nothing when nobody listens.
         """
-        notify(
+        # Imported on first use: an application without listeners never loads the events.
+        from . import _events
+
+        _events.notify(
             self.listeners,
-            event_type(
+            getattr(_events, kind)(
                 call_id=self.call_id,
                 function=self.route.name,
                 provider=None if i is None else self.names[i],
@@ -156,7 +148,7 @@ class Call:
     def call_started(self) -> None:
         """Tell the listeners the call starts."""
         self.emit(
-            CallStarted,
+            "CallStarted",
             None,
             providers=self.names,
             strategy=type(self.route.strategy).__name__,
@@ -177,7 +169,7 @@ class Call:
             outcome = "cancelled"
         winner = None if self.winner is None or exc is not None else self.winner[0]
         self.emit(
-            CallFinished,
+            "CallFinished",
             winner,
             outcome=outcome,
             duration=self.route.clock() - started,
@@ -249,7 +241,7 @@ class Call:
         self.skipped.append(self.names[i])
         self._log(_DEBUG, "skipping provider in cooldown", i, cooldown_remaining=remaining)
         if self.listeners:
-            self.emit(ProviderSkipped, i, cooldown_remaining=remaining)
+            self.emit("ProviderSkipped", i, cooldown_remaining=remaining)
         return False
 
     def starting(self, i: int) -> None:
@@ -268,8 +260,8 @@ class Call:
             hook(self.names[i])
         if self.listeners:
             if self.n > 1 and self.is_terminus(i):
-                self.emit(TerminusUsed, i, in_cooldown=self._terminus_cooling)
-            self.emit(AttemptStarted, i)
+                self.emit("TerminusUsed", i, in_cooldown=self._terminus_cooling)
+            self.emit("AttemptStarted", i)
 
     def attempt_budget(self) -> tuple[float, bool] | None:
         """Return the seconds the next attempt may take, or None when unbounded.
@@ -293,7 +285,9 @@ class Call:
         if self.route.fallback_on(exc):
             return exc
         if self.listeners:
-            self.emit(AttemptFailed, i, exception=exc, classification="propagated", latency=latency)
+            self.emit(
+                "AttemptFailed", i, exception=exc, classification="propagated", latency=latency
+            )
         return None
 
     def records(self, i: int, exc: Exception) -> bool:
@@ -319,7 +313,7 @@ class Call:
             cooldown_remaining=remaining,
         )
         if self.listeners:
-            self.emit(CooldownStarted, i, duration=remaining)
+            self.emit("CooldownStarted", i, duration=remaining)
 
     def failed(
         self, i: int, raised: Exception, exc: Exception, counted: bool, latency: float
@@ -341,7 +335,7 @@ class Call:
         )
         if self.listeners:
             self.emit(
-                AttemptFailed,
+                "AttemptFailed",
                 i,
                 exception=exc,
                 classification="counted" if counted else "fell_over",
@@ -364,7 +358,7 @@ class Call:
         self.winner = (i, response, latency)
         _last.set(self)
         if self.listeners:
-            self.emit(AttemptSucceeded, i, latency=latency)
+            self.emit("AttemptSucceeded", i, latency=latency)
         return self.route_result() if want_result else response
 
     def route_result(self) -> RouteResult[Any]:
@@ -395,7 +389,7 @@ class Call:
         error = AllProvidersFailedError(self.failures, self.n, min(cooling) if cooling else None)
         if self.listeners:
             self.emit(
-                RoutingExhausted,
+                "RoutingExhausted",
                 None,
                 failures=error.failures,
                 retry_after=error.retry_after,

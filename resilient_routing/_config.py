@@ -7,12 +7,14 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from ._events import Listener
 from ._exceptions import InvalidConfigError
 from ._memory import InMemoryCooldownTracker
 from ._tracker import AsyncCooldownTracker, CooldownTracker
+
+if TYPE_CHECKING:
+    from ._events import Listener
 
 __all__ = ["UNSET", "Config", "Unset", "configure", "get_config"]
 

@@ -15,17 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _config
 from ._call import Call, _last, first_attempt_result
 from ._config import UNSET, AnyTracker, Unset
-from ._events import Listener
 from ._hedge import run_hedged_async, run_hedged_sync
 from ._result import RouteResult
 from ._route import ExceptionFilter, Route
 from ._steps import admit_async, admit_sync, fail_async, fail_sync
 from ._strategies import Strategy
+
+if TYPE_CHECKING:
+    from ._events import Listener
 
 __all__ = ["execute", "execute_async", "run_async", "run_sync"]
 

@@ -5,17 +5,29 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+)
 
 import wrapt
 
 from ._config import UNSET, AnyTracker, Unset, check_tracker
 from ._core import run_async, run_sync
-from ._events import Listener
 from ._exceptions import InvalidConfigError
 from ._result import RouteResult
 from ._route import ExceptionFilter, Route, _seconds
 from ._strategies import Strategy
+
+if TYPE_CHECKING:
+    from ._events import Listener
 
 __all__ = ["AsyncRouted", "Routed", "routed"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from email.utils import parsedate_to_datetime
 
 __all__ = ["retry_after_seconds"]
 
@@ -60,6 +59,9 @@ def _from_headers(headers: object, wall_clock: Callable[[], float]) -> float | N
     if isinstance(raw, bytes):
         raw = raw.decode("latin-1")
     if isinstance(raw, str):
+        # Imported here: HTTP dates are rare, and email.utils costs milliseconds at import.
+        from email.utils import parsedate_to_datetime
+
         try:
             when = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):

@@ -7,16 +7,18 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _config
 from ._config import UNSET, AnyTracker, Unset
-from ._events import Listener
 from ._exceptions import InvalidConfigError
 from ._providers import snapshot_providers
 from ._registry import get_strategy
 from ._strategies import Strategy
 from ._tracker import CooldownTracker
+
+if TYPE_CHECKING:
+    from ._events import Listener
 
 __all__ = ["ExceptionFilter", "Route", "default_clock"]
 
