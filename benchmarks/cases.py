@@ -286,6 +286,24 @@ def routed_happy() -> list[Case]:
             check=_executes(fn, "a"),
         )
     )
+
+    class NoOp:
+        def on_event(self, event: object) -> None:
+            pass
+
+    listened = routed(
+        strategy="fallback", providers=P3, cooldown=InMemoryCooldownTracker(), listeners=[NoOp()]
+    )(ok)
+    cases.append(
+        Case(
+            "routed fallback, one no-op listener",
+            s,
+            "sync",
+            sync_batch(listened, X),
+            "what listening costs; without a listener the path builds no event",
+            check=_executes(listened, "a"),
+        )
+    )
     tracker = InMemoryCooldownTracker()
 
     def functional(x: int) -> RouteResult[int]:

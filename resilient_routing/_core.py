@@ -36,22 +36,25 @@ T = TypeVar("T")
 _DEBUG = logging.DEBUG
 
 #: What the fast path hands over: the order it took from the strategy, and its attempt.
-_Pending = tuple[Iterable[int], int, Exception, float] | tuple[Iterable[int], None, None, float]
+#: (None as the order: the strategy's is the list order, which ``Call`` rebuilds if needed.)
+_Pending = (
+    tuple[Iterable[int] | None, int, Exception, float]
+    | tuple[Iterable[int] | None, None, None, float]
+)
 
 
-def _fast_start(route: Route) -> tuple[Iterable[int], int | None, Any]:
+def _fast_start(route: Route) -> tuple[Iterable[int] | None, int | None, Any]:
     """Return the strategy's order (asked once per call), its first index and the tracker.
 
-    The index is None when the fast path does not apply: an order that is not a plain list
-    order, an invalid choice (the general loop reports it), or DEBUG logging (which wants the
-    general loop's records).
+    The order is None for a strategy ``in_list_order`` (nothing to ask). The index is None when
+    the fast path does not apply: an order that is not a plain list order, an invalid choice
+    (the general loop reports it), or DEBUG logging (which wants the general loop's records).
     """
-    providers = route.providers[0]  # type: ignore[index]
-    n = len(providers)
     i: int | None = 0
-    if route.in_list_order:
-        order: Iterable[int] = range(n)
-    else:
+    order: Iterable[int] | None = None
+    if not route.in_list_order:
+        providers = route.providers[0]  # type: ignore[index]
+        n = len(providers)
         order = route.strategy.order(providers)
         if route.single_attempt:
             first = next(iter(order), None)
