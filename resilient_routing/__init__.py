@@ -11,7 +11,7 @@ from typing import Any as _Any
 from ._call import last_route
 from ._config import UNSET, Config, configure, get_config
 from ._core import execute, execute_async
-from ._decorator import AsyncRouted, Routed, routed
+from ._decorator import AsyncRouted, AsyncRoutedClassmethod, Routed, RoutedClassmethod, routed
 from ._exceptions import (
     AllProvidersFailedError,
     InvalidConfigError,
@@ -36,6 +36,7 @@ __all__ = [
     "AsyncCooldownTracker",
     "AsyncRedisCooldownTracker",
     "AsyncRouted",
+    "AsyncRoutedClassmethod",
     "Config",
     "CooldownTracker",
     "InMemoryCooldownTracker",
@@ -44,6 +45,7 @@ __all__ = [
     "RedisCooldownTracker",
     "RouteResult",
     "Routed",
+    "RoutedClassmethod",
     "RoutingError",
     "RoutingTimeoutError",
     "Strategy",

@@ -198,7 +198,12 @@ class Call:
         return self._deduplicated(order)
 
     def _checked(self, i: object) -> int:
-        if type(i) is not int or not 0 <= i < self.n:
+        if type(i) is not int:
+            raise InvalidConfigError(
+                f"strategy {self.route.strategy!r} chose index {i!r} of type "
+                f"{type(i).__name__}: expected an int"
+            )
+        if not 0 <= i < self.n:
             raise InvalidConfigError(
                 f"strategy {self.route.strategy!r} chose index {i!r}, "
                 f"outside the {self.n} providers of this call"
@@ -282,8 +287,11 @@ class Call:
     def classify(self, i: int, raised: Exception, latency: float) -> Exception | None:
         """Return the exception a failure is judged by, or None when it must propagate."""
         exc = judged(raised)
-        if self.route.fallback_on(exc):
+        # A configuration error fails the same everywhere (like a bad request): never fall over.
+        if not isinstance(exc, InvalidConfigError) and self.route.fallback_on(exc):
             return exc
+        if self.route.single_attempt:
+            self._single_failed(i, raised, exc)
         if self.listeners:
             self.emit(
                 "AttemptFailed", i, exception=exc, classification="propagated", latency=latency
@@ -342,12 +350,31 @@ class Call:
                 latency=latency,
             )
         if route.single_attempt:
-            note = f"resilient_routing: raised by provider {name!r}"
-            if note not in getattr(raised, "__notes__", ()):
-                raised.add_note(note)
+            self._note(i, raised)
             return True
         self.failures.append((name, exc))
         return False
+
+    def _note(self, i: int, raised: Exception) -> None:
+        note = f"resilient_routing: raised by provider {self.names[i]!r}"
+        if note not in getattr(raised, "__notes__", ()):
+            raised.add_note(note)
+
+    def _single_failed(self, i: int, raised: Exception, exc: Exception) -> None:
+        """Log and note a single-attempt failure that propagates outside ``fallback_on``.
+
+        The same record and note as any failure of such a strategy.
+        """
+        route = self.route
+        self._log(
+            route.failure_level,
+            route.failure_message,
+            i,
+            attempt=self.attempt,
+            error_type=type(exc).__name__,
+            error=describe(exc),
+        )
+        self._note(i, raised)
 
     def succeeded(self, i: int, response: T, latency: float, want_result: bool) -> Any:
         """Provider ``i`` answered: return the response, or its RouteResult."""

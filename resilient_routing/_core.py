@@ -13,6 +13,7 @@ loop, with what they already did, and the ``Call`` decides as always.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from . import _config
 from ._call import Call, _last, first_attempt_result
 from ._config import UNSET, AnyTracker, Unset
+from ._exceptions import InvalidConfigError
 from ._hedge import run_hedged_async, run_hedged_sync
 from ._result import RouteResult
 from ._route import ExceptionFilter, Route
-from ._steps import admit_async, admit_sync, fail_async, fail_sync
+from ._steps import admit_async, admit_sync, cancelled_check, fail_async, fail_sync
 from ._strategies import Strategy
 
 if TYPE_CHECKING:
@@ -190,6 +192,7 @@ async def run_async(
                 try:
                     response = await fn(providers[i], *args, **kwargs)
                 except Exception as raised:
+                    cancelled_check(raised)
                     pending = (order, i, raised, clock() - start)
                 else:
                     latency = clock() - start
@@ -266,6 +269,21 @@ async def _route_async(
     )
 
 
+def _awaiting(fn: Callable[[Any], Awaitable[T]]) -> Callable[[Any], Awaitable[T]]:
+    """Wrap ``fn`` so that a result that cannot be awaited is a configuration error."""
+
+    async def call(provider: Any) -> T:
+        result = fn(provider)
+        if not inspect.isawaitable(result):
+            raise InvalidConfigError(
+                f"execute_async() needs fn(provider) to return an awaitable, {fn!r} returned "
+                f"{type(result).__name__}: use execute() for a sync function"
+            )
+        return await result
+
+    return call
+
+
 def execute(
     providers: object,
     fn: Callable[[Any], T],
@@ -282,7 +300,9 @@ def execute(
 ) -> RouteResult[T]:
     """Call ``fn(provider)`` across ``providers`` with ``strategy``; return a RouteResult.
 
-    The functional form of :func:`routed`, with the same options and rules.
+    The functional form of :func:`routed`, with the same options and rules. A strategy named
+    by string is a fresh instance per call: pass one object (``RoundRobin()``) to rotate
+    across calls.
 
     Raises:
         NoProvidersError: the provider list is empty.
@@ -290,6 +310,11 @@ def execute(
         AllProvidersFailedError: every provider attempted by a multi-attempt strategy failed.
         RoutingTimeoutError: ``timeout`` ran out before a provider succeeded.
     """
+    if inspect.iscoroutinefunction(fn):
+        raise InvalidConfigError(
+            f"execute() calls sync functions; {fn!r} is a coroutine function: "
+            "await execute_async() instead"
+        )
     route = Route(
         providers=providers,
         strategy=strategy,
@@ -342,5 +367,6 @@ async def execute_async(
         is_async=True,
         name=getattr(fn, "__qualname__", type(fn).__name__),
     )
-    result: RouteResult[T] = await run_async(route, fn, (), {}, True)
+    call = fn if inspect.iscoroutinefunction(fn) else _awaiting(fn)
+    result: RouteResult[T] = await run_async(route, call, (), {}, True)
     return result

@@ -19,7 +19,7 @@ from typing import (
 
 import wrapt
 
-from ._config import UNSET, AnyTracker, Unset, check_tracker
+from ._config import UNSET, AnyTracker, Unset, check_listeners, check_names, check_tracker
 from ._core import run_async, run_sync
 from ._exceptions import InvalidConfigError
 from ._result import RouteResult
@@ -29,9 +29,10 @@ from ._strategies import Strategy
 if TYPE_CHECKING:
     from ._events import Listener
 
-__all__ = ["AsyncRouted", "Routed", "routed"]
+__all__ = ["AsyncRouted", "AsyncRoutedClassmethod", "Routed", "RoutedClassmethod", "routed"]
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 T = TypeVar("T")
 
 
@@ -46,8 +47,26 @@ class Routed(Protocol[P, T]):
         """Route the call; return the response with its routing metadata."""
         ...
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Routed[..., T]:
-        """Bind like a function (methods)."""
+    def __get__(
+        self: Routed[Concatenate[Any, P2], T], instance: Any, owner: type | None = None
+    ) -> Routed[P2, T]:
+        """Bind like a function: a method's provider parameter comes after ``self``."""
+        ...
+
+
+class RoutedClassmethod(Protocol[P, T]):
+    """A routed classmethod or staticmethod (``@routed`` above one): binding keeps ``P``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Route the call; return the response of the provider that succeeded."""
+        ...
+
+    def execute(self, *args: P.args, **kwargs: P.kwargs) -> RouteResult[T]:
+        """Route the call; return the response with its routing metadata."""
+        ...
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Routed[P, T]:
+        """Bind to the class (or do nothing, for a staticmethod)."""
         ...
 
 
@@ -62,8 +81,26 @@ class AsyncRouted(Protocol[P, T]):
         """Route the call; await it for the response with its routing metadata."""
         ...
 
-    def __get__(self, instance: Any, owner: type | None = None) -> AsyncRouted[..., T]:
-        """Bind like a function (methods)."""
+    def __get__(
+        self: AsyncRouted[Concatenate[Any, P2], T], instance: Any, owner: type | None = None
+    ) -> AsyncRouted[P2, T]:
+        """Bind like a function: a method's provider parameter comes after ``self``."""
+        ...
+
+
+class AsyncRoutedClassmethod(Protocol[P, T]):
+    """A routed async classmethod or staticmethod: binding keeps ``P``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]:
+        """Route the call; await it for the response of the provider that succeeded."""
+        ...
+
+    def execute(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, RouteResult[T]]:
+        """Route the call; await it for the response with its routing metadata."""
+        ...
+
+    def __get__(self, instance: Any, owner: type | None = None) -> AsyncRouted[P, T]:
+        """Bind to the class (or do nothing, for a staticmethod)."""
         ...
 
 
@@ -79,8 +116,8 @@ class _SignatureSurrogate(wrapt.CallableObjectProxy[Any]):
         return self._self_signature
 
 
-class _BoundRoutedFunction(wrapt.BoundFunctionWrapper[..., Any]):
-    """A routed method bound to its instance or class."""
+class _BoundSigned(wrapt.BoundFunctionWrapper[..., Any]):
+    """A bound wrapper showing its parent's signature (the provider parameter hidden)."""
 
     @property
     def __signature__(self) -> inspect.Signature:
@@ -94,6 +131,27 @@ class _BoundRoutedFunction(wrapt.BoundFunctionWrapper[..., Any]):
             self._self_parent._self_signature,
         )
 
+
+class _Signed(wrapt.FunctionWrapper[..., Any]):
+    """A function wrapper showing ``signature`` instead of the wrapped function's."""
+
+    __bound_function_wrapper__ = _BoundSigned
+
+    def __init__(
+        self, wrapped: Callable[..., Any], wrapper: Callable[..., Any], signature: inspect.Signature
+    ) -> None:
+        super().__init__(wrapped, wrapper)
+        self._self_signature = signature
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        signature: inspect.Signature = self._self_signature
+        return signature
+
+
+class _BoundRoutedFunction(_BoundSigned):
+    """A routed method bound to its instance or class."""
+
     @property
     def execute(self) -> Callable[..., Any]:
         """Route the call; return (or, for async, await) a RouteResult."""
@@ -101,7 +159,7 @@ class _BoundRoutedFunction(wrapt.BoundFunctionWrapper[..., Any]):
         return cast(Callable[..., Any], executor.__get__(self._self_instance, self._self_owner))
 
 
-class _RoutedFunction(wrapt.FunctionWrapper[..., Any]):
+class _RoutedFunction(_Signed):
     """A function routed across providers."""
 
     __bound_function_wrapper__ = _BoundRoutedFunction
@@ -114,16 +172,10 @@ class _RoutedFunction(wrapt.FunctionWrapper[..., Any]):
         route: Route,
         signature: inspect.Signature,
     ) -> None:
-        super().__init__(wrapped, wrapper)
+        super().__init__(wrapped, wrapper, signature)
         self._self_route = route
-        self._self_signature = signature
         # Same binding rules as the call itself, so bound .execute() gets the same instance.
-        self._self_executor = wrapt.FunctionWrapper(wrapped, executor)
-
-    @property
-    def __signature__(self) -> inspect.Signature:
-        signature: inspect.Signature = self._self_signature
-        return signature
+        self._self_executor = _Signed(wrapped, executor, signature)
 
     @property
     def execute(self) -> Callable[..., Any]:
@@ -178,7 +230,7 @@ def _visible_signature(target: Callable[..., Any], kind: str) -> inspect.Signatu
     elif not any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params[: index + 1]):
         raise InvalidConfigError(
             f"{getattr(target, '__qualname__', target)!r} must take the provider as its first "
-            "positional parameter (after self or cls for methods)"
+            f"positional parameter (after self or cls for methods), got {signature}"
         )
     return signature.replace(parameters=params)
 
@@ -194,20 +246,20 @@ class _Decorator:
     @overload
     def __call__(  # type: ignore[overload-overlap]
         self, fn: classmethod[Any, Concatenate[Any, P], Coroutine[Any, Any, T]]
-    ) -> AsyncRouted[P, T]: ...
+    ) -> AsyncRoutedClassmethod[P, T]: ...
 
     @overload
-    def __call__(self, fn: classmethod[Any, Concatenate[Any, P], T]) -> Routed[P, T]: ...
+    def __call__(self, fn: classmethod[Any, Concatenate[Any, P], T]) -> RoutedClassmethod[P, T]: ...
 
     @overload
     def __call__(  # type: ignore[overload-overlap]
         self, fn: staticmethod[Concatenate[Any, P], Coroutine[Any, Any, T]]
-    ) -> AsyncRouted[P, T]: ...
+    ) -> AsyncRoutedClassmethod[P, T]: ...
 
     @overload
     def __call__(  # type: ignore[overload-overlap]
         self, fn: staticmethod[Concatenate[Any, P], T]
-    ) -> Routed[P, T]: ...
+    ) -> RoutedClassmethod[P, T]: ...
 
     @overload
     def __call__(  # type: ignore[overload-overlap]
@@ -296,6 +348,11 @@ def routed(
         InvalidConfigError: an unknown strategy or an invalid option (raised here, at
             decoration time, not at the first call).
     """
+    # One-shot iterables are read once, here: validation must not use them up.
+    if exempt is not None and not isinstance(exempt, (str, bytes)):
+        exempt = check_names(exempt, "exempt=")
+    if listeners is not None and not isinstance(listeners, (str, bytes)):
+        listeners = check_listeners(listeners, "listeners=")
     options: dict[str, Any] = {
         "providers": providers,
         "strategy": strategy,

@@ -23,9 +23,11 @@ def is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _positive_number(name: str, value: object, *, allow_zero: bool = True) -> float:
+def _positive_number(
+    name: str, value: object, *, allow_zero: bool = True, unit: str = " of seconds"
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidConfigError(f"{name} must be a finite number of seconds, got {value!r}")
+        raise InvalidConfigError(f"{name} must be a finite number{unit}, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise InvalidConfigError(f"{name} must be {bound}, got {value!r}")
@@ -72,13 +74,13 @@ class CooldownPolicy:
                 f"failure_threshold must be an int >= 1, got {failure_threshold!r}"
             )
         self.failure_threshold = failure_threshold
-        self.cooldown = _positive_number("cooldown", cooldown)
+        self.cooldown = _positive_number("cooldown", cooldown, allow_zero=False)
         self.max_cooldown = _positive_number("max_cooldown", max_cooldown)
         if self.max_cooldown < self.cooldown:
             raise InvalidConfigError(
                 f"max_cooldown ({max_cooldown!r}) must be >= cooldown ({cooldown!r})"
             )
-        self.growth = _positive_number("growth", growth)
+        self.growth = _positive_number("growth", growth, unit=" (a factor)")
         if self.growth < 1:
             raise InvalidConfigError(f"growth must be >= 1, got {growth!r}")
         if backoff is not None and not callable(backoff):
@@ -88,6 +90,10 @@ class CooldownPolicy:
         self.backoff: wait_base = backoff or tenacity.wait_exponential(
             multiplier=self.cooldown, exp_base=self.growth, max=self.max_cooldown
         )
+        if not callable(wall_clock):
+            raise InvalidConfigError(
+                f"wall_clock must be a callable returning Unix time, got {wall_clock!r}"
+            )
         self.wall_clock = wall_clock
         # The default schedule is deterministic: compute it once. A user's backoff may draw
         # random jitter, so it is asked every time.

@@ -49,7 +49,13 @@ def get_strategy(name: str) -> Strategy:
         InvalidConfigError: no strategy has that name, or its factory built something that is
             not a strategy.
     """
-    strategy = strategy_factory(name)()
+    factory = strategy_factory(name)
+    try:
+        strategy = factory()
+    except TypeError as exc:
+        raise InvalidConfigError(
+            f"the factory of strategy {name!r} must build a strategy with no arguments: {exc}"
+        ) from exc
     if not callable(getattr(strategy, "order", None)):
         raise InvalidConfigError(
             f"the factory of strategy {name!r} returned {strategy!r}, "

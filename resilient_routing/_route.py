@@ -157,6 +157,11 @@ class Route:
     ) -> None:
         if isinstance(strategy, str):
             strategy = get_strategy(strategy)
+        elif isinstance(strategy, type):
+            raise InvalidConfigError(
+                f"strategy must be a strategy instance such as {strategy.__name__}(), "
+                f"got the class {strategy!r}"
+            )
         elif not callable(getattr(strategy, "order", None)):
             raise InvalidConfigError(
                 f"strategy must be a registered strategy name or an object with an "

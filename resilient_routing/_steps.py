@@ -6,11 +6,12 @@ inside are ``Call``'s.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ._call import Call
 
-__all__ = ["admit_async", "admit_sync", "fail_async", "fail_sync"]
+__all__ = ["admit_async", "admit_sync", "cancelled_check", "fail_async", "fail_sync"]
 
 
 def admit_sync(call: Call, tracker: Any, i: int) -> bool:
@@ -55,8 +56,24 @@ def fail_sync(call: Call, tracker: Any, i: int, raised: Exception, latency: floa
         raise raised
 
 
+def cancelled_check(raised: Exception) -> None:
+    """Stop the routing when the task is being cancelled, whatever the provider raised.
+
+    Some client wrappers turn ``CancelledError`` into an ordinary exception; counting that as a
+    provider failure (and falling over) would defeat the cancellation.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from raised
+
+
 async def fail_async(call: Call, tracker: Any, i: int, raised: Exception, latency: float) -> None:
-    """The async twin of :func:`fail_sync` (the tracker's methods are awaited)."""
+    """The async twin of :func:`fail_sync` (the tracker's methods are awaited).
+
+    Raises:
+        asyncio.CancelledError: the task is being cancelled (nothing is recorded).
+    """
+    cancelled_check(raised)
     exc = call.classify(i, raised, latency)
     if exc is None:
         raise raised

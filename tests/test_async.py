@@ -209,3 +209,57 @@ async def test_concurrent_tasks_share_the_tracker(clock: FakeClock) -> None:
     assert results == ["b"] * 200
     assert not tracker.is_available("a")
     assert (await call.execute()).skipped == ("a",)
+
+
+async def test_cancellation_turned_into_an_exception_still_stops_routing(
+    fresh_config: InMemoryCooldownTracker,
+) -> None:
+    """A provider turning CancelledError into another error neither falls over nor counts.
+
+    Some client wrappers do that; the call is cancelled all the same.
+    """
+    calls: list[str] = []
+    entered = asyncio.Event()
+
+    @routed(providers=["a", "b"])
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ConnectionError("connection closed") from None
+        return provider
+
+    task = asyncio.create_task(call())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls == ["a"]
+    assert fresh_config.states() == []
+
+
+def test_execute_refuses_a_coroutine_function() -> None:
+    """execute() is for sync functions; it names execute_async for async ones."""
+
+    async def fn(provider: str) -> str:
+        return provider
+
+    with pytest.raises(InvalidConfigError, match="await execute_async"):
+        execute(["a"], fn)  # type: ignore[arg-type]
+
+
+async def test_execute_async_needs_awaitables(fresh_config: InMemoryCooldownTracker) -> None:
+    """A sync function given to execute_async is a configuration error, not a failure.
+
+    It propagates and nothing is recorded; a lambda returning a coroutine is fine.
+    """
+    with pytest.raises(InvalidConfigError, match="use execute\\(\\) for a sync function"):
+        await execute_async(["a", "b"], lambda p: p)  # type: ignore[arg-type,return-value]
+    assert fresh_config.states() == []
+
+    async def fetch(provider: str) -> str:
+        return provider.upper()
+
+    assert (await execute_async(["a"], lambda p: fetch(p))).response == "A"

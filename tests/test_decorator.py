@@ -279,3 +279,56 @@ def test_library_logger_has_no_output_by_default(capsys: pytest.CaptureFixture[s
     assert any(
         isinstance(h, logging.NullHandler) for h in logging.getLogger("resilient_routing").handlers
     )
+
+
+def test_one_shot_iterables_for_exempt_and_listeners() -> None:
+    """Generators given to exempt= and listeners= are read once, not used up by validation."""
+    from resilient_routing import InMemoryCooldownTracker
+
+    tracker = InMemoryCooldownTracker(failure_threshold=1)
+    seen: list[str] = []
+
+    class Listener:
+        def on_event(self, event: Any) -> None:
+            seen.append(event.kind)
+
+    @routed(
+        providers=["a", "b"],
+        cooldown=tracker,
+        exempt=(n for n in ["a"]),
+        listeners=(x for x in [Listener()]),
+    )
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise Down()
+        return provider
+
+    assert call() == "b"
+    assert tracker.is_available("a"), "a stayed exempt"
+    assert "call_started" in seen
+
+
+def test_strategy_class_instead_of_instance_is_refused() -> None:
+    """Passing the class where an instance is expected fails at decoration, saying so."""
+    with pytest.raises(InvalidConfigError, match=r"such as RoundRobin\(\), got the class"):
+        routed(providers=["a"], strategy=RoundRobin)  # type: ignore[arg-type]
+
+
+def test_execute_shows_the_visible_signature() -> None:
+    """fn.execute and obj.method.execute hide the provider parameter too."""
+
+    @routed(providers=["a"])
+    def fn(provider: str, x: int) -> int:
+        return x
+
+    assert list(inspect.signature(fn.execute).parameters) == ["x"]
+    assert list(inspect.signature(Client("t").method.execute).parameters) == ["x"]
+
+
+def test_signature_error_shows_the_signature() -> None:
+    """The refusal of a function without a provider parameter shows what it got."""
+    with pytest.raises(InvalidConfigError, match=r"got \(\*, name: str\)"):
+
+        @routed(providers=["a"])
+        def fn(*, name: str) -> None:
+            pass

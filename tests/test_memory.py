@@ -43,7 +43,7 @@ def test_one_cooldown_started_under_many_threads() -> None:
 
 def test_concurrent_successes_and_failures_keep_state_consistent() -> None:
     """Readers, failures and successes racing never raise nor corrupt the state."""
-    tracker = InMemoryCooldownTracker(failure_threshold=3, cooldown=0.0)
+    tracker = InMemoryCooldownTracker(failure_threshold=3, cooldown=1e-6)
     errors: list[BaseException] = []
 
     def worker(seed: int) -> None:
@@ -124,11 +124,14 @@ def test_custom_tenacity_backoff(clock: FakeClock) -> None:
         ({"failure_threshold": 0}, "failure_threshold must be an int >= 1"),
         ({"failure_threshold": 2.5}, "failure_threshold"),
         ({"failure_threshold": True}, "failure_threshold"),
-        ({"cooldown": -1}, "cooldown must be >= 0"),
+        ({"cooldown": -1}, "cooldown must be > 0"),
         ({"cooldown": float("inf")}, "finite"),
         ({"cooldown": "30"}, "cooldown must be a finite number"),
         ({"max_cooldown": 10, "cooldown": 20}, "max_cooldown"),
         ({"growth": 0.5}, "growth must be >= 1"),
+        ({"growth": "x"}, r"growth must be a finite number \(a factor\)"),
+        ({"cooldown": 0}, "cooldown must be > 0"),
+        ({"wall_clock": 5}, "wall_clock must be a callable"),
         ({"backoff": 3}, "tenacity wait"),
         ({"clock": 3}, "clock"),
         ({"max_entries": 0}, "max_entries"),

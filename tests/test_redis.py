@@ -532,7 +532,7 @@ def test_async_close_cancels_the_listener_task(url: str) -> None:
     ("options", "message"),
     [
         ({"failure_threshold": 0}, "failure_threshold must be an int >= 1, got 0"),
-        ({"cooldown": -1}, "cooldown must be >= 0, got -1"),
+        ({"cooldown": -1}, "cooldown must be > 0, got -1"),
         ({"max_cooldown": 5, "cooldown": 10}, "max_cooldown (5) must be >= cooldown (10)"),
         ({"growth": 0.5}, "growth must be >= 1, got 0.5"),
         ({"prefix": ""}, "prefix must be a non-empty str"),

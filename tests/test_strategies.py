@@ -296,3 +296,41 @@ def test_strategy_asked_once_per_call_when_first_attempt_fails(h: Harness) -> No
         except Down:
             outcomes.append("b!")
     assert outcomes == ["a", "b!", "c", "a", "b!", "c"]
+
+
+def test_single_attempt_note_and_log_when_outside_fallback_on(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception outside fallback_on still gets the provider note and the ERROR record."""
+    caplog.set_level(logging.ERROR, "resilient_routing")
+    boom = KeyError("bad request")
+    with pytest.raises(KeyError) as info:
+        h.routed({"a": boom}, providers=["a"], strategy="primary_only", fallback_on=Down)()
+    assert info.value is boom
+    assert boom.__notes__ == ["resilient_routing: raised by provider 'a'"]
+    assert [r.message for r in caplog.records] == ["primary provider failed"]
+
+
+def test_invalid_config_error_from_a_provider_propagates(h: Harness) -> None:
+    """A configuration error (say from a nested routed call) fails the same everywhere."""
+    with pytest.raises(InvalidConfigError):
+        h.routed({"a": InvalidConfigError("bad option")}, providers=["a", "b"], cooldown=None)()
+    assert h.calls == ["a"]
+
+
+def test_factory_needing_arguments(registry: None) -> None:
+    """A factory that cannot be called without arguments is refused clearly."""
+    register_strategy("needs_two", lambda x: Fallback())  # type: ignore[arg-type,misc]
+    with pytest.raises(InvalidConfigError, match="must build a strategy with no arguments"):
+        routed(providers=["a"], strategy="needs_two")
+
+
+def test_non_int_index_named_by_type() -> None:
+    """A strategy choosing True or '0' is told an int was expected."""
+
+    class Bad:
+        def order(self, providers: Sequence[Any]) -> Iterable[int]:
+            return [True]
+
+    with pytest.raises(InvalidConfigError, match="of type bool: expected an int"):
+        execute(["a", "b"], str, strategy=Bad())

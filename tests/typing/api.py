@@ -152,3 +152,36 @@ def stacked(provider: str, n: int) -> int:
 
 
 assert_type(stacked(1), int)
+
+
+class Service:
+    @routed(providers=["a"])
+    def method(self, provider: str, x: int) -> str:
+        return provider * x
+
+    @routed(providers=["a"])
+    @classmethod
+    def cmethod(cls, provider: str, x: int) -> str:
+        return provider * x
+
+    @routed(providers=["a"])
+    @staticmethod
+    def smethod(provider: str, x: int) -> str:
+        return provider * x
+
+    @routed(providers=["a"])
+    async def amethod(self, provider: str, x: int) -> str:
+        return provider * x
+
+
+async def use_methods(service: Service) -> None:
+    assert_type(service.method(1), str)
+    assert_type(service.method.execute(1), RouteResult[str])
+    service.method("bad")  # type: ignore[arg-type]
+    assert_type(Service.cmethod(1), str)
+    assert_type(service.cmethod.execute(2), RouteResult[str])
+    Service.cmethod("bad")  # type: ignore[arg-type]
+    # mypy reads a decorated staticmethod as a plain callable: only its return type is kept.
+    assert_type(await service.amethod(1), str)
+    assert_type(await service.amethod.execute(1), RouteResult[str])
+    await service.amethod("bad")  # type: ignore[arg-type]
