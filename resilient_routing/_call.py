@@ -7,10 +7,12 @@ only call providers and trackers and hand the outcomes to a ``Call``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import tenacity
@@ -43,6 +45,14 @@ _last: ContextVar[Call | tuple[Route, tuple[str, ...], int, Any, float] | None] 
 
 #: Numbers routed calls for listeners; next() on a count is atomic under the GIL.
 _call_ids = itertools.count(1)
+
+
+@functools.cache
+def _events_module() -> ModuleType:
+    # Imported on first use: an application without listeners never loads the events.
+    from . import _events
+
+    return _events
 
 
 def last_route() -> RouteResult[Any] | None:
@@ -130,12 +140,10 @@ class Call:
 
         Callers check ``self.listeners`` first: events cost nothing when nobody listens.
         """
-        # Imported on first use: an application without listeners never loads the events.
-        from . import _events
-
-        _events.notify(
+        events = _events_module()
+        events.notify(
             self.listeners,
-            getattr(_events, kind)(
+            getattr(events, kind)(
                 call_id=self.call_id,
                 function=self.route.name,
                 provider=None if i is None else self.names[i],
