@@ -252,3 +252,20 @@ def test_bad_redis_url_is_a_usage_error() -> None:
     """A malformed URL is the user's mistake: exit 2."""
     code, _, err = run("status", "--redis", "http://nope")
     assert code == 2 and "--redis" in err
+
+
+def test_progress_bar_only_on_a_terminal(small: Path) -> None:
+    """A progress bar goes to stderr when it is a terminal, and nowhere otherwise."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = io.StringIO(), Terminal()
+    assert main(["simulate", str(small)], stdout=out, stderr=err) == 0
+    assert "100%" in err.getvalue() and "[###" in err.getvalue()
+    out, err = io.StringIO(), Terminal()
+    assert main(["simulate", str(small), "--no-progress"], stdout=out, stderr=err) == 0
+    assert err.getvalue() == ""
+    _, _, plain = run("simulate", str(small))
+    assert plain == ""
