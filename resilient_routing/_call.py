@@ -341,14 +341,7 @@ class Call:
         """
         route = self.route
         name = self.names[i]
-        self._log(
-            route.failure_level,
-            route.failure_message,
-            i,
-            attempt=self.attempt,
-            error_type=type(exc).__name__,
-            error=describe(exc),
-        )
+        self._log_failure(i, exc)
         if self.listeners:
             self.emit(
                 "AttemptFailed",
@@ -373,6 +366,10 @@ class Call:
 
         The same record and note as any failure of such a strategy.
         """
+        self._log_failure(i, exc)
+        self._note(i, raised)
+
+    def _log_failure(self, i: int, exc: Exception) -> None:
         route = self.route
         self._log(
             route.failure_level,
@@ -382,7 +379,6 @@ class Call:
             error_type=type(exc).__name__,
             error=describe(exc),
         )
-        self._note(i, raised)
 
     def succeeded(self, i: int, response: T, latency: float, want_result: bool) -> Any:
         """Provider ``i`` answered: return the response, or its RouteResult."""
