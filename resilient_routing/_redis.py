@@ -16,13 +16,14 @@ How it works:
   ``P:names``               sorted set: providers with state -> when their hash expires
   ``P:cooling``             sorted set: providers cooling down -> end of the cooldown
   ``P:seq``                 the sequence number of the last published event
-  ``P:events``              pub/sub channel: ``op|seq|remaining_ms|name``
+  ``P:events:<db>``         pub/sub channel: ``op|seq|remaining_ms|name`` (pub/sub spans
+                            databases, so the channel names the database)
   ========================  ============================================================
 
 - **A local view, no round trip on the happy path.** Each tracker keeps which providers are
   cooling down (name -> local deadline) and which have state in Redis ("dirty": a success of
   a provider that never failed costs nothing). A background listener (a daemon thread, or a
-  task for the async tracker) subscribes to ``P:events`` and, on every (re)subscription,
+  task for the async tracker) subscribes to ``P:events:<db>`` and, on every (re)subscription,
   reloads the whole state from the two sorted sets. Events and replies carry a sequence
   number anchored to the server's clock, so a late event never overwrites newer state.
 - **Fail-open.** Any Redis error opens a breaker of the tracker's own for ``retry_interval``
@@ -128,7 +129,8 @@ class _RedisTrackerBase:
         self._listen = listen
         self._logger = _check_logger(logger)
         _advise_on_client(client, self._logger, owner)
-        self._keys = _Keys(self.prefix)
+        pool_kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+        self._keys = _Keys(self.prefix, int(pool_kwargs.get("db", 0) or 0))
         self._view = _View()
         self._breaker = _Breaker(self._retry_interval, self._logger, f"{owner}({self.prefix!r})")
         self._owns_client = False

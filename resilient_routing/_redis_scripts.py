@@ -204,13 +204,14 @@ class _Keys:
 
     __slots__ = ("channel", "cooling", "names", "prefix", "seq", "state_prefix")
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, db: int = 0) -> None:
         self.prefix = prefix
         self.state_prefix = f"{prefix}:p:"
         self.names = f"{prefix}:names"
         self.cooling = f"{prefix}:cooling"
         self.seq = f"{prefix}:seq"
-        self.channel = f"{prefix}:events"
+        # Pub/sub ignores database numbers: the channel names the database its keys live in.
+        self.channel = f"{prefix}:events:{db}"
 
     def state(self, name: str) -> str:
         return self.state_prefix + name

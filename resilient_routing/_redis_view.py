@@ -22,6 +22,7 @@ from typing import Any, Final, cast
 
 import redis
 import redis.asyncio
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -40,8 +41,11 @@ _MAX_LOCAL: Final = 10_000
 _MAX_ERROR_TEXT: Final = 200
 
 # Errors that mean "Redis is not answering": they open the breaker instead of reaching the
-# routed call. OSError covers sockets that redis-py did not wrap.
-_FAILURES: Final = (RedisError, OSError)
+# routed call. OSError covers sockets that redis-py did not wrap; ValueError a name the
+# client cannot encode (a lone surrogate), which must not reach the routed call either.
+_FAILURES: Final = (RedisError, OSError, ValueError)
+# Of those, the ones that mean the server could not be reached at all.
+_UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # ---------------------------------------------------------------------------------------
 # Small pieces shared by both trackers: no I/O in any of them.
@@ -155,7 +159,16 @@ class _Breaker:
     open until it answers), so a hung server costs one client timeout per interval.
     """
 
-    __slots__ = ("_down_since", "_lock", "_reopen_at", "down", "interval", "label", "logger")
+    __slots__ = (
+        "_down_since",
+        "_lock",
+        "_reopen_at",
+        "_unreachable",
+        "down",
+        "interval",
+        "label",
+        "logger",
+    )
 
     def __init__(self, interval: float, logger: logging.Logger, label: str) -> None:
         self.interval = interval
@@ -164,6 +177,7 @@ class _Breaker:
         self.down = False
         self._down_since = 0.0
         self._reopen_at = 0.0
+        self._unreachable = False
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
@@ -189,6 +203,9 @@ class _Breaker:
         now = time.monotonic()
         with self._lock:
             self._reopen_at = now + self.interval
+            # A server that answers PING may still refuse scripts (out of memory, a read-only
+            # replica, no channel permission): then only a script's success proves recovery.
+            self._unreachable = isinstance(exc, _UNREACHABLE)
             if self.down:
                 return
             self.down = True
@@ -202,13 +219,18 @@ class _Breaker:
             extra={"error_type": type(exc).__name__, "redis_tracker": self.label},
         )
 
-    def succeeded(self, since: float) -> None:
-        """Redis answered a request sent at ``since`` (time.monotonic())."""
+    def succeeded(self, since: float, *, ping: bool = False) -> None:
+        """Redis answered a request sent at ``since`` (time.monotonic()).
+
+        Args:
+            since: when the request was sent.
+            ping: it was only a PING, which proves the server reachable, not usable.
+        """
         if not self.down:
             return
         with self._lock:
             # An answer to a request sent before the outage was noticed proves nothing.
-            if not self.down or since < self._down_since:
+            if not self.down or since < self._down_since or (ping and not self._unreachable):
                 return
             self.down = False
         self.logger.info(
@@ -527,7 +549,7 @@ class _ThreadListener(_ListenerBase):
                         # events may have been missed.
                         self.reload(since)
                     elif kind == "pong" and sent is not None:
-                        self.breaker.succeeded(sent)
+                        self.breaker.succeeded(sent, ping=True)
                 if health.ping_due(now, self.breaker):
                     pubsub.ping()
         finally:
@@ -639,7 +661,7 @@ class _TaskListener(_ListenerBase):
                     elif kind == "subscribe":
                         await self.reload(since)
                     elif kind == "pong" and sent is not None:
-                        self.breaker.succeeded(sent)
+                        self.breaker.succeeded(sent, ping=True)
                 if health.ping_due(now, self.breaker):
                     await pubsub.ping()
         finally:

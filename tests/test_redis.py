@@ -145,7 +145,8 @@ def test_every_key_is_namespaced_and_expires(
     # A provider with failures only keeps its state state_ttl; one cooling down, that much more.
     assert 590_000 < ttls[f"{prefix}:p:a"] <= 600_000
     assert 620_000 < ttls[f"{prefix}:p:b"] <= 630_000
-    assert client.pubsub_numsub(f"{prefix}:events") == [(f"{prefix}:events".encode(), 1)]
+    channel = f"{prefix}:events:{client.connection_pool.connection_kwargs.get('db', 0)}"
+    assert client.pubsub_numsub(channel) == [(channel.encode(), 1)]
 
 
 def test_a_success_removes_the_providers_keys(
@@ -728,8 +729,9 @@ def test_foreign_messages_on_the_channel_are_ignored(
     """Someone else publishing on the events channel disturbs nothing."""
     a = make(failure_threshold=1)
     b = make(failure_threshold=1)
-    client.publish(f"{prefix}:events", "hello")
-    client.publish(f"{prefix}:events", "C|x|y|z")
+    channel = f"{prefix}:events:{client.connection_pool.connection_kwargs.get('db', 0)}"
+    client.publish(channel, "hello")
+    client.publish(channel, "C|x|y|z")
     a.record_failure("p", Down())
     assert eventually(lambda: not b.is_available("p"))
     assert b._view.live

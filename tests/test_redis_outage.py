@@ -22,7 +22,14 @@ from redis.retry import Retry
 from resilient_routing import routed
 from resilient_routing._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
 
-from .redis_support import RedisServer, free_port, run_async, unique_prefix
+from .redis_support import (
+    RedisServer,
+    delete_prefix,
+    free_port,
+    require_redis,
+    run_async,
+    unique_prefix,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -267,3 +274,46 @@ def test_async_outages_never_block_the_event_loop(
     assert max(durations) < BUDGET
     assert max(gaps) < 0.1, "the event loop was blocked"
     assert (len(lost(logs)), len(back(logs))) == (2, 2)
+
+
+def test_server_refusing_writes_but_answering_ping_logs_once(
+    server: RedisServer, logs: pytest.LogCaptureFixture
+) -> None:
+    """A read-only replica answers PING but refuses scripts: one WARNING, no flapping INFO."""
+    client = redis.Redis.from_url(server.url, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    tracker = RedisCooldownTracker(
+        client, prefix="ro", failure_threshold=1, retry_interval=0.1, health_check_interval=0.05
+    )
+    try:
+        assert tracker.wait_synced(5)
+        client.replicaof("127.0.0.1", free_port())  # now every write fails with READONLY
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            assert tracker.record_failure("a", Down("x")) is False
+            time.sleep(0.02)
+        messages = [r.levelname for r in logs.records if "Redis" in r.getMessage()]
+        assert messages == ["WARNING"]
+    finally:
+        tracker.close()
+        client.close()
+
+
+def test_databases_of_one_server_do_not_share_cooldowns() -> None:
+    """Same prefix, different database numbers: separate applications, separate cooldowns."""
+    url = require_redis()
+    base = url.rsplit("/", 1)[0]
+    prefix = unique_prefix("db")
+    one = RedisCooldownTracker.from_url(f"{base}/14", prefix=prefix, failure_threshold=1)
+    two = RedisCooldownTracker.from_url(f"{base}/15", prefix=prefix, failure_threshold=1)
+    try:
+        assert one.wait_synced(5) and two.wait_synced(5)
+        assert one.record_failure("gemini", Down("x")) is True
+        time.sleep(0.2)  # far beyond the ~1 ms propagation: nothing may arrive at all
+        assert two.is_available("gemini")
+        assert not one.is_available("gemini")
+    finally:
+        one.reset()
+        one.close()
+        two.close()
+        delete_prefix(prefix, f"{base}/14")
+        delete_prefix(prefix, url)
