@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
+
+from ._exceptions import describe
 
 __all__ = ["main"]
 
@@ -104,7 +108,18 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise _UsageError(
                 "--plot needs matplotlib: pip install 'resilient-routing[cli]'"
             ) from exc
-    results = simulate(scenario, _Progress(err, not args.no_progress))
+    if args.plot:
+        folder = Path(args.plot).resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise _UsageError(f"--plot {args.plot}: cannot write in {folder}")
+    try:
+        results = simulate(scenario, _Progress(err, not args.no_progress))
+    except Exception as exc:
+        raise _Failure(
+            f"{scenario.source}: the simulation failed ({type(exc).__name__}: {describe(exc)}); "
+            "check the "
+            "strategy_options of its configs"
+        ) from exc
     if args.json:
         out.write(json.dumps(as_json(scenario, results), indent=2, sort_keys=True) + "\n")
     else:
@@ -131,10 +146,19 @@ def _tracker(args: argparse.Namespace) -> Any:
         raise _UsageError(
             "status and reset need redis: pip install 'resilient-routing[redis]'"
         ) from exc
+    if not args.prefix:
+        raise _UsageError("--prefix must not be empty (the trackers' default is resilient_routing)")
     try:
         return RedisCooldownTracker.from_url(args.redis, prefix=args.prefix)
     except ValueError as exc:
         raise _UsageError(f"--redis {args.redis!r}: {exc}") from exc
+
+
+def _unreachable(args: argparse.Namespace, exc: ConnectionError) -> _Failure:
+    text = str(exc)
+    if text.startswith(("ConnectionError", "TimeoutError", "OSError")):
+        return _Failure(f"cannot reach Redis at {args.redis}: {text}; is the server running?")
+    return _Failure(f"Redis at {args.redis} refused the command: {text}")
 
 
 def _status(args: argparse.Namespace, out: TextIO) -> int:
@@ -142,9 +166,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
     try:
         states = tracker.states()
     except ConnectionError as exc:
-        raise _Failure(
-            f"cannot reach Redis at {args.redis}: {exc}; is the server running?"
-        ) from exc
+        raise _unreachable(args, exc) from exc
     finally:
         tracker.close()
     rows = [
@@ -197,9 +219,7 @@ def _reset(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) ->
     try:
         tracker.reset(None if args.all else args.provider, strict=True)
     except ConnectionError as exc:
-        raise _Failure(
-            f"cannot reach Redis at {args.redis}: {exc}; is the server running?"
-        ) from exc
+        raise _unreachable(args, exc) from exc
     finally:
         tracker.close()
     out.write(f"reset {what}\n")

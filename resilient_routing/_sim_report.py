@@ -55,6 +55,12 @@ def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
     )
 
 
+def _outage_cell(config: dict[str, Any], key: str) -> str:
+    if key not in config["route_around_s"]:
+        return "-"  # this configuration does not route over that provider
+    return _fmt(config["route_around_s"][key], "s") + " / " + _fmt(config["come_back_s"][key], "s")
+
+
 def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     lines = [_line(header, widths), "  ".join("-" * w for w in widths)]
@@ -97,7 +103,8 @@ def table(scenario: Scenario, results: Sequence[ConfigResult]) -> str:
         ),
     ]
     if scenario.outages:
-        keys = list(configs[0]["route_around_s"])
+        # A configuration may route over a subset of the providers: the union of its outages.
+        keys = list(dict.fromkeys(k for c in configs for k in c["route_around_s"]))
         out += [
             "",
             "outages: time to route around (first cooldown) / to come back (first success after)",
@@ -106,12 +113,7 @@ def table(scenario: Scenario, results: Sequence[ConfigResult]) -> str:
                 [
                     [
                         c["name"],
-                        *(
-                            _fmt(c["route_around_s"][k], "s")
-                            + " / "
-                            + _fmt(c["come_back_s"][k], "s")
-                            for k in keys
-                        ),
+                        *(_outage_cell(c, k) for k in keys),
                     ]
                     for c in configs
                 ],

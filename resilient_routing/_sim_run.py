@@ -21,6 +21,7 @@ from ._events import (
     CooldownStarted,
     RoutingEvent,
 )
+from ._exceptions import AllProvidersFailedError, RoutingTimeoutError
 from ._memory import InMemoryCooldownTracker
 from ._registry import strategy_factory
 from ._route import Route
@@ -216,8 +217,8 @@ async def _run(
     )
 
     async def one() -> None:
-        # Failed calls are counted by the collector; the exception itself is not needed.
-        with contextlib.suppress(Exception):
+        # Failed calls are counted by the collector; anything else is a bug to report.
+        with contextlib.suppress(SimulatedError, AllProvidersFailedError, RoutingTimeoutError):
             await run_async(route, _call_provider, (), {}, False)
 
     arrivals = random.Random(f"{scenario.seed}:arrivals")
@@ -236,16 +237,28 @@ async def _run(
     await asyncio.gather(*tasks)
     progress(1.0)
 
-    for outage in scenario.outages:
+    for outage, key in zip(scenario.outages, outage_keys(scenario), strict=True):
         if outage.provider not in order:
             continue
-        key = f"{outage.provider}@{outage.start:g}s"
         cooled = _first_at_or_after(collector.cooldowns[outage.provider], outage.start, outage.end)
         result.route_around[key] = None if cooled is None else round(cooled - outage.start, 3)
         back = _first_at_or_after(collector.successes[outage.provider], outage.end)
         result.come_back[key] = None if back is None else round(back - outage.end, 3)
     result.timeline = _timeline(collector, scenario, order)
     return result
+
+
+def outage_keys(scenario: Scenario) -> list[str]:
+    """Return a unique label per outage: ``provider@start``, numbered when they repeat."""
+    keys: list[str] = []
+    for outage in scenario.outages:
+        key = f"{outage.provider}@{outage.start:g}s"
+        n = 2
+        while key in keys:
+            key = f"{outage.provider}@{outage.start:g}s#{n}"
+            n += 1
+        keys.append(key)
+    return keys
 
 
 def _timeline(

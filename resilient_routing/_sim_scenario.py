@@ -137,15 +137,26 @@ class _Reader:
         upper = "" if high == math.inf else f" and <= {high:g}"
         raise self.fail(key, f"a number {bound}{upper}", value)
 
-    def seconds(self, key: str, default: object = ...) -> float:
+    def seconds(self, key: str, default: object = ..., *, positive: bool = False) -> float:
         value = self.get(key, default)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        if isinstance(value, str):
+        seconds: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        elif isinstance(value, str):
             match = _DURATION.match(value)
             if match:
-                return float(match.group(1)) * _UNITS[match.group(2)]
-        raise self.fail(key, 'seconds: a number >= 0 or a string such as "90s", "10m", "1h"', value)
+                seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        if (
+            seconds is not None
+            and math.isfinite(seconds)
+            and seconds >= 0
+            and (seconds > 0 or not positive)
+        ):
+            return seconds
+        bound = "> 0" if positive else ">= 0"
+        raise self.fail(
+            key, f'seconds: a finite number {bound} or a string such as "90s", "10m", "1h"', value
+        )
 
     def text(self, key: str, default: object = ..., choices: tuple[str, ...] = ()) -> str:
         value = self.get(key, default)
@@ -219,9 +230,7 @@ def _config(source: str, table: dict[str, Any], i: int, names: tuple[str, ...]) 
     options = r.get("strategy_options", {})
     if not isinstance(options, dict):
         raise r.fail("strategy_options", "a table of the strategy's options", options)
-    threshold = r.number("failure_threshold", 3, low=1)
-    if threshold != int(threshold):
-        raise r.fail("failure_threshold", "an integer >= 1", table["failure_threshold"])
+    threshold = _count(r, "failure_threshold", 3)
     attempt_timeout = r.get("attempt_timeout", None)
     max_attempts = r.get("max_attempts", None)
     spec = ConfigSpec(
@@ -230,14 +239,16 @@ def _config(source: str, table: dict[str, Any], i: int, names: tuple[str, ...]) 
         strategy_options=dict(options),
         providers=r.names("providers", (), names),
         track_cooldown=_boolean(r, "track_cooldown", True),
-        failure_threshold=int(threshold),
-        cooldown=r.seconds("cooldown", 30.0),
-        max_cooldown=r.seconds("max_cooldown", 300.0),
+        failure_threshold=threshold,
+        cooldown=r.seconds("cooldown", 30.0, positive=True),
+        max_cooldown=r.seconds("max_cooldown", 300.0, positive=True),
         growth=r.number("growth", 2.0, low=1.0),
         exempt=r.names("exempt", (), names),
         cooldown_on=r.names("cooldown_on", ERROR_KINDS, ERROR_KINDS),
-        attempt_timeout=None if attempt_timeout is None else r.seconds("attempt_timeout"),
-        max_attempts=None if max_attempts is None else int(r.number("max_attempts", low=1)),
+        attempt_timeout=None
+        if attempt_timeout is None
+        else r.seconds("attempt_timeout", positive=True),
+        max_attempts=None if max_attempts is None else _count(r, "max_attempts"),
     )
     try:
         strategy_factory(spec.strategy)(**spec.strategy_options)
@@ -245,10 +256,19 @@ def _config(source: str, table: dict[str, Any], i: int, names: tuple[str, ...]) 
         raise r.fail(
             "strategy_options", f"options that {spec.strategy!r} takes ({exc})", options
         ) from exc
+    if len(set(spec.providers)) != len(spec.providers):
+        raise r.fail("providers", "each provider once", list(spec.providers))
     if spec.max_cooldown < spec.cooldown:
         raise r.fail("max_cooldown", f"seconds >= cooldown ({spec.cooldown:g})", spec.max_cooldown)
     r.done()
     return spec
+
+
+def _count(r: _Reader, key: str, default: object = ...) -> int:
+    value = r.get(key, default)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise r.fail(key, "an integer >= 1", value)
 
 
 def _boolean(r: _Reader, key: str, default: bool) -> bool:
@@ -282,18 +302,30 @@ def parse_scenario(text: str, source: str) -> Scenario:
     configs = tuple(_config(source, t, i, names) for i, t in enumerate(_tables(r, "configs")))
     if not configs:
         configs = (ConfigSpec(name="fallback"),)
+    seen: set[str] = set()
+    for i, config in enumerate(configs):
+        if config.name in seen:
+            raise ScenarioError(
+                f"{source}: configs[{i}].name: expected a name no other config has, "
+                f"got {config.name!r}"
+            )
+        seen.add(config.name)
     scenario = Scenario(
         name=r.text("name", Path(source).stem),
         seed=seed,
-        duration=r.seconds("duration", 3600.0),
+        duration=r.seconds("duration", 3600.0, positive=True),
         rate=r.number("rate", 1.0, open_low=True),
         providers=providers,
         outages=outages,
         configs=configs,
         source=source,
     )
-    if scenario.duration <= 0:
-        raise r.fail("duration", "a duration > 0", data.get("duration"))
+    for i, outage in enumerate(outages):
+        if outage.start >= scenario.duration:
+            raise ScenarioError(
+                f"{source}: outages[{i}].start: expected a time before the end of the scenario "
+                f"({scenario.duration:g} s), got {outage.start:g} s"
+            )
     r.done()
     return scenario
 

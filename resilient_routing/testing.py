@@ -17,6 +17,9 @@ available once resilient_routing is installed (see :mod:`resilient_routing.pytes
 
 from __future__ import annotations
 
+import inspect
+import math
+
 from ._clock import FakeClock
 from ._faults import Fault, FaultInjector, InjectedFaultError, InjectedTimeoutError
 from ._scripted import Delayed, ScriptedProvider, ScriptExhaustedError
@@ -44,17 +47,33 @@ class _Forced(Exception):
         self.retry_after = seconds
 
 
+def _sync(tracker: object) -> None:
+    if inspect.iscoroutinefunction(getattr(tracker, "is_available", None)):
+        raise TypeError(
+            f"{type(tracker).__name__} is an async tracker: these helpers take sync trackers "
+            "(InMemoryCooldownTracker, RedisCooldownTracker)"
+        )
+
+
 def force_cooldown(tracker: CooldownTracker, name: str, seconds: float) -> None:
     """Put ``name`` into cooldown for ``seconds`` (capped at the tracker's max_cooldown).
 
     Works on any tracker that honours Retry-After, through its public methods.
+
+    Raises:
+        ValueError: ``seconds`` is not a finite number > 0.
+        TypeError: the tracker is async.
     """
+    _sync(tracker)
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"force_cooldown() takes seconds > 0 (finite), got {seconds!r}")
     tracker.reset(name)
     tracker.record_failure(name, _Forced(seconds))
 
 
 def clear_cooldown(tracker: CooldownTracker, name: str | None = None) -> None:
     """Forget the cooldown state of ``name``, or of every provider."""
+    _sync(tracker)
     tracker.reset(name)
 
 
@@ -65,7 +84,9 @@ def assert_cooling(
 
     Raises:
         AssertionError: it is available, or its remaining cooldown differs.
+        TypeError: the tracker is async.
     """
+    _sync(tracker)
     remaining = tracker.cooldown_remaining(name)
     if tracker.is_available(name):
         raise AssertionError(f"provider {name!r} is available, expected it to be cooling down")
@@ -80,7 +101,9 @@ def assert_available(tracker: CooldownTracker, name: str) -> None:
 
     Raises:
         AssertionError: it is cooling down.
+        TypeError: the tracker is async.
     """
+    _sync(tracker)
     if not tracker.is_available(name):
         raise AssertionError(
             f"provider {name!r} is cooling down for {tracker.cooldown_remaining(name):g} s "

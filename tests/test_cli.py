@@ -13,6 +13,8 @@ import pytest
 
 from resilient_routing._cli import main
 
+PROV = "[[providers]]\nname='a'\nlatency_median=1\n"
+
 SMALL = """
 name = "small"
 seed = 3
@@ -134,6 +136,35 @@ def test_plot_writes_a_png(small: Path, tmp_path: Path) -> None:
         ),
         ("this is = not toml =", "not valid TOML"),
         ("seed = 1", "providers: expected at least one"),
+        (
+            PROV + "[[configs]]\nname='x'\ncooldown=0",
+            "configs[0].cooldown: expected seconds: a finite number > 0",
+        ),
+        (
+            PROV + "[[configs]]\nname='x'\nmax_cooldown=inf",
+            "configs[0].max_cooldown: expected seconds",
+        ),
+        (
+            PROV + "[[configs]]\nname='x'\nattempt_timeout='0s'",
+            "configs[0].attempt_timeout: expected seconds",
+        ),
+        ("duration = inf\n" + PROV, "duration: expected seconds"),
+        (
+            PROV + "[[configs]]\nname='x'\nmax_attempts=1.5",
+            "configs[0].max_attempts: expected an integer >= 1",
+        ),
+        (
+            PROV + "[[configs]]\nname='x'\n[[configs]]\nname='x'",
+            "configs[1].name: expected a name no other config has",
+        ),
+        (
+            PROV + "[[configs]]\nname='x'\nproviders=['a','a']",
+            "configs[0].providers: expected each provider once",
+        ),
+        (
+            "duration = '5m'\n" + PROV + "[[outages]]\nprovider='a'\nstart='6m'\nend='7m'",
+            "outages[0].start: expected a time before the end",
+        ),
         (
             "[[providers]]\nname='a'\nlatency_median=1\n[[configs]]\nname='h'\nstrategy='hedged'\nstrategy_options={delayy=1}",
             "configs[0].strategy_options: expected options that 'hedged' takes",
@@ -269,3 +300,63 @@ def test_progress_bar_only_on_a_terminal(small: Path) -> None:
     assert err.getvalue() == ""
     _, _, plain = run("simulate", str(small))
     assert plain == ""
+
+
+def test_configs_over_different_provider_subsets(tmp_path: Path) -> None:
+    """A config that leaves out the failing provider shows '-' for its outage, no crash."""
+    path = tmp_path / "subset.toml"
+    path.write_text(
+        SMALL.replace('[[configs]]\nname = "rr"\nstrategy = "round_robin"', "")
+        + '[[configs]]\nname = "only t"\nproviders = ["t"]\n',
+        encoding="utf-8",
+    )
+    code, out, err = run("simulate", str(path))
+    assert code == 0, err
+    assert "only t" in out
+    outage_rows = out.split("outages:")[1].splitlines()
+    row = next(x for x in outage_rows if x.startswith("only t"))
+    assert row.split()[-1] == "-"
+
+
+def test_plot_into_a_missing_folder_is_refused_before_running(small: Path) -> None:
+    """--plot into a folder that does not exist fails at once, exit 2, before simulating."""
+    code, out, err = run("simulate", str(small), "--plot", "/nonexistent/dir/x.png")
+    assert code == 2 and out == "" and "cannot write in /nonexistent/dir" in err
+
+
+def test_bad_strategy_options_found_at_run_time_exit_1(tmp_path: Path) -> None:
+    """Options a strategy accepts but cannot use end the run with one line, not 0% success."""
+    path = tmp_path / "rng.toml"
+    path.write_text(
+        PROV + "[[providers]]\nname='b'\nlatency_median=1\n[[providers]]\nname='t'\n"
+        "latency_median=1\n[[configs]]\nname='w'\nstrategy='weighted'\n"
+        "strategy_options={rng=5}\n",
+        encoding="utf-8",
+    )
+    code, out, err = run("simulate", str(path))
+    assert code == 1 and out == ""
+    assert "the simulation failed (AttributeError" in err and err.count("\n") == 1
+
+
+def test_duplicate_outage_starts_get_distinct_labels(tmp_path: Path) -> None:
+    """Two outages of one provider starting together are both reported."""
+    path = tmp_path / "twice.toml"
+    path.write_text(
+        SMALL + '[[outages]]\nprovider = "a"\nstart = "1m"\nend = "3m"\n', encoding="utf-8"
+    )
+    _, out, _ = run("simulate", str(path), "--json")
+    assert set(json.loads(out)["configs"][0]["route_around_s"]) == {"a@60s", "a@60s#2"}
+
+
+def test_empty_prefix_names_the_option() -> None:
+    """--prefix '' is reported as a --prefix mistake."""
+    code, _, err = run("status", "--prefix", "")
+    assert code == 2 and "--prefix must not be empty" in err
+
+
+def test_redis_error_reply_is_not_called_unreachable(redis_prefix: tuple[str, str]) -> None:
+    """A server that answers with an error is not 'unreachable'."""
+    url, prefix = redis_prefix
+    base = url.rsplit("/", 1)[0]
+    code, _, err = run("status", "--redis", f"{base}/999", "--prefix", prefix)
+    assert code == 1 and "refused the command" in err and "is the server running" not in err

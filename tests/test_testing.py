@@ -213,3 +213,24 @@ def test_plugin_fixtures(
     routing_clock.advance(10)
     assert call() == "a"
     assert calls == ["b", "a"]
+
+
+def test_cooldown_helpers_refuse_async_trackers_and_bad_seconds(clock: FakeClock) -> None:
+    """The helpers are sync: an async tracker is refused, not silently passed."""
+
+    class AsyncTracker:
+        async def is_available(self, name: str) -> bool:
+            return True
+
+    for helper, args in [
+        (force_cooldown, ("a", 1)),
+        (clear_cooldown, ()),
+        (assert_cooling, ("a",)),
+        (assert_available, ("a",)),
+    ]:
+        with pytest.raises(TypeError, match="async tracker"):
+            helper(AsyncTracker(), *args)  # type: ignore[operator]
+    tracker = InMemoryCooldownTracker(clock=clock)
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="seconds > 0"):
+            force_cooldown(tracker, "a", bad)
