@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
 import math
@@ -469,8 +468,7 @@ class _ThreadListener(_ListenerBase):
         self.start_lock = threading.Lock()
         self.closed = False
         self.pubsub: Any = None
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=functools.partial(_listener_after_fork, ref))
+        _THREAD_LISTENERS.add(self)
 
     def after_fork(self) -> None:
         # The thread did not survive the fork; the child starts its own on first use.
@@ -569,10 +567,17 @@ class _ThreadListener(_ListenerBase):
         self.loaded(self.scripts[-1](keys=keys, args=args), now, since)
 
 
-def _listener_after_fork(ref: weakref.ref[_ThreadListener]) -> None:
-    listener = ref()
-    if listener is not None:
+#: Every live thread listener, for the one at-fork hook (os.register_at_fork cannot be undone,
+#: so one hook per tracker would outlive its tracker).
+_THREAD_LISTENERS: weakref.WeakSet[_ThreadListener] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for listener in list(_THREAD_LISTENERS):
         listener.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _TaskListener(_ListenerBase):
