@@ -10,6 +10,7 @@ import resilient_routing
 from resilient_routing import InMemoryCooldownTracker, configure, get_config
 from resilient_routing.testing import FakeClock
 
+from .harness import Harness
 from .trackers import Backend, memory_backend
 
 pytest_plugins = ["pytester", "resilient_routing.pytest_plugin"]
@@ -40,6 +41,18 @@ def fresh_config(clock: FakeClock) -> Iterator[InMemoryCooldownTracker]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(1000.0)
+
+
+@pytest.fixture(params=["sync", "async"])
+def h(request: pytest.FixtureRequest) -> Harness:
+    """A harness routing sync or async: one test covers both kinds of routed function."""
+    return Harness(request.param)
+
+
+@pytest.fixture
+def tracker(clock: FakeClock) -> InMemoryCooldownTracker:
+    """A tracker on the fake clock that cools a provider down for 60 s at its first failure."""
+    return InMemoryCooldownTracker(failure_threshold=1, cooldown=60, clock=clock)
 
 
 @pytest.fixture

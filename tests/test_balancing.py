@@ -35,11 +35,6 @@ class Down(Exception):
     pass
 
 
-@pytest.fixture(params=["sync", "async"])
-def h(request: pytest.FixtureRequest) -> Harness:
-    return Harness(request.param)
-
-
 def test_registered_by_name() -> None:
     """Each new strategy is registered under its name."""
     for name, cls in [

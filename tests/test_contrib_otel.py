@@ -79,11 +79,6 @@ def listener(
     return OpenTelemetryListener(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
-@pytest.fixture(params=["sync", "async"])
-def h(request: pytest.FixtureRequest) -> Harness:
-    return Harness(request.param)
-
-
 def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:
     (span,) = exporter.get_finished_spans()
     return span

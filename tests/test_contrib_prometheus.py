@@ -49,11 +49,6 @@ def listener(registry: CollectorRegistry, clock: FakeClock) -> PrometheusListene
     return PrometheusListener(registry, clock=clock)
 
 
-@pytest.fixture(params=["sync", "async"])
-def h(request: pytest.FixtureRequest) -> Harness:
-    return Harness(request.param)
-
-
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """A sample's value; 0 when absent (a label set never seen)."""
     found = registry.get_sample_value(f"{NS}_{name}", labels)

@@ -24,7 +24,6 @@ from resilient_routing.events import (
     RoutingExhausted,
     TerminusUsed,
 )
-from resilient_routing.testing import FakeClock
 
 from .harness import Harness
 
@@ -42,16 +41,6 @@ class Recorder:
 
     def kinds(self) -> list[tuple[str, str | None]]:
         return [(e.kind, e.provider) for e in self.events]
-
-
-@pytest.fixture(params=["sync", "async"])
-def h(request: pytest.FixtureRequest) -> Harness:
-    return Harness(request.param)
-
-
-@pytest.fixture
-def tracker(clock: FakeClock) -> InMemoryCooldownTracker:
-    return InMemoryCooldownTracker(failure_threshold=1, cooldown=60, clock=clock)
 
 
 def test_events_of_a_fallback(h: Harness, tracker: InMemoryCooldownTracker) -> None:

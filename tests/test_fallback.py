@@ -26,16 +26,6 @@ class BadRequest(Exception):
     pass
 
 
-@pytest.fixture(params=["sync", "async"])
-def h(request: pytest.FixtureRequest) -> Harness:
-    return Harness(request.param)
-
-
-@pytest.fixture
-def tracker(clock: FakeClock) -> InMemoryCooldownTracker:
-    return InMemoryCooldownTracker(failure_threshold=1, cooldown=60, clock=clock)
-
-
 def test_first_provider_serves(h: Harness) -> None:
     """The first healthy provider answers; nothing else is called."""
     result = h.routed(providers=["a", "b", "c"])()

@@ -31,16 +31,6 @@ class Slow(TimeoutError):
     pass
 
 
-@pytest.fixture(params=["sync", "async"])
-def h(request: pytest.FixtureRequest) -> Harness:
-    return Harness(request.param)
-
-
-@pytest.fixture
-def tracker(clock: FakeClock) -> InMemoryCooldownTracker:
-    return InMemoryCooldownTracker(failure_threshold=1, cooldown=60, clock=clock)
-
-
 @pytest.fixture(params=["class", "tuple", "predicate"])
 def counts_down(request: pytest.FixtureRequest) -> Any:
     """cooldown_on in its three forms: Down counts, a timeout does not."""

@@ -33,11 +33,6 @@ class Down(Exception):
         self.retry_after = retry_after
 
 
-@pytest.fixture(params=["sync", "async"])
-def h(request: pytest.FixtureRequest) -> Harness:
-    return Harness(request.param)
-
-
 @pytest.fixture
 def registry() -> Iterator[None]:
     """Remove strategies a test registers."""
