@@ -23,6 +23,9 @@ def _env() -> dict[str, str]:
     # The checkout under test comes first, as it does for the in-process benchmarks.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # An installed package has its bytecode compiled; with PYTHONDONTWRITEBYTECODE set (as in
+    # some sandboxes and CI images) every run would compile the checkout from source instead.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

@@ -7,12 +7,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tenacity.wait import wait_base
 
 from ._exceptions import InvalidConfigError
 from ._policy import CooldownPolicy, is_count
-from ._tracker import ProviderState
+
+if TYPE_CHECKING:
+    from ._state import ProviderState
 
 __all__ = ["InMemoryCooldownTracker"]
 
@@ -147,6 +150,8 @@ class InMemoryCooldownTracker:
 
     def states(self) -> list[ProviderState]:
         """Return every provider the tracker remembers, sorted by name."""
+        from ._state import ProviderState
+
         now = self._clock()
         with self._lock:
             return [

@@ -82,7 +82,7 @@ from ._redis_view import (
     _ThreadListener,
     _View,
 )
-from ._tracker import ProviderState
+from ._state import ProviderState
 
 
 class _RedisTrackerBase:

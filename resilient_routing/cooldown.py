@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._memory import InMemoryCooldownTracker
 from ._policy import CooldownPolicy
-from ._tracker import AsyncCooldownTracker, CooldownTracker, ProviderState
+from ._state import ProviderState
+from ._tracker import AsyncCooldownTracker, CooldownTracker
 
 if TYPE_CHECKING:
     from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker, RedisCounter
