@@ -134,6 +134,12 @@ class _RedisTrackerBase:
         self._view = _View()
         self._breaker = _Breaker(self._retry_interval, self._logger, f"{owner}({self.prefix!r})")
         self._owns_client = False
+        # register_script is local (no round trip) for both clients; the scripts load on use.
+        self._failure: Any = client.register_script(_FAILURE)
+        self._clear: Any = client.register_script(_CLEAR)
+        self._clear_all: Any = client.register_script(_CLEAR_ALL)
+        self._peek: Any = client.register_script(_PEEK)
+        self._snapshot: Any = client.register_script(_SNAPSHOT)
         index_ttl_ms = keep_ms + round(self.policy.max_cooldown * 1000) + 1000
         self._index_ttl = str(index_ttl_ms)
         self._failure_tail = [
@@ -180,6 +186,10 @@ class _RedisTrackerBase:
             keys.channel,
             self._index_ttl,
         ]
+
+    def _routing_scripts(self) -> list[Any]:
+        """The scripts the listener preloads on every (re)subscription."""
+        return [self._failure, self._clear, self._clear_all, self._peek, self._snapshot]
 
     def _peek_call(self, name: str, now: float) -> tuple[list[str], list[str]]:
         return [self._keys.state(name), self._keys.seq], [self._clock.arg(now)]
@@ -297,15 +307,10 @@ class RedisCooldownTracker(_RedisTrackerBase):
             logger=logger,
         )
         self._client = client
-        self._failure = client.register_script(_FAILURE)
-        self._clear = client.register_script(_CLEAR)
-        self._clear_all = client.register_script(_CLEAR_ALL)
-        self._peek = client.register_script(_PEEK)
-        self._snapshot = client.register_script(_SNAPSHOT)
         self._states = client.register_script(_STATES)
         self._listener = _ThreadListener(
             client,
-            [self._failure, self._clear, self._clear_all, self._peek, self._snapshot],
+            self._routing_scripts(),
             self._view,
             self._breaker,
             self._keys,
@@ -564,14 +569,9 @@ class AsyncRedisCooldownTracker(_RedisTrackerBase):
             logger=logger,
         )
         self._client = client
-        self._failure = client.register_script(_FAILURE)
-        self._clear = client.register_script(_CLEAR)
-        self._clear_all = client.register_script(_CLEAR_ALL)
-        self._peek = client.register_script(_PEEK)
-        self._snapshot = client.register_script(_SNAPSHOT)
         self._listener = _TaskListener(
             client,
-            [self._failure, self._clear, self._clear_all, self._peek, self._snapshot],
+            self._routing_scripts(),
             self._view,
             self._breaker,
             self._keys,
