@@ -31,7 +31,7 @@ from ._route import Route
 if TYPE_CHECKING:
     from ._events import Listener
 
-__all__ = ["Call", "first_attempt_result", "judged", "last_route"]
+__all__ = ["Call", "Won", "counts", "falls_over", "judged", "last_route", "quick_result"]
 
 T = TypeVar("T")
 
@@ -39,9 +39,11 @@ _DEBUG = logging.DEBUG
 _INFO = logging.INFO
 _WARNING = logging.WARNING
 
-_last: ContextVar[Call | tuple[Route, tuple[str, ...], int, Any, float] | None] = ContextVar(
-    "resilient_routing_last_route", default=None
-)
+#: What the runners' quick path remembers of a call it served: the route, the names, the
+#: winner's index, response and latency, and the failures before it (None: none).
+Won = tuple[Route, tuple[str, ...], int, Any, float, "tuple[tuple[str, Exception], ...] | None"]
+
+_last: ContextVar[Call | Won | None] = ContextVar("resilient_routing_last_route", default=None)
 
 #: Numbers routed calls for listeners; next() on a count is atomic under the GIL.
 _call_ids = itertools.count(1)
@@ -67,18 +69,19 @@ def last_route() -> RouteResult[Any] | None:
         return None
     if isinstance(last, Call):
         return last.route_result()
-    return first_attempt_result(last)
+    return quick_result(last)
 
 
-def first_attempt_result(won: tuple[Route, tuple[str, ...], int, Any, float]) -> RouteResult[Any]:
-    """Return the RouteResult of a call whose first attempt answered (the fast path's)."""
-    route, names, i, response, latency = won
+def quick_result(won: Won) -> RouteResult[Any]:
+    """Return the RouteResult of a call the runners' quick path served."""
+    route, names, i, response, latency, failures = won
     return RouteResult(
         response=response,
         provider=names[i],
         latency=latency,
-        attempt=1,
+        attempt=1 if failures is None else len(failures) + 1,
         was_terminus=i == len(names) - 1 and not route.single_attempt,
+        failures=() if failures is None else failures,
     )
 
 
@@ -91,6 +94,22 @@ def judged(exc: Exception) -> Exception:
             if isinstance(inner, Exception):
                 return inner
     return exc
+
+
+def falls_over(route: Route, exc: Exception) -> bool:
+    """Whether a failure judged by ``exc`` falls over to the next provider (else: propagates).
+
+    A configuration error fails the same everywhere (like a bad request): never fall over.
+    """
+    return not isinstance(exc, InvalidConfigError) and bool(route.fallback_on(exc))
+
+
+def counts(route: Route, exempt: frozenset[str], name: str, exc: Exception) -> bool:
+    """Whether a failure of provider ``name`` (judged by ``exc``) counts toward its cooldown."""
+    if name in exempt:
+        return False
+    cooldown_on = route.cooldown_on
+    return cooldown_on is None or bool(cooldown_on(exc))
 
 
 class Call:
@@ -295,8 +314,7 @@ class Call:
     def classify(self, i: int, raised: Exception, latency: float) -> Exception | None:
         """Return the exception a failure is judged by, or None when it must propagate."""
         exc = judged(raised)
-        # A configuration error fails the same everywhere (like a bad request): never fall over.
-        if not isinstance(exc, InvalidConfigError) and self.route.fallback_on(exc):
+        if falls_over(self.route, exc):
             return exc
         if self.route.single_attempt:
             self._single_failed(i, raised, exc)
@@ -314,10 +332,7 @@ class Call:
             if exempt is None:
                 exempt = _config._current.exempt_providers
             self.exempt = exempt
-        if self.names[i] in exempt:
-            return False
-        cooldown_on = self.route.cooldown_on
-        return cooldown_on is None or bool(cooldown_on(exc))
+        return counts(self.route, exempt, self.names[i], exc)
 
     def cooling_started(self, i: int, remaining: float) -> None:
         """Log that the failure just recorded started a cooldown."""

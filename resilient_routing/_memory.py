@@ -6,7 +6,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import TYPE_CHECKING
 
 from tenacity.wait import wait_base
@@ -55,7 +55,7 @@ class InMemoryCooldownTracker:
         max_entries: the most providers whose state is kept at once. Default 10,000.
     """
 
-    __slots__ = ("_clock", "_lock", "_max_entries", "_state", "policy")
+    __slots__ = ("_clock", "_known", "_lock", "_max_entries", "_state", "policy")
 
     def __init__(
         self,
@@ -84,6 +84,9 @@ class InMemoryCooldownTracker:
         self._clock = clock
         self._max_entries = max_entries
         self._state: OrderedDict[str, _Entry] = OrderedDict()
+        # The names holding state: the routing core's quick path reads it instead of calling
+        # is_available/record_success for the others (available, nothing to record).
+        self._known: Container[str] = self._state
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

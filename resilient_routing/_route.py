@@ -6,7 +6,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import _config
@@ -20,7 +20,7 @@ from ._tracker import CooldownTracker
 if TYPE_CHECKING:
     from ._events import Listener
 
-__all__ = ["ExceptionFilter", "Route", "default_clock"]
+__all__ = ["AsyncAdapter", "ExceptionFilter", "Route", "TrackerForms", "default_clock"]
 
 #: The clock of latencies, deadlines and event times (read when a route is built, so tests
 #: and the simulator can give another one).
@@ -64,25 +64,25 @@ def _seconds(option: str, value: object) -> float | None:
     return float(value)
 
 
-class _AsyncAdapter:
+class AsyncAdapter:
     """Lets the async runner await an in-process (non-blocking) sync tracker."""
 
-    __slots__ = ("_t",)
+    __slots__ = ("tracker",)
 
     def __init__(self, tracker: CooldownTracker) -> None:
-        self._t = tracker
+        self.tracker = tracker
 
     async def is_available(self, name: str) -> bool:
-        return self._t.is_available(name)
+        return self.tracker.is_available(name)
 
     async def cooldown_remaining(self, name: str) -> float:
-        return self._t.cooldown_remaining(name)
+        return self.tracker.cooldown_remaining(name)
 
     async def record_failure(self, name: str, exc: BaseException) -> bool:
-        return self._t.record_failure(name, exc)
+        return self.tracker.record_failure(name, exc)
 
     async def record_success(self, name: str) -> None:
-        self._t.record_success(name)
+        self.tracker.record_success(name)
 
 
 def _tracker_for(tracker: AnyTracker, is_async: bool, origin: str) -> Any:
@@ -103,7 +103,16 @@ def _tracker_for(tracker: AnyTracker, is_async: bool, origin: str) -> Any:
             "an async routed function: use AsyncRedisCooldownTracker (or another "
             "AsyncCooldownTracker) there"
         )
-    return _AsyncAdapter(tracker)  # type: ignore[arg-type]
+    return AsyncAdapter(tracker)  # type: ignore[arg-type]
+
+
+#: A tracker in the forms the runners use: the object given, the form the runner calls or
+#: awaits, the in-process sync form when there is one (an async route may call it without
+#: awaiting), and that one's ``_known`` names, when it keeps them: a container of the names
+#: it holds state for (any other name is available, and its success needs no recording).
+TrackerForms = tuple[object, Any, Any, "Container[str] | None"]
+
+_UNTRACKED: TrackerForms = (None, None, None, None)
 
 
 class Route:
@@ -131,6 +140,8 @@ class Route:
         "on_attempt_end",
         "on_attempt_start",
         "providers",
+        "quiet_level",
+        "runner",
         "single_attempt",
         "strategy",
         "timeout",
@@ -172,6 +183,9 @@ class Route:
         self.uses_cooldown = bool(getattr(strategy, "uses_cooldown", True))
         self.failure_message = str(getattr(strategy, "failure_message", "provider failed"))
         self.failure_level = int(getattr(strategy, "failure_level", logging.WARNING))
+        # The runners' quick path takes failures only while nothing a failure logs is enabled
+        # (the failure, a cooldown starting at WARNING, a fallback answering at INFO).
+        self.quiet_level = max(self.failure_level, logging.WARNING)
         self.on_attempt_start: Callable[[str], None] | None = getattr(
             strategy, "on_attempt_start", None
         )
@@ -221,20 +235,33 @@ class Route:
             and self.hedge_delay is None
             and not self.listeners
         )
-        self._cached: tuple[object, Any] = (None, None)
+        self._cached: TrackerForms = _UNTRACKED
+        #: Made by ``_core.runner`` on first use.
+        self.runner: Any = None
 
     def tracker(self) -> Any:
         """Return the tracker of this call in runner form, or None when not tracking."""
+        return self.tracker_forms()[1]
+
+    def tracker_forms(self) -> TrackerForms:
+        """Return this call's tracker in every form the runners use (see ``TrackerForms``)."""
         if not self.uses_cooldown:
-            return None
+            return _UNTRACKED
         tracker = self.cooldown
         if tracker is UNSET:
             tracker = _config._current.cooldown
+        return self.forms_of(tracker)
+
+    def forms_of(self, tracker: AnyTracker | None) -> TrackerForms:
+        """Return the forms of ``tracker`` (this route's or the global one; None: untracked)."""
         if tracker is None:
-            return None
-        seen, ready = self._cached
-        if seen is not tracker:
+            return _UNTRACKED
+        forms = self._cached
+        if forms[0] is not tracker:
             # Validated once per tracker object, not per call: the global one may change.
             ready = _tracker_for(tracker, self.is_async, "the global cooldown tracker")
-            self._cached = (tracker, ready)
-        return ready
+            local = ready.tracker if type(ready) is AsyncAdapter else ready
+            if inspect.iscoroutinefunction(getattr(local, "is_available", None)):
+                local = None
+            forms = self._cached = (tracker, ready, local, getattr(local, "_known", None))
+        return forms

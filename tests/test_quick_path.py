@@ -1,0 +1,347 @@
+"""The runners' quick path decides exactly as the general loop does.
+
+A routed call whose logging is silenced (and which no listener watches) is served by the
+runners' quick path; with DEBUG logging on, every call takes the general loop. The same
+scripted scenario run both ways must give the same responses, results, errors, calls and
+tracker state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+import tenacity
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resilient_routing import (
+    AllProvidersFailedError,
+    InMemoryCooldownTracker,
+    InvalidConfigError,
+    RouteResult,
+    last_route,
+    routed,
+)
+from resilient_routing.testing import FakeClock
+
+NAMES = ("a", "b", "c", "d")
+
+
+class Down(Exception):
+    """A provider failure that falls over."""
+
+
+class Slow(Down):
+    """A failure that falls over without counting (``cooldown_on`` refuses it)."""
+
+
+class BadRequest(Exception):
+    """A failure outside ``fallback_on``: it propagates."""
+
+
+def _raise(outcome: str, name: str) -> object:
+    if outcome == "down":
+        raise Down(name)
+    if outcome == "slow":
+        raise Slow(name)
+    if outcome == "bad":
+        raise BadRequest(name)
+    if outcome == "config":
+        raise InvalidConfigError(name)
+    if outcome == "retry":
+        # What a tenacity-wrapped client raises: judged by its last exception.
+        attempt = tenacity.Future(1)
+        attempt.set_exception(Down(name))
+        raise tenacity.RetryError(attempt)
+    return f"{name}:{outcome}"
+
+
+def _logger(name: str, level: int) -> logging.Logger:
+    logger = logging.getLogger(f"resilient_routing.test_quick.{name}")
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger
+
+
+QUIET = _logger("quiet", logging.CRITICAL)
+VERBOSE = _logger("verbose", logging.DEBUG)
+OUTCOMES = st.sampled_from(["ok", "ok", "down", "down", "slow", "retry", "bad", "config"])
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    n = draw(st.integers(1, 4))
+    names = NAMES[:n]
+    return {
+        "names": names,
+        "strategy": draw(st.sampled_from(["fallback", "primary_only", "round_robin"])),
+        "threshold": draw(st.integers(1, 3)),
+        "exempt": draw(st.sets(st.sampled_from(names))),
+        "slow_counts": draw(st.booleans()),
+        "cooling": draw(st.sets(st.sampled_from(names))),
+        "calls": draw(st.lists(st.tuples(*(OUTCOMES for _ in names)), min_size=1, max_size=5)),
+    }
+
+
+def _run(scenario: dict[str, Any], logger: logging.Logger, mode: str) -> list[Any]:
+    """Run the scenario's calls; return everything observable about them."""
+    clock = FakeClock(100.0)
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=scenario["threshold"], cooldown=10, clock=clock
+    )
+    for name in sorted(scenario["cooling"]):
+        for _ in range(scenario["threshold"]):
+            tracker.record_failure(name, Down())
+    seen: list[Any] = []
+    script: list[Sequence[str]] = []
+    options: dict[str, Any] = {
+        "providers": scenario["names"],
+        "strategy": scenario["strategy"],
+        "cooldown": tracker,
+        "exempt": scenario["exempt"],
+        "fallback_on": Down,
+        "cooldown_on": None if scenario["slow_counts"] else (lambda e: not isinstance(e, Slow)),
+        "logger": logger,
+    }
+
+    def outcome(provider: str) -> object:
+        seen.append(provider)
+        return _raise(script[-1][scenario["names"].index(provider)], provider)
+
+    if mode == "sync":
+
+        @routed(**options)
+        def call(provider: str) -> object:
+            return outcome(provider)
+
+        def once() -> tuple[RouteResult[Any], RouteResult[Any] | None]:
+            return call.execute(), last_route()
+
+    else:
+
+        @routed(**options)
+        async def acall(provider: str) -> object:
+            await asyncio.sleep(0)
+            return outcome(provider)
+
+        async def inside() -> tuple[RouteResult[Any], RouteResult[Any] | None]:
+            return await acall.execute(), last_route()
+
+        def once() -> tuple[RouteResult[Any], RouteResult[Any] | None]:
+            return asyncio.run(inside())
+
+    observed: list[Any] = []
+    for outcomes in scenario["calls"]:
+        script.append(outcomes)
+        seen.clear()
+        try:
+            result, last = once()
+        except Exception as exc:  # what the call raised is what we compare
+            failures = getattr(exc, "failures", ())
+            observed.append(("raised", _text(exc), _described(failures)))
+        else:
+            observed.append(("returned", _summary(result)))
+            assert last is not None and _summary(last) == _summary(result)
+        observed.append(("called", list(seen)))
+        observed.append(("state", [(s.name, s.failures, s.level) for s in tracker.states()]))
+        clock.advance(4)
+    return observed
+
+
+def _text(exc: BaseException) -> str:
+    if isinstance(exc, tenacity.RetryError):  # its str shows an address
+        return f"RetryError({_text(exc.last_attempt.exception())})"
+    return f"{type(exc).__name__}({exc})"
+
+
+def _described(failures: Sequence[tuple[str, BaseException]]) -> list[tuple[str, str]]:
+    return [(name, _text(exc)) for name, exc in failures]
+
+
+def _summary(result: RouteResult[Any]) -> tuple[Any, ...]:
+    return (
+        result.response,
+        result.provider,
+        result.attempt,
+        result.was_terminus,
+        _described(result.failures),
+        result.skipped,
+        result.latency >= 0,
+    )
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@settings(max_examples=150, deadline=None)
+@given(scenario=scenarios())
+def test_quick_path_decides_as_the_general_loop(mode: str, scenario: dict[str, Any]) -> None:
+    """Same calls, results, errors and tracker state with logging silenced or at DEBUG."""
+    assert _run(scenario, QUIET, mode) == _run(scenario, VERBOSE, mode)
+
+
+def _quiet(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    return routed(logger=QUIET, **options)
+
+
+def test_quiet_failure_is_recorded_and_reported(clock: FakeClock) -> None:
+    """A failure taken quietly still counts toward the cooldown and shows in the result."""
+    tracker = InMemoryCooldownTracker(failure_threshold=2, cooldown=30, clock=clock)
+    down = Down("a down")
+
+    @_quiet(providers=["a", "b", "c"], cooldown=tracker)
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise down
+        return provider
+
+    result = call.execute()
+    assert (result.provider, result.attempt, result.failures) == ("b", 2, (("a", down),))
+    assert [(s.name, s.failures) for s in tracker.states()] == [("a", 1)]
+    assert call() == "b"
+    assert tracker.cooldown_remaining("a") == 30
+    last = last_route()
+    assert last is not None and last.failures == (("a", down),) and last.attempt == 2
+
+
+def test_quiet_failure_outside_fallback_on_propagates_unchained(clock: FakeClock) -> None:
+    """An error that must propagate leaves as raised, unrecorded, with nothing chained."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)
+
+    @_quiet(providers=["a", "b", "c"], cooldown=tracker, fallback_on=Down)
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise Down("a")
+        raise BadRequest(provider)
+
+    with pytest.raises(BadRequest, match="b") as info:
+        call()
+    assert info.value.__context__ is None
+    assert [s.name for s in tracker.states()] == ["a"]
+
+
+def test_quiet_exhaustion_lists_every_failure(clock: FakeClock) -> None:
+    """Failures taken quietly are handed over: the error lists them all, the last is its cause."""
+    errors = {n: Down(n) for n in "abc"}
+
+    @_quiet(providers=["a", "b", "c"])
+    def call(provider: str) -> str:
+        raise errors[provider]
+
+    with pytest.raises(AllProvidersFailedError) as info:
+        call()
+    assert info.value.failures == tuple(errors.items())
+    assert info.value.__cause__ is errors["c"]
+
+
+def test_quiet_failures_then_a_cooling_provider(clock: FakeClock) -> None:
+    """A provider cooling down after a quiet failure: skipped, and attempts still counted."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=30, clock=clock)
+    tracker.record_failure("b", Down())
+    a_down = Down("a")
+
+    @_quiet(providers=["a", "b", "c"], cooldown=tracker, exempt={"a"})
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise a_down
+        return provider
+
+    result = call.execute()
+    assert (result.provider, result.attempt, result.skipped) == ("c", 2, ("b",))
+    assert result.failures == (("a", a_down),)
+    assert [s.name for s in tracker.states()] == ["b"]  # a is exempt
+
+
+async def test_async_quick_path_awaits_an_async_tracker(clock: FakeClock) -> None:
+    """An async tracker (no in-process form) is awaited by the quick path, failures included."""
+    inner = InMemoryCooldownTracker(failure_threshold=1, cooldown=30, clock=clock)
+
+    class AsyncTracker:
+        async def is_available(self, name: str) -> bool:
+            return inner.is_available(name)
+
+        async def cooldown_remaining(self, name: str) -> float:
+            return inner.cooldown_remaining(name)
+
+        async def record_failure(self, name: str, exc: BaseException) -> bool:
+            return inner.record_failure(name, exc)
+
+        async def record_success(self, name: str) -> None:
+            inner.record_success(name)
+
+        async def reset(self, name: str | None = None) -> None:
+            inner.reset(name)
+
+    @_quiet(providers=["a", "b", "c"], cooldown=AsyncTracker())
+    async def call(provider: str) -> str:
+        if provider == "a":
+            raise Down("a")
+        return provider
+
+    assert (await call.execute()).attempt == 2
+    assert inner.cooldown_remaining("a") == 30
+    result = await call.execute()
+    assert (result.provider, result.skipped) == ("b", ("a",))
+
+
+@pytest.mark.parametrize("logger", [QUIET, VERBOSE], ids=["quick", "general"])
+@pytest.mark.parametrize("scenario", ["fallback", "handover", "exhausted"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_failures_leave_nothing_to_the_cycle_collector(
+    mode: str, scenario: str, logger: logging.Logger, clock: FakeClock
+) -> None:
+    """The failures of a call are freed once nothing holds its result or its error.
+
+    A frame that keeps a failure its traceback points back to would leave a reference cycle
+    per fallback, for the garbage collector to find later.
+    """
+    refs: list[weakref.ref[Down]] = []
+    tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)
+    failing = {"fallback": "a", "handover": "a", "exhausted": "abc"}[scenario]
+    if scenario == "handover":
+        tracker.record_failure("b", Down())  # a fails, b is skipped, c answers
+
+    def tracked(error: Down) -> Down:
+        refs.append(weakref.ref(error))
+        return error
+
+    def fail(provider: str) -> str:
+        if provider in failing:
+            raise tracked(Down(provider))  # no local: its frame must not hold the error
+        return provider
+
+    options: dict[str, Any] = {"providers": ["a", "b", "c"], "cooldown": tracker}
+    if mode == "sync":
+        routed_fail = routed(logger=logger, **options)(fail)
+        healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
+
+        def call() -> None:
+            with contextlib.suppress(AllProvidersFailedError):
+                routed_fail()
+            healthy()  # replaces last_route()
+
+    else:
+
+        @routed(logger=logger, **options)
+        async def afail(provider: str) -> str:
+            return fail(provider)
+
+        async def suppressed() -> None:
+            with contextlib.suppress(AllProvidersFailedError):
+                await afail()
+
+        def call() -> None:
+            asyncio.run(suppressed())  # last_route() lived in the task's context
+
+    gc.collect()
+    gc.disable()
+    try:
+        call()
+        assert refs and [ref() for ref in refs] == [None] * len(refs)
+    finally:
+        gc.enable()
