@@ -11,7 +11,7 @@ from typing import Any as _Any
 from ._call import last_route
 from ._config import UNSET, Config, configure, get_config
 from ._core import execute, execute_async
-from ._decorator import AsyncRouted, AsyncRoutedClassmethod, Routed, RoutedClassmethod, routed
+from ._decorator import routed
 from ._exceptions import (
     AllProvidersFailedError,
     InvalidConfigError,
@@ -29,6 +29,7 @@ from ._tracker import AsyncCooldownTracker, CooldownTracker
 
 if _TYPE_CHECKING:
     from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
+    from ._typing import AsyncRouted, AsyncRoutedClassmethod, Routed, RoutedClassmethod
 
 __all__ = [
     "UNSET",
@@ -69,4 +70,8 @@ def __getattr__(name: str) -> _Any:
         from . import _redis
 
         return getattr(_redis, name)
+    if name in ("Routed", "AsyncRouted", "RoutedClassmethod", "AsyncRoutedClassmethod"):
+        from . import _typing
+
+        return getattr(_typing, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

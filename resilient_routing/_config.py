@@ -6,7 +6,6 @@ import enum
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
 from ._exceptions import InvalidConfigError
@@ -34,9 +33,8 @@ UNSET: Final = Unset.UNSET
 AnyTracker = CooldownTracker | AsyncCooldownTracker
 
 
-@dataclass(frozen=True, slots=True)
 class Config:
-    """A snapshot of the global configuration.
+    """A snapshot of the global configuration (read-only).
 
     Attributes:
         cooldown: the tracker routed functions use when they name none (None: no tracking).
@@ -45,10 +43,56 @@ class Config:
         listeners: event listeners of every routed function (beside each one's own).
     """
 
-    cooldown: AnyTracker | None
-    exempt_providers: frozenset[str]
-    logger: logging.Logger
-    listeners: tuple[Listener, ...] = ()
+    # A hand-written class rather than a frozen dataclass: making one costs ~2 ms at import,
+    # a fifth of the package's import time. Every routed call reads these slots.
+    __slots__ = ("cooldown", "exempt_providers", "listeners", "logger")
+
+    if TYPE_CHECKING:  # read-only, for type checkers
+
+        @property
+        def cooldown(self) -> AnyTracker | None: ...
+        @property
+        def exempt_providers(self) -> frozenset[str]: ...
+        @property
+        def logger(self) -> logging.Logger: ...
+        @property
+        def listeners(self) -> tuple[Listener, ...]: ...
+
+    def __init__(
+        self,
+        cooldown: AnyTracker | None,
+        exempt_providers: frozenset[str],
+        logger: logging.Logger,
+        listeners: tuple[Listener, ...] = (),
+    ) -> None:
+        init = object.__setattr__
+        init(self, "cooldown", cooldown)
+        init(self, "exempt_providers", exempt_providers)
+        init(self, "logger", logger)
+        init(self, "listeners", listeners)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Config is read-only: change it with configure({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Config is read-only")
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.cooldown, self.exempt_providers, self.logger, self.listeners)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Config:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Config(cooldown={self.cooldown!r}, exempt_providers={self.exempt_providers!r}, "
+            f"logger={self.logger!r}, listeners={self.listeners!r})"
+        )
 
 
 _lock = threading.Lock()

@@ -177,7 +177,7 @@ def _sync_runner(route: Route) -> Runner:
                 break
             start = clock()
             try:
-                response = fn(providers[i], *args, **kwargs)
+                response = fn(providers[i], *args, **kwargs) if kwargs else fn(providers[i], *args)
             except Exception as raised:
                 latency = clock() - start
                 if single or i == last or logger.isEnabledFor(quiet_level):
