@@ -21,7 +21,17 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, 
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _config
-from ._call import Call, Won, _last, counts, falls_over, judged, quick_result
+from ._call import (
+    Call,
+    Won,
+    _last,
+    _last_here,
+    counts,
+    falls_over,
+    judged,
+    quick_result,
+    running_loop,
+)
 from ._config import UNSET, AnyTracker, Unset
 from ._exceptions import InvalidConfigError
 from ._hedge import run_hedged_async, run_hedged_sync
@@ -212,7 +222,10 @@ def _sync_runner(route: Route) -> Runner:
                 latency,
                 None if failures is None else tuple(failures),
             )
-            _last.set(won)
+            if running_loop() is None:
+                _last_here.value = won
+            else:
+                _last.set(won)
             if failures is None:
                 return quick_result(won) if want_result else response
             # The failures' tracebacks hold this frame: without its references to them, they
@@ -429,7 +442,10 @@ def _async_runner(route: Route) -> Runner:
                 latency,
                 None if failures is None else tuple(failures),
             )
-            _last.set(won)
+            if running_loop() is None:
+                _last_here.value = won
+            else:
+                _last.set(won)
             if failures is None:
                 return quick_result(won) if want_result else response
             # The failures' tracebacks hold this frame: without its references to them, they

@@ -194,3 +194,30 @@ async def test_last_route_is_per_task() -> None:
         return None if route is None else route.provider
 
     assert await asyncio.gather(one(True), one(False)) == ["y", "x"]
+
+
+async def test_last_route_of_sync_calls_is_per_task() -> None:
+    """Sync routed calls made inside tasks are kept per task too, apart from the thread's."""
+
+    @routed(providers=["x", "y"], cooldown=None)
+    def call(provider: str, fail: bool) -> str:
+        if fail and provider == "x":
+            raise Down()
+        return provider
+
+    async def one(fail: bool) -> str | None:
+        call(fail)
+        await asyncio.sleep(0)  # the other task calls meanwhile
+        route = last_route()
+        return None if route is None else route.provider
+
+    assert await asyncio.gather(one(True), one(False)) == ["y", "x"]
+    in_thread: list[object] = []
+
+    def outside_the_loop() -> None:
+        call(False)
+        route = last_route()
+        in_thread.append(None if route is None else route.provider)
+
+    await asyncio.to_thread(outside_the_loop)
+    assert in_thread == ["x"]
