@@ -36,7 +36,7 @@ from ._config import UNSET, AnyTracker, Unset
 from ._exceptions import InvalidConfigError
 from ._hedge import run_hedged_async, run_hedged_sync
 from ._result import RouteResult
-from ._route import ExceptionFilter, Route
+from ._route import UNTRACKED, ExceptionFilter, Route
 from ._steps import admit_async, admit_sync, cancelled_check, fail_async, fail_sync
 from ._strategies import Strategy
 
@@ -150,7 +150,7 @@ def _sync_runner(route: Route) -> Runner:
     own_logger = route.logger
     own_exempt = route.exempt
     global_tracker = route.uses_cooldown and route.cooldown is UNSET
-    fixed = route.tracker_forms()
+    fixed = UNTRACKED if global_tracker else route.tracker_forms()
 
     def quick(
         fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], want_result: bool
@@ -359,7 +359,7 @@ def _async_runner(route: Route) -> Runner:
     own_logger = route.logger
     own_exempt = route.exempt
     global_tracker = route.uses_cooldown and route.cooldown is UNSET
-    fixed = route.tracker_forms()
+    fixed = UNTRACKED if global_tracker else route.tracker_forms()
 
     async def quick(
         fn: Callable[..., Awaitable[Any]],

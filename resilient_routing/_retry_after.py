@@ -83,7 +83,9 @@ def retry_after_seconds(exc: BaseException, wall_clock: Callable[[], float]) -> 
         A positive number of seconds, or ``None`` when the exception carries no usable hint
         (absent, unparsable, zero or already past).
     """
-    seconds = _number(getattr(exc, "retry_after", None))
+    hint = getattr(exc, "retry_after", None)
+    # Most failures carry no hint at all: they cost three attribute lookups, nothing more.
+    seconds = None if hint is None else _number(hint)
     if seconds is None:
         response = getattr(exc, "response", None)
         if response is not None:

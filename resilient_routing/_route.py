@@ -20,7 +20,7 @@ from ._tracker import CooldownTracker
 if TYPE_CHECKING:
     from ._events import Listener
 
-__all__ = ["AsyncAdapter", "ExceptionFilter", "Route", "TrackerForms", "default_clock"]
+__all__ = ["UNTRACKED", "AsyncAdapter", "ExceptionFilter", "Route", "TrackerForms", "default_clock"]
 
 #: The clock of latencies, deadlines and event times (read when a route is built, so tests
 #: and the simulator can give another one).
@@ -112,7 +112,7 @@ def _tracker_for(tracker: AnyTracker, is_async: bool, origin: str) -> Any:
 #: it holds state for (any other name is available, and its success needs no recording).
 TrackerForms = tuple[object, Any, Any, "Container[str] | None"]
 
-_UNTRACKED: TrackerForms = (None, None, None, None)
+UNTRACKED: TrackerForms = (None, None, None, None)
 
 
 class Route:
@@ -235,7 +235,7 @@ class Route:
             and self.hedge_delay is None
             and not self.listeners
         )
-        self._cached: TrackerForms = _UNTRACKED
+        self._cached: TrackerForms = UNTRACKED
         #: Made by ``_core.runner`` on first use.
         self.runner: Any = None
 
@@ -246,7 +246,7 @@ class Route:
     def tracker_forms(self) -> TrackerForms:
         """Return this call's tracker in every form the runners use (see ``TrackerForms``)."""
         if not self.uses_cooldown:
-            return _UNTRACKED
+            return UNTRACKED
         tracker = self.cooldown
         if tracker is UNSET:
             tracker = _config._current.cooldown
@@ -255,7 +255,7 @@ class Route:
     def forms_of(self, tracker: AnyTracker | None) -> TrackerForms:
         """Return the forms of ``tracker`` (this route's or the global one; None: untracked)."""
         if tracker is None:
-            return _UNTRACKED
+            return UNTRACKED
         forms = self._cached
         if forms[0] is not tracker:
             # Validated once per tracker object, not per call: the global one may change.

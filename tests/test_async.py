@@ -192,6 +192,20 @@ async def test_async_function_refuses_blocking_global_tracker() -> None:
         await call()
 
 
+async def test_blocking_global_tracker_is_judged_at_call_time_not_decoration() -> None:
+    """Decorating while the global tracker blocks is fine: the call uses the one then in force."""
+    configure(cooldown=BlockingTracker())
+
+    @routed(providers=["a"])
+    async def call(provider: str) -> str:
+        return provider
+
+    with pytest.raises(InvalidConfigError, match="AsyncRedisCooldownTracker"):
+        await call()
+    configure(cooldown=InMemoryCooldownTracker())
+    assert await call() == "a"
+
+
 async def test_concurrent_tasks_share_the_tracker(clock: FakeClock) -> None:
     """Failures recorded by many concurrent tasks add up to the cooldown all of them see."""
     tracker = InMemoryCooldownTracker(failure_threshold=50, cooldown=30, clock=clock)
