@@ -38,7 +38,8 @@ class Strategy(Protocol):
     - ``hedge_delay`` / ``max_hedges`` / ``executor``: run attempts in parallel (see
       :class:`Hedged`).
     - ``in_list_order`` (default False): a promise that :meth:`order` always returns the list
-      order, so the core need not ask (it saves a call on every routed call).
+      order (a single-attempt strategy: always chooses the first provider), so the core need
+      not ask (it saves a call on every routed call).
 
     For multi-attempt strategies the core tries the chosen providers in order, never one
     twice, and always ends with the terminus (the last provider of the list) when the others
@@ -54,6 +55,7 @@ class PrimaryOnly:
     """Call the first provider only; its exception propagates unchanged."""
 
     single_attempt = True
+    in_list_order = True
     uses_cooldown = False
     failure_message = "primary provider failed"
     failure_level = logging.ERROR
