@@ -185,9 +185,14 @@ def targets(report: Report, imports: importtime.ImportCost | None) -> list[Targe
         ),
         _target(
             "import within 10 ms of wrapt+tenacity",
-            imports.extra_ms if imports is not None else None,
+            imports.on_top_ms if imports is not None else None,
             lambda v: v <= 10,
-            "{:+.1f} ms",
+            "{:+.1f} ms, the import statement once wrapt and tenacity are loaded; "
+            + (
+                f"fresh-interpreter wall time {imports.extra_ms:+.1f} ms"
+                if imports is not None
+                else ""
+            ),
         ),
     ]
 
@@ -245,7 +250,9 @@ def import_lines(cost: importtime.ImportCost) -> list[str]:
         f"- `python -c 'pass'`: {cost.median_ms(importtime.EMPTY):.1f} ms",
         f"- `python -c '{importtime.BASELINE}'`: {cost.median_ms(importtime.BASELINE):.1f} ms",
         f"- `python -c '{importtime.TARGET}'`: {cost.median_ms(importtime.TARGET):.1f} ms "
-        f"(**{cost.extra_ms:+.1f} ms** over wrapt+tenacity)",
+        f"({cost.extra_ms:+.1f} ms over wrapt+tenacity, start-up and exit included)",
+        f"- `import resilient_routing` alone, in an interpreter that imported wrapt and "
+        f"tenacity: **{cost.on_top_ms:.1f} ms** (median)",
         f"- resilient_routing's own modules (`-X importtime` self time): {cost.own_ms():.1f} ms; "
         f"largest: {slowest}",
         f"- modules it imports beyond wrapt+tenacity: {extra}",
@@ -296,6 +303,8 @@ def to_json(
         else {
             "wall_ns": imports.wall,
             "extra_ms": imports.extra_ms,
+            "on_top_ns": imports.on_top_ns,
+            "on_top_ms": imports.on_top_ms,
             "own_modules_us": imports.own_us,
             "extra_modules": imports.extra_modules,
             "redis_imported": imports.redis_imported,

@@ -23,12 +23,12 @@ from ._memory import InMemoryCooldownTracker
 from ._providers import provider_name
 from ._recovery import wait_for_recovery
 from ._registry import available_strategies, get_strategy, register_strategy
-from ._result import RouteResult
 from ._strategies import Strategy
 from ._tracker import AsyncCooldownTracker, CooldownTracker
 
 if _TYPE_CHECKING:
     from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
+    from ._result import RouteResult
     from ._typing import AsyncRouted, AsyncRoutedClassmethod, Routed, RoutedClassmethod
 
 __all__ = [
@@ -65,11 +65,16 @@ __all__ = [
 
 
 def __getattr__(name: str) -> _Any:
-    # The Redis trackers import redis: only when asked for, so the core never needs it.
+    # Loaded when first asked for: the Redis trackers import redis (the core never needs it),
+    # and RouteResult and the typing protocols cost import time that plain calls do not need.
     if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker"):
         from . import _redis
 
         return getattr(_redis, name)
+    if name == "RouteResult":
+        from ._result import RouteResult
+
+        return RouteResult
     if name in ("Routed", "AsyncRouted", "RoutedClassmethod", "AsyncRoutedClassmethod"):
         from . import _typing
 

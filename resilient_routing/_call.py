@@ -27,11 +27,11 @@ from ._exceptions import (
     describe,
 )
 from ._providers import read_providers
-from ._result import RouteResult
 from ._route import Route
 
 if TYPE_CHECKING:
     from ._events import Listener
+    from ._result import RouteResult
 
 __all__ = [
     "Call",
@@ -83,6 +83,15 @@ def _events_module() -> ModuleType:
     return _events
 
 
+@functools.cache
+def _result_class() -> type[RouteResult[Any]]:
+    # Imported on first use: making the RouteResult dataclass costs ~2 ms at import, which a
+    # program calling its routed functions plainly never needs.
+    from ._result import RouteResult
+
+    return RouteResult
+
+
 def last_route() -> RouteResult[Any] | None:
     """Return the RouteResult of the last routed call that returned in this thread or task.
 
@@ -101,7 +110,7 @@ def last_route() -> RouteResult[Any] | None:
 def quick_result(won: Won) -> RouteResult[Any]:
     """Return the RouteResult of a call the runners' quick path served."""
     route, names, i, response, latency, failures = won
-    return RouteResult(
+    return _result_class()(
         response=response,
         provider=names[i],
         latency=latency,
@@ -439,7 +448,7 @@ class Call:
         if result is None:
             assert self.winner is not None
             i, response, latency = self.winner
-            result = self._result = RouteResult(
+            result = self._result = _result_class()(
                 response=response,
                 provider=self.names[i],
                 latency=latency,

@@ -35,13 +35,13 @@ from ._call import (
 from ._config import UNSET, AnyTracker, Unset
 from ._exceptions import InvalidConfigError
 from ._hedge import run_hedged_async, run_hedged_sync
-from ._result import RouteResult
 from ._route import UNTRACKED, ExceptionFilter, Route
 from ._steps import admit_async, admit_sync, cancelled_check, fail_async, fail_sync
 from ._strategies import Strategy
 
 if TYPE_CHECKING:
     from ._events import Listener
+    from ._result import RouteResult
 
 __all__ = ["Runner", "execute", "execute_async", "run_async", "run_sync", "runner"]
 

@@ -35,6 +35,7 @@ def test_all_is_sorted_and_complete() -> None:
         "AsyncRouted",
         "RoutedClassmethod",
         "AsyncRoutedClassmethod",
+        "RouteResult",
     }
     assert public - modules - lazy == set(resilient_routing.__all__) - lazy
     for name in resilient_routing.__all__:
@@ -45,8 +46,8 @@ def test_import_does_not_import_redis() -> None:
     """Import resilient_routing leaves redis, the events and the typing protocols unloaded."""
     code = (
         "import sys, resilient_routing, resilient_routing.cooldown; "
-        "print([m for m in ('redis', 'resilient_routing._events', 'resilient_routing._typing') "
-        "if m in sys.modules])"
+        "print([m for m in ('redis', 'resilient_routing._events', 'resilient_routing._typing', "
+        "'resilient_routing._result') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
