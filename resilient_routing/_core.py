@@ -18,6 +18,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from types import MethodType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _config
@@ -80,8 +81,9 @@ def _strategy_start(route: Route) -> tuple[Iterable[int], int | None]:
 
 
 #: What routes the calls of one route: ``runner(fn, args, kwargs, want_result)`` returns the
-#: response (or its RouteResult), or for an async route the coroutine of it.
-Runner = Callable[[Callable[..., Any], Sequence[Any], dict[str, Any], bool], Any]
+#: response (or its RouteResult), or for an async route the coroutine of it. A sync runner
+#: takes a fifth argument, ``instance``, to call ``fn`` as that instance's method.
+Runner = Callable[..., Any]
 
 
 def runner(route: Route) -> Runner:
@@ -101,6 +103,10 @@ def run_sync(
 ) -> Any:
     """Route one sync call; return the response, or a RouteResult when ``want_result``."""
     return runner(route)(fn, args, kwargs, want_result)
+
+
+def _bound(fn: Callable[..., Any], instance: object) -> Callable[..., Any]:
+    return fn if instance is None else MethodType(fn, instance)
 
 
 def _sync_runner(route: Route) -> Runner:
@@ -153,18 +159,24 @@ def _sync_runner(route: Route) -> Runner:
     fixed = UNTRACKED if global_tracker else route.tracker_forms()
 
     def quick(
-        fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], want_result: bool
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        want_result: bool,
+        instance: object = None,
     ) -> Any:
+        # ``instance``: a method's, when ``fn`` is its function (a bound routed method passes
+        # it rather than make a bound method per call).
         config = _config._current
         if config.listeners:
-            return general(fn, args, kwargs, want_result)
+            return general(_bound(fn, instance), args, kwargs, want_result)
         order: Iterable[int] | None = None
         i: int | None = 0
         if not in_list_order:
             order, i = _strategy_start(route)
         logger = own_logger or config.logger
         if i is None or logger.isEnabledFor(_DEBUG):
-            return general(fn, args, kwargs, want_result, (order, 0, None, None))
+            return general(_bound(fn, instance), args, kwargs, want_result, (order, 0, None, None))
         if global_tracker:
             forms = route._cached
             if forms[0] is not config.cooldown:
@@ -187,7 +199,12 @@ def _sync_runner(route: Route) -> Runner:
                 break
             start = clock()
             try:
-                response = fn(providers[i], *args, **kwargs) if kwargs else fn(providers[i], *args)
+                if instance is not None:
+                    response = fn(instance, providers[i], *args, **kwargs)
+                elif kwargs:
+                    response = fn(providers[i], *args, **kwargs)
+                else:
+                    response = fn(providers[i], *args)
             except Exception as raised:
                 latency = clock() - start
                 if single or i == last or logger.isEnabledFor(quiet_level):
@@ -234,7 +251,7 @@ def _sync_runner(route: Route) -> Runner:
             del won, failures, exc
             return result
         try:
-            return general(fn, args, kwargs, want_result, pending)
+            return general(_bound(fn, instance), args, kwargs, want_result, pending)
         finally:
             # What holds a failure here (whose traceback holds this frame) is dropped.
             del pending, failures, exc

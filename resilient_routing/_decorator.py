@@ -190,11 +190,10 @@ def _routed_class(route: Route, wrapped: Callable[..., Any], run: Runner) -> typ
 
     namespace: dict[str, Any] = {"__call__": __call__}
     if not route.is_async and isinstance(wrapped, types.FunctionType):
-        method = types.MethodType
         wrapt_get = _RoutedFunction.__get__
 
         def bound_call(self: _BoundRoutedMethod, *args: Any, **kwargs: Any) -> Any:
-            return run(method(wrapped, self.__self__), args, kwargs, False)
+            return run(wrapped, args, kwargs, False, self.__self__)
 
         bound = type(
             _BoundRoutedMethod.__name__,

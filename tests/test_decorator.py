@@ -332,3 +332,19 @@ def test_signature_error_shows_the_signature() -> None:
         @routed(providers=["a"])
         def fn(*, name: str) -> None:
             pass
+
+
+def test_bound_method_reads_like_the_bound_method() -> None:
+    """instance.method shows the method's names, doc, instance, function and signature."""
+    c, other = Client("t"), Client("u")
+    bound = c.method
+    assert bound.__self__ is c
+    assert bound.__name__ == "method" and bound.__qualname__ == "Client.method"
+    assert bound.__doc__ == "A method." and bound.__module__ == __name__
+    assert bound.__wrapped__.__self__ is c
+    assert str(inspect.signature(bound.__func__)) == "(self, x: int) -> str"
+    assert bound == c.method and hash(bound) == hash(c.method)
+    assert bound != other.method and bound != Client.cmethod
+    assert repr(bound).startswith("<bound routed method Client.method of <")
+    with pytest.raises(AttributeError):
+        bound.nope  # noqa: B018

@@ -345,3 +345,24 @@ def test_failures_leave_nothing_to_the_cycle_collector(
         assert refs and [ref() for ref in refs] == [None] * len(refs)
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("logger", [QUIET, VERBOSE], ids=["quick", "general"])
+def test_bound_method_routes_with_its_instance(logger: logging.Logger) -> None:
+    """A routed method gets its own instance, then the provider, on either path."""
+
+    class Service:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        @routed(providers=["a", "b", "c"], cooldown=None, logger=logger)
+        def call(self, provider: str, x: int, *, y: int = 0) -> tuple[Any, ...]:
+            self.seen.append(provider)
+            if provider == "a":
+                raise Down(provider)
+            return (self, provider, x, y)
+
+    one, two = Service(), Service()
+    assert one.call(1, y=2) == (one, "b", 1, 2)
+    assert two.call.execute(3).response == (two, "b", 3, 0)
+    assert (one.seen, two.seen) == (["a", "b"], ["a", "b"])
