@@ -6,7 +6,7 @@ import enum
 import logging
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._exceptions import InvalidConfigError
 from ._memory import InMemoryCooldownTracker
@@ -77,8 +77,14 @@ class Config:
     def __delattr__(self, name: str) -> None:
         raise AttributeError("Config is read-only")
 
-    def _fields(self) -> tuple[object, ...]:
+    __match_args__ = ("cooldown", "exempt_providers", "logger", "listeners")
+
+    def _fields(self) -> tuple[Any, ...]:
         return (self.cooldown, self.exempt_providers, self.logger, self.listeners)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Copied and pickled through __init__ (assigning attributes is refused).
+        return (Config, self._fields())
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Config:

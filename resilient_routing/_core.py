@@ -146,7 +146,17 @@ def _sync_runner(route: Route) -> Runner:
             del call, pending
 
     if not route.fast:
-        return general
+
+        def unhurried(
+            fn: Callable[..., Any],
+            args: Sequence[Any],
+            kwargs: dict[str, Any],
+            want_result: bool,
+            instance: object = None,
+        ) -> Any:
+            return general(_bound(fn, instance), args, kwargs, want_result)
+
+        return unhurried
     providers, names = route.providers  # type: ignore[misc]
     clock = route.clock
     last = len(names) - 1

@@ -115,7 +115,19 @@ class _RoutedFunction(_Signed):
         return cast(Callable[..., Any], self._self_executor)
 
 
-class _BoundRoutedMethod:
+if TYPE_CHECKING:
+
+    class _BoundSlots:
+        __self__: object
+        _parent: _RoutedFunction
+
+else:
+    # Annotations in the class body itself would give it an __annotations__ of its own: the
+    # bound method's must show through.
+    _BoundSlots = object
+
+
+class _BoundRoutedMethod(_BoundSlots):
     """A sync routed function bound to an instance: what ``instance.method`` returns.
 
     Made at every attribute access, so it is a small slotted object instead of a wrapt bound
@@ -125,9 +137,12 @@ class _BoundRoutedMethod:
     """
 
     # Made without __init__ (see _routed_class), whose subclass per function defines __call__.
-    __slots__ = ("__self__", "_parent")
-    __self__: object
-    _parent: _RoutedFunction
+    __slots__ = ("__self__", "__weakref__", "_parent")
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # Like wrapt's bound wrapper: isinstance(..., MethodType) and inspect.ismethod() hold.
+        return types.MethodType
 
     @property
     def __wrapped__(self) -> Any:
@@ -143,7 +158,10 @@ class _BoundRoutedMethod:
     @property
     def __signature__(self) -> inspect.Signature:
         signature: inspect.Signature = self._parent._self_signature
-        return signature.replace(parameters=tuple(signature.parameters.values())[1:])
+        params = tuple(signature.parameters.values())
+        if params and params[0].kind is not inspect.Parameter.VAR_POSITIONAL:
+            params = params[1:]  # self
+        return signature.replace(parameters=params)
 
     @property
     def __func__(self) -> _SignatureSurrogate:
@@ -160,7 +178,13 @@ class _BoundRoutedMethod:
         return module
 
     def __getattr__(self, name: str) -> Any:
+        if name in ("__self__", "_parent"):  # unset: a copy being made
+            raise AttributeError(name)
         return getattr(self.__wrapped__, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # As a bound method: copied or pickled as "the attribute of its instance".
+        return (getattr, (self.__self__, self._parent.__name__))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _BoundRoutedMethod):
@@ -189,7 +213,8 @@ def _routed_class(route: Route, wrapped: Callable[..., Any], run: Runner) -> typ
         return run(wrapped, args, kwargs, False)
 
     namespace: dict[str, Any] = {"__call__": __call__}
-    if not route.is_async and isinstance(wrapped, types.FunctionType):
+    # Exactly a function: a wrapt-decorated one (which claims to be one) binds through wrapt.
+    if not route.is_async and type(wrapped) is types.FunctionType:
         wrapt_get = _RoutedFunction.__get__
 
         def bound_call(self: _BoundRoutedMethod, *args: Any, **kwargs: Any) -> Any:

@@ -55,7 +55,7 @@ class InMemoryCooldownTracker:
         max_entries: the most providers whose state is kept at once. Default 10,000.
     """
 
-    __slots__ = ("_clock", "_known", "_lock", "_max_entries", "_state", "policy")
+    __slots__ = ("_clock", "_lock", "_max_entries", "_state", "policy")
 
     def __init__(
         self,
@@ -84,9 +84,6 @@ class InMemoryCooldownTracker:
         self._clock = clock
         self._max_entries = max_entries
         self._state: OrderedDict[str, _Entry] = OrderedDict()
-        # The names holding state: the routing core's quick path reads it instead of calling
-        # is_available/record_success for the others (available, nothing to record).
-        self._known: Container[str] = self._state
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -95,6 +92,20 @@ class InMemoryCooldownTracker:
             f"InMemoryCooldownTracker(failure_threshold={p.failure_threshold}, "
             f"cooldown={p.cooldown}, max_cooldown={p.max_cooldown}, growth={p.growth})"
         )
+
+    def _known_names(self) -> Container[str] | None:
+        """Return the names holding state, or None when a subclass overrides what they tell.
+
+        The routing core's quick path reads them instead of calling ``is_available`` and
+        ``record_success`` for any other name (available, nothing to record).
+        """
+        cls = type(self)
+        if (
+            cls.is_available is InMemoryCooldownTracker.is_available
+            and cls.record_success is InMemoryCooldownTracker.record_success
+        ):
+            return self._state
+        return None
 
     def is_available(self, name: str) -> bool:
         """Return True when ``name`` is not cooling down now."""

@@ -108,8 +108,8 @@ def _tracker_for(tracker: AnyTracker, is_async: bool, origin: str) -> Any:
 
 #: A tracker in the forms the runners use: the object given, the form the runner calls or
 #: awaits, the in-process sync form when there is one (an async route may call it without
-#: awaiting), and that one's ``_known`` names, when it keeps them: a container of the names
-#: it holds state for (any other name is available, and its success needs no recording).
+#: awaiting), and that one's known names (``_known_names()``) when it tells them: a container
+#: of the names it holds state for (any other is available; its success needs no recording).
 TrackerForms = tuple[object, Any, Any, "Container[str] | None"]
 
 UNTRACKED: TrackerForms = (None, None, None, None)
@@ -263,5 +263,7 @@ class Route:
             local = ready.tracker if type(ready) is AsyncAdapter else ready
             if inspect.iscoroutinefunction(getattr(local, "is_available", None)):
                 local = None
-            forms = self._cached = (tracker, ready, local, getattr(local, "_known", None))
+            known_names = getattr(local, "_known_names", None)
+            known = None if known_names is None else known_names()
+            forms = self._cached = (tracker, ready, local, known)
         return forms

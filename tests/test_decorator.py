@@ -1,11 +1,17 @@
 """The @routed decorator on every kind of callable, and its validation at decoration time."""
 
 import asyncio
+import copy
 import inspect
 import logging
+import pickle
+import types
+import typing
+import weakref
 from typing import Any
 
 import pytest
+import wrapt
 
 from resilient_routing import InvalidConfigError, RouteResult, routed
 from resilient_routing.strategies import RoundRobin
@@ -348,3 +354,71 @@ def test_bound_method_reads_like_the_bound_method() -> None:
     assert repr(bound).startswith("<bound routed method Client.method of <")
     with pytest.raises(AttributeError):
         bound.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_attempts": 2},
+        {"timeout": 30.0},
+        {"providers": lambda: ["a", "b"]},
+        {"strategy": "least_latency"},
+        {"listeners": [type("NoOp", (), {"on_event": lambda self, event: None})()]},
+    ],
+    ids=["max_attempts", "timeout", "callable providers", "least_latency", "listeners"],
+)
+def test_bound_method_on_every_kind_of_route(options: dict[str, Any]) -> None:
+    """Routes that never take the quick path bind methods the same way."""
+
+    class Service:
+        @routed(**{"providers": ["a", "b"], "cooldown": None, **options})
+        def call(self, provider: str, x: int) -> tuple[Any, ...]:
+            if provider == "a":
+                raise Down()
+            return (self, provider, x)
+
+    s = Service()
+    assert s.call(1) == (s, "b", 1)
+    assert s.call.execute(2).response == (s, "b", 2)
+    assert Service.call(s, 3) == (s, "b", 3)
+
+
+def test_wrapt_decorator_under_routed_keeps_its_instance() -> None:
+    """A wrapt decorator below @routed still sees the instance (wrapt binds that method)."""
+    seen: list[object] = []
+
+    @wrapt.decorator
+    def audit(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        seen.append(instance)
+        return wrapped(*args, **kwargs)
+
+    class Service:
+        @routed(providers=["a"], cooldown=None)
+        @audit
+        def call(self, provider: str, x: int) -> str:
+            return f"{provider}:{x}"
+
+    s = Service()
+    assert s.call(1) == "a:1"
+    assert seen == [s]
+
+
+def test_bound_method_is_a_method_to_introspection() -> None:
+    """ismethod, annotations, weak references, copies and pickles work as for methods."""
+    c = Client("t")
+    bound = c.method
+    assert inspect.ismethod(bound) and isinstance(bound, types.MethodType)
+    assert typing.get_type_hints(bound) == {"provider": str, "x": int, "return": str}
+    ref = weakref.ref(bound)
+    assert ref() is bound
+    assert copy.copy(bound) == bound
+    assert pickle.loads(pickle.dumps(bound))(1) == "t:b:1"
+
+    class Star:
+        @routed(providers=["p"], cooldown=None)
+        def call(*args: Any) -> tuple[Any, ...]:
+            return args
+
+    star = Star()
+    assert star.call(1) == (star, "p", 1)
+    assert list(inspect.signature(star.call).parameters) == ["args"]

@@ -26,6 +26,8 @@ from resilient_routing import (
     InMemoryCooldownTracker,
     InvalidConfigError,
     RouteResult,
+    _core,
+    configure,
     last_route,
     routed,
 )
@@ -85,6 +87,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "threshold": draw(st.integers(1, 3)),
         "exempt": draw(st.sets(st.sampled_from(names))),
         "slow_counts": draw(st.booleans()),
+        "global": draw(st.booleans()),  # the tracker and exempt set: configure()'s
         "cooling": draw(st.sets(st.sampled_from(names))),
         "calls": draw(st.lists(st.tuples(*(OUTCOMES for _ in names)), min_size=1, max_size=5)),
     }
@@ -104,12 +107,15 @@ def _run(scenario: dict[str, Any], logger: logging.Logger, mode: str) -> list[An
     options: dict[str, Any] = {
         "providers": scenario["names"],
         "strategy": scenario["strategy"],
-        "cooldown": tracker,
-        "exempt": scenario["exempt"],
         "fallback_on": Down,
         "cooldown_on": None if scenario["slow_counts"] else (lambda e: not isinstance(e, Slow)),
         "logger": logger,
     }
+
+    if scenario["global"]:
+        configure(cooldown=tracker, exempt_providers=scenario["exempt"])
+    else:
+        options.update(cooldown=tracker, exempt=scenario["exempt"])
 
     def outcome(provider: str) -> object:
         seen.append(provider)
@@ -366,3 +372,82 @@ def test_bound_method_routes_with_its_instance(logger: logging.Logger) -> None:
     assert one.call(1, y=2) == (one, "b", 1, 2)
     assert two.call.execute(3).response == (two, "b", 3, 0)
     assert (one.seen, two.seen) == (["a", "b"], ["a", "b"])
+
+
+def test_quiet_calls_build_no_call_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick path serves answers and quiet failures; DEBUG logging takes the general loop."""
+
+    def no_call_state(*args: object) -> None:
+        raise AssertionError("the general loop ran")
+
+    monkeypatch.setattr(_core, "Call", no_call_state)
+
+    def fail_a(provider: str) -> str:
+        if provider == "a":
+            raise Down(provider)
+        return provider
+
+    assert _quiet(providers=["a", "b", "c"])(fail_a).execute().attempt == 2
+    assert _quiet(providers=["b", "c"], strategy="primary_only")(fail_a)() == "b"
+    with pytest.raises(AssertionError, match="general loop"):
+        routed(providers=["a", "b", "c"], logger=VERBOSE)(fail_a)()
+
+
+@pytest.mark.parametrize("logger", [QUIET, VERBOSE], ids=["quick", "general"])
+def test_a_tracker_subclass_is_asked_about_every_provider(
+    logger: logging.Logger, clock: FakeClock
+) -> None:
+    """A tracker overriding is_available/record_success is asked, never second-guessed."""
+    asked: list[tuple[str, str]] = []
+
+    class Maintenance(InMemoryCooldownTracker):
+        def is_available(self, name: str) -> bool:
+            asked.append(("is_available", name))
+            return name != "a" and super().is_available(name)
+
+        def record_success(self, name: str) -> None:
+            asked.append(("record_success", name))
+            super().record_success(name)
+
+    @routed(providers=["a", "b"], cooldown=Maintenance(clock=clock), logger=logger)
+    def call(provider: str) -> str:
+        return provider
+
+    result = call.execute()
+    assert (result.provider, result.skipped) == ("b", ("a",))
+    assert ("record_success", "b") in asked
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_quiet_failures_follow_the_global_tracker_and_exempt_set(
+    mode: str, clock: FakeClock
+) -> None:
+    """With neither named by the function, a quiet failure uses configure()'s, read per call."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=30, clock=clock)
+    configure(cooldown=tracker, exempt_providers={"a"})
+
+    def fail_a(provider: str) -> str:
+        if provider == "a":
+            raise Down(provider)
+        return provider
+
+    if mode == "sync":
+        call: Callable[[], object] = _quiet(providers=["a", "b"])(fail_a)
+    else:
+
+        @_quiet(providers=["a", "b"])
+        async def afail(provider: str) -> str:
+            return fail_a(provider)
+
+        def call() -> object:
+            return asyncio.run(afail())
+
+    assert call() == "b"
+    assert tracker.states() == []  # a is exempt
+    configure(exempt_providers=())
+    assert call() == "b"
+    assert [s.name for s in tracker.states()] == ["a"]
+    other = InMemoryCooldownTracker(clock=clock)
+    configure(cooldown=other)
+    assert call() == "b"
+    assert [s.name for s in other.states()] == ["a"]
