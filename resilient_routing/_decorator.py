@@ -182,6 +182,10 @@ class _BoundRoutedMethod(_BoundSlots):
             raise AttributeError(name)
         return getattr(self.__wrapped__, name)
 
+    def __get__(self, instance: object, owner: type | None = None) -> _BoundRoutedMethod:
+        # A bound method binds no further (and must not hand out the raw one).
+        return self
+
     def __reduce__(self) -> tuple[Any, ...]:
         # As a bound method: copied or pickled as "the attribute of its instance".
         return (getattr, (self.__self__, self._parent.__name__))

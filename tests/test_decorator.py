@@ -411,6 +411,7 @@ def test_bound_method_is_a_method_to_introspection() -> None:
     assert typing.get_type_hints(bound) == {"provider": str, "x": int, "return": str}
     ref = weakref.ref(bound)
     assert ref() is bound
+    assert bound.__get__(Client("u"))(1) == "t:b:1"  # binds no further, still routed
     assert copy.copy(bound) == bound
     assert pickle.loads(pickle.dumps(bound))(1) == "t:b:1"
 
