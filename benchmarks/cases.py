@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -329,6 +330,16 @@ def fallback_path() -> list[Case]:
         first_fails
     )
     versus = (("hand-written loop", HANDWRITTEN_PATH),)
+    # What the default costs: a logger enabled at WARNING writes a record per failure (here to
+    # a NullHandler), and the call takes the general loop that writes it.
+    warning = logging.getLogger("resilient_routing.benchmarks.warning")
+    warning.setLevel(logging.WARNING)
+    warning.propagate = False
+    if not warning.handlers:
+        warning.addHandler(logging.NullHandler())
+    logged = routed(providers=P3, cooldown=InMemoryCooldownTracker(), exempt={"a"}, logger=warning)(
+        first_fails
+    )
     return [
         Case(
             FALLBACK_PATH,
@@ -346,6 +357,15 @@ def fallback_path() -> list[Case]:
             sync_batch(recording, X),
             f"failure recorded, threshold {HUGE:.0e}",
             check=_executes(recording, "b", attempt=2, failures=1),
+            versus=versus,
+        ),
+        Case(
+            "routed fallback, first fails (exempt), WARNING logged",
+            s,
+            "sync",
+            sync_batch(logged, X),
+            "logger at WARNING (the default level): one record per failure, general loop",
+            check=_executes(logged, "b", attempt=2, failures=1),
             versus=versus,
         ),
         Case(

@@ -26,6 +26,7 @@ from resilient_routing import (
     InMemoryCooldownTracker,
     InvalidConfigError,
     RouteResult,
+    _call,
     _core,
     configure,
     last_route,
@@ -451,3 +452,49 @@ def test_quiet_failures_follow_the_global_tracker_and_exempt_set(
     configure(cooldown=other)
     assert call() == "b"
     assert [s.name for s in other.states()] == ["a"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_plain_calls_build_no_result_and_no_log_record(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain call builds neither a RouteResult nor a log record; .execute() builds one."""
+    built: list[str] = []
+    real_make_record = logging.Logger.makeRecord
+
+    def make_record(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        built.append("record")
+        return real_make_record(self, *args, **kwargs)
+
+    class CountedResult(RouteResult[Any]):
+        def __init__(self, **fields: Any) -> None:
+            built.append("result")
+            super().__init__(**fields)
+
+    monkeypatch.setattr(logging.Logger, "makeRecord", make_record)
+    monkeypatch.setattr(_call, "_result_class", lambda: CountedResult)
+
+    def answer(provider: str) -> str:
+        return provider
+
+    async def aanswer(provider: str) -> str:
+        return provider
+
+    # The default logger, enabled at WARNING: nothing on the happy path is logged.
+    if mode == "sync":
+        fn = routed(providers=["a", "b"])(answer)
+        for _ in range(100):
+            assert fn() == "a"
+        assert built == []
+        assert fn.execute().provider == "a"
+    else:
+        afn = routed(providers=["a", "b"])(aanswer)
+
+        async def calls() -> None:
+            for _ in range(100):
+                assert await afn() == "a"
+            assert built == []
+            assert (await afn.execute()).provider == "a"
+
+        asyncio.run(calls())
+    assert built == ["result"]
