@@ -134,9 +134,14 @@ def judged(exc: Exception) -> Exception:
 def falls_over(route: Route, exc: Exception) -> bool:
     """Whether a failure judged by ``exc`` falls over to the next provider (else: propagates).
 
-    A configuration error fails the same everywhere (like a bad request): never fall over.
+    A configuration error fails the same everywhere (like a bad request), and so does a
+    RecursionError (a bug in the calling code; falling over at every level of a runaway
+    recursion would multiply the calls by the providers at each level): never fall over.
     """
-    return not isinstance(exc, InvalidConfigError) and bool(route.fallback_on(exc))
+    return not isinstance(exc, _NEVER_FALL_OVER) and bool(route.fallback_on(exc))
+
+
+_NEVER_FALL_OVER = (InvalidConfigError, RecursionError)
 
 
 def counts(route: Route, exempt: frozenset[str], name: str, exc: Exception) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -311,6 +312,31 @@ def test_invalid_config_error_from_a_provider_propagates(h: Harness) -> None:
     with pytest.raises(InvalidConfigError):
         h.routed({"a": InvalidConfigError("bad option")}, providers=["a", "b"], cooldown=None)()
     assert h.calls == ["a"]
+
+
+def test_recursion_error_propagates_unrecorded(
+    h: Harness, tracker: InMemoryCooldownTracker
+) -> None:
+    """A RecursionError is a bug in the calling code: no fall over, nothing recorded."""
+    with pytest.raises(RecursionError):
+        h.routed({"a": RecursionError("deep")}, providers=["a", "b"], cooldown=tracker)()
+    assert h.calls == ["a"]
+    assert tracker.states() == []
+
+
+def test_runaway_recursion_through_a_routed_method_ends_in_one_pass() -> None:
+    """Each level calls one provider: the recursion ends at the limit, not 2^depth calls."""
+    calls = [0]
+
+    class Client:
+        @routed(providers=["a", "b"], cooldown=None)
+        def call(self, provider: str) -> str:
+            calls[0] += 1
+            return self.call()  # a bug: no base case
+
+    with pytest.raises(RecursionError):
+        Client().call()
+    assert calls[0] < sys.getrecursionlimit()
 
 
 def test_factory_needing_arguments(registry: None) -> None:
