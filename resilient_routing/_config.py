@@ -84,10 +84,10 @@ class Config:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Copied and pickled through __init__ (assigning attributes is refused).
-        return (Config, self._fields())
+        return (type(self), self._fields())
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not Config:
+        if type(other) is not type(self):
             return NotImplemented
         return self._fields() == other._fields()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import types
@@ -186,9 +187,30 @@ class _BoundRoutedMethod(_BoundSlots):
         # A bound method binds no further (and must not hand out the raw one).
         return self
 
+    def __dir__(self) -> list[str]:
+        # The faked __class__ would list MethodType's attributes only (mocks read dir()).
+        return sorted(
+            {*dir(self.__wrapped__), "execute", "__signature__", "__wrapped__", "__func__"}
+        )
+
+    def __copy__(self) -> _BoundRoutedMethod:
+        return self  # immutable, as a bound method
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        parent = self._parent
+        return parent.__get__(copy.deepcopy(self.__self__, memo), None)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        # As a bound method: copied or pickled as "the attribute of its instance".
-        return (getattr, (self.__self__, self._parent.__name__))
+        # As a bound method: pickled as "the attribute of its instance", when that attribute
+        # is this routed function (under another name it would be the plain function).
+        name = self._parent.__name__
+        instance = self.__self__
+        if inspect.getattr_static(type(instance), name, None) is not self._parent:
+            raise TypeError(
+                f"cannot pickle {self!r}: its class does not hold it as {name!r}, the name "
+                "of its function"
+            )
+        return (getattr, (instance, name))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _BoundRoutedMethod):

@@ -94,15 +94,21 @@ class InMemoryCooldownTracker:
         )
 
     def _known_names(self) -> Container[str] | None:
-        """Return the names holding state, or None when a subclass overrides what they tell.
+        """Return the names holding state, or None when the methods they stand for changed.
 
-        The routing core's quick path reads them instead of calling ``is_available`` and
-        ``record_success`` for any other name (available, nothing to record).
+        The routing core's quick path reads them (once per tracker) instead of calling
+        ``is_available`` and ``record_success`` for any other name: available, nothing to
+        record. A subclass overriding either method, an instance attribute replacing one, or
+        a patch of the class in place when a routed function first uses the tracker turns
+        this off.
         """
         cls = type(self)
+        own = getattr(self, "__dict__", {})
         if (
-            cls.is_available is InMemoryCooldownTracker.is_available
-            and cls.record_success is InMemoryCooldownTracker.record_success
+            cls.is_available is _ORIGINAL[0]
+            and cls.record_success is _ORIGINAL[1]
+            and "is_available" not in own
+            and "record_success" not in own
         ):
             return self._state
         return None
@@ -178,3 +184,7 @@ class InMemoryCooldownTracker:
         now = self._clock()
         with self._lock:
             return {n: e.until - now for n, e in self._state.items() if e.until > now}
+
+
+# What _known_names() stands for, as defined here (a patched class no longer matches).
+_ORIGINAL = (InMemoryCooldownTracker.is_available, InMemoryCooldownTracker.record_success)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import pytest
 
 from resilient_routing import (
     UNSET,
+    Config,
     InMemoryCooldownTracker,
     InvalidConfigError,
     configure,
@@ -62,3 +64,16 @@ def test_config_snapshot_is_immutable() -> None:
     with pytest.raises(AttributeError):
         get_config().exempt_providers = frozenset()  # type: ignore[misc]
     assert repr(UNSET) == "UNSET"
+
+
+def test_config_copies_keep_their_type() -> None:
+    """A copy of the snapshot (or of a subclass of Config) is equal and of the same type."""
+
+    class Mine(Config):
+        __slots__ = ()
+
+    config = get_config()
+    mine = Mine(config.cooldown, config.exempt_providers, config.logger)
+    assert copy.copy(config) == config
+    assert type(copy.copy(mine)) is Mine and copy.copy(mine) == mine
+    assert mine != config  # not the same type

@@ -7,6 +7,7 @@ import logging
 import pickle
 import types
 import typing
+import unittest.mock
 import weakref
 from typing import Any
 
@@ -423,3 +424,22 @@ def test_bound_method_is_a_method_to_introspection() -> None:
     star = Star()
     assert star.call(1) == (star, "p", 1)
     assert list(inspect.signature(star.call).parameters) == ["args"]
+
+
+def test_bound_method_copies_and_pickles_only_as_itself() -> None:
+    """Copy returns it, deepcopy rebinds to the copied instance; an alias refuses pickling."""
+    c = Client("t")
+    assert copy.copy(c.method) is not None and copy.copy(c.method) == c.method
+    deep = copy.deepcopy(c.method)
+    assert deep.__self__ is not c and deep(1) == "t:b:1"
+    assert "execute" in dir(c.method) and "__self__" in dir(c.method)
+    assert unittest.mock.Mock(spec=c.method).execute is not None
+
+    class Aliased:
+        def _impl(self, provider: str, x: int) -> str:
+            return provider
+
+        call = routed(providers=["a"], cooldown=None)(_impl)
+
+    with pytest.raises(TypeError, match="does not hold it as '_impl'"):
+        pickle.dumps(Aliased().call)

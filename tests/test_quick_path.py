@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import unittest.mock
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -498,3 +499,29 @@ def test_plain_calls_build_no_result_and_no_log_record(
 
         asyncio.run(calls())
     assert built == ["result"]
+
+
+@pytest.mark.parametrize("how", ["class patch", "instance attribute"])
+def test_a_replaced_tracker_method_is_asked(how: str, clock: FakeClock) -> None:
+    """A patched is_available (on the class, or on an instance) is asked for every provider."""
+
+    class Plain(InMemoryCooldownTracker):  # no __slots__: instances take attributes
+        pass
+
+    tracker = Plain(clock=clock)
+    with contextlib.ExitStack() as stack:
+        if how == "class patch":
+            stack.enter_context(
+                unittest.mock.patch.object(
+                    InMemoryCooldownTracker, "is_available", lambda self, name: name != "a"
+                )
+            )
+        else:
+            tracker.is_available = lambda name: name != "a"  # type: ignore[method-assign]
+
+        @_quiet(providers=["a", "b"], cooldown=tracker)
+        def call(provider: str) -> str:
+            return provider
+
+        result = call.execute()
+    assert (result.provider, result.skipped) == ("b", ("a",))
