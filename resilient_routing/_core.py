@@ -249,6 +249,7 @@ def _sync_runner(route: Route) -> Runner:
                 latency,
                 None if failures is None else tuple(failures),
             )
+            # _call.remember(won), inlined: a call costs ~5 % of a routed call here.
             if running_loop() is None:
                 _last_here.value = won
             else:
@@ -469,6 +470,7 @@ def _async_runner(route: Route) -> Runner:
                 latency,
                 None if failures is None else tuple(failures),
             )
+            # _call.remember(won), inlined: a call costs ~5 % of a routed call here.
             if running_loop() is None:
                 _last_here.value = won
             else:
