@@ -33,7 +33,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from resilient_routing import routed
-from resilient_routing._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
+from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker
 
 URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 TIMEOUTS: dict[str, Any] = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}

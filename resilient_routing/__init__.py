@@ -19,17 +19,17 @@ from ._exceptions import (
     RoutingError,
     RoutingTimeoutError,
 )
-from ._memory import InMemoryCooldownTracker
-from ._providers import provider_name
 from ._recovery import wait_for_recovery
-from ._registry import available_strategies, get_strategy, register_strategy
-from ._strategies import Strategy
-from ._tracker import AsyncCooldownTracker, CooldownTracker
+from ._routing.providers import provider_name
+from .cooldown._memory import InMemoryCooldownTracker
+from .cooldown._protocol import AsyncCooldownTracker, CooldownTracker
+from .strategies._basic import Strategy
+from .strategies._registry import available_strategies, get_strategy, register_strategy
 
 if _TYPE_CHECKING:
-    from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
     from ._result import RouteResult
     from ._typing import AsyncRouted, AsyncRoutedClassmethod, Routed, RoutedClassmethod
+    from .cooldown._redis.tracker import AsyncRedisCooldownTracker, RedisCooldownTracker
 
 __all__ = [
     "UNSET",
@@ -68,9 +68,9 @@ def __getattr__(name: str) -> _Any:
     # Loaded when first asked for: the Redis trackers import redis (the core never needs it),
     # and RouteResult and the typing protocols cost import time that plain calls do not need.
     if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker"):
-        from . import _redis
+        from .cooldown._redis import tracker
 
-        return getattr(_redis, name)
+        return getattr(tracker, name)
     if name == "RouteResult":
         from ._result import RouteResult
 

@@ -26,12 +26,12 @@ from ._exceptions import (
     RoutingTimeoutError,
     describe,
 )
-from ._providers import read_providers
 from ._route import Route
+from ._routing.providers import read_providers
 
 if TYPE_CHECKING:
-    from ._events import Listener
     from ._result import RouteResult
+    from .events import Listener
 
 __all__ = [
     "Call",
@@ -78,9 +78,9 @@ _call_ids = itertools.count(1)
 @functools.cache
 def _events_module() -> ModuleType:
     # Imported on first use: an application without listeners never loads the events.
-    from . import _events
+    from . import events
 
-    return _events
+    return events
 
 
 @functools.cache

@@ -91,9 +91,9 @@ class _Progress:
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from dataclasses import replace
 
-    from ._sim_report import as_json, plot, table
-    from ._sim_run import simulate
-    from ._sim_scenario import ScenarioError, default_scenario, load_scenario
+    from ._sim.report import as_json, plot, table
+    from ._sim.run import simulate
+    from ._sim.scenario import ScenarioError, default_scenario, load_scenario
 
     try:
         scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
@@ -131,7 +131,7 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _strategies(out: TextIO) -> int:
-    from ._registry import available_strategies, strategy_factory
+    from .strategies._registry import available_strategies, strategy_factory
 
     for name in available_strategies():
         doc = (getattr(strategy_factory(name), "__doc__", None) or "").strip().splitlines()
@@ -141,7 +141,7 @@ def _strategies(out: TextIO) -> int:
 
 def _tracker(args: argparse.Namespace) -> Any:
     try:
-        from ._redis import RedisCooldownTracker
+        from .cooldown._redis.tracker import RedisCooldownTracker
     except ImportError as exc:
         raise _UsageError(
             "status and reset need redis: pip install 'resilient-routing[redis]'"
@@ -185,7 +185,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
     if not rows:
         out.write(f"no provider state under prefix {args.prefix!r}\n")
         return 0
-    from ._sim_report import _render
+    from ._sim.report import _render
 
     out.write(
         _render(

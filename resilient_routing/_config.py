@@ -9,11 +9,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._exceptions import InvalidConfigError
-from ._memory import InMemoryCooldownTracker
-from ._tracker import AsyncCooldownTracker, CooldownTracker
+from .cooldown._memory import InMemoryCooldownTracker
+from .cooldown._protocol import AsyncCooldownTracker, CooldownTracker
 
 if TYPE_CHECKING:
-    from ._events import Listener
+    from .events import Listener
 
 __all__ = ["UNSET", "Config", "Unset", "configure", "get_config"]
 

@@ -38,11 +38,11 @@ from ._exceptions import InvalidConfigError
 from ._hedge import run_hedged_async, run_hedged_sync
 from ._route import UNTRACKED, ExceptionFilter, Route
 from ._steps import admit_async, admit_sync, cancelled_check, fail_async, fail_sync
-from ._strategies import Strategy
+from .strategies._basic import Strategy
 
 if TYPE_CHECKING:
-    from ._events import Listener
     from ._result import RouteResult
+    from .events import Listener
 
 __all__ = ["Runner", "execute", "execute_async", "run_async", "run_sync", "runner"]
 

@@ -24,11 +24,11 @@ from ._config import UNSET, AnyTracker, Unset, check_listeners, check_names, che
 from ._core import Runner, runner
 from ._exceptions import InvalidConfigError
 from ._route import ExceptionFilter, Route, _seconds
-from ._strategies import Strategy
+from .strategies._basic import Strategy
 
 if TYPE_CHECKING:
-    from ._events import Listener
     from ._typing import AsyncRouted, AsyncRoutedClassmethod, Routed, RoutedClassmethod
+    from .events import Listener
 
 __all__ = ["routed"]
 

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from . import _config
 from ._config import UNSET, AnyTracker, Unset
 from ._exceptions import InvalidConfigError
-from ._providers import snapshot_providers
-from ._registry import get_strategy
-from ._strategies import Strategy
-from ._tracker import CooldownTracker
+from ._routing.providers import snapshot_providers
+from .cooldown._protocol import CooldownTracker
+from .strategies._basic import Strategy
+from .strategies._registry import get_strategy
 
 if TYPE_CHECKING:
-    from ._events import Listener
+    from .events import Listener
 
 __all__ = ["UNTRACKED", "AsyncAdapter", "ExceptionFilter", "Route", "TrackerForms", "default_clock"]
 

@@ -1,5 +1,10 @@
 """Routing events, for listeners: ``configure(listeners=[...])`` or ``routed(listeners=[...])``.
 
+Every event is a frozen, slotted dataclass with ``kind``, ``call_id`` (one routed call),
+``function`` (the routed function's qualified name), ``provider`` (None for call-level
+events), ``attempt`` and ``time`` (``time.monotonic()``). Listeners receive them in order,
+in the thread or task of the routed call (for sync hedging: of the caller).
+
 A listener is any object with ``on_event(event)``. Example::
 
     from resilient_routing import configure
@@ -18,19 +23,11 @@ A listener is any object with ``on_event(event)``. Example::
 
 from __future__ import annotations
 
-from ._events import (
-    AttemptFailed,
-    AttemptStarted,
-    AttemptSucceeded,
-    CallFinished,
-    CallStarted,
-    CooldownStarted,
-    Listener,
-    ProviderSkipped,
-    RoutingEvent,
-    RoutingExhausted,
-    TerminusUsed,
-)
+import logging
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Protocol, runtime_checkable
+
+from ._exceptions import describe
 
 __all__ = [
     "AttemptFailed",
@@ -44,4 +41,142 @@ __all__ = [
     "RoutingEvent",
     "RoutingExhausted",
     "TerminusUsed",
+    "notify",
 ]
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """Receives routing events; register with ``configure(listeners=...)`` or ``routed``."""
+
+    def on_event(self, event: RoutingEvent) -> None:
+        """Handle one event. Exceptions are logged once and never break the routed call."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingEvent:
+    """Fields every event has."""
+
+    kind: ClassVar[str] = "event"
+    call_id: int
+    function: str
+    provider: str | None
+    attempt: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted(RoutingEvent):
+    """A routed call starts (``provider`` is None)."""
+
+    kind: ClassVar[str] = "call_started"
+    providers: tuple[str, ...] = ()
+    strategy: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallFinished(RoutingEvent):
+    """A routed call ends, whatever the outcome (``provider``: the one that served, if any).
+
+    ``outcome`` is ``"success"``, ``"exhausted"`` (AllProvidersFailedError), ``"timeout"``
+    (RoutingTimeoutError), ``"propagated"`` (an exception outside ``fallback_on``, or a
+    single-attempt strategy's failure) or ``"cancelled"`` (a BaseException such as
+    ``asyncio.CancelledError``). ``exception`` is what the call raised, if anything.
+    """
+
+    kind: ClassVar[str] = "call_finished"
+    outcome: Literal["success", "exhausted", "timeout", "propagated", "cancelled"] = "success"
+    duration: float = 0.0
+    exception: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted(RoutingEvent):
+    """A provider is called."""
+
+    kind: ClassVar[str] = "attempt_started"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSucceeded(RoutingEvent):
+    """A provider answered."""
+
+    kind: ClassVar[str] = "attempt_succeeded"
+    latency: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailed(RoutingEvent):
+    """A provider raised.
+
+    ``classification`` is ``"propagated"`` (outside ``fallback_on``: re-raised at once),
+    ``"fell_over"`` (the routing went on, the failure not counted toward a cooldown) or
+    ``"counted"`` (it went on and the failure counted toward a cooldown).
+    """
+
+    kind: ClassVar[str] = "attempt_failed"
+    exception: BaseException | None = None
+    classification: Literal["propagated", "fell_over", "counted"] = "fell_over"
+    latency: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSkipped(RoutingEvent):
+    """A provider was skipped because it is cooling down."""
+
+    kind: ClassVar[str] = "provider_skipped"
+    cooldown_remaining: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownStarted(RoutingEvent):
+    """A failure put the provider into cooldown for ``duration`` seconds."""
+
+    kind: ClassVar[str] = "cooldown_started"
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TerminusUsed(RoutingEvent):
+    """The terminus is called as the last resort (``in_cooldown``: despite its cooldown)."""
+
+    kind: ClassVar[str] = "terminus_used"
+    in_cooldown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingExhausted(RoutingEvent):
+    """Every attempted provider failed (``provider`` is None)."""
+
+    kind: ClassVar[str] = "routing_exhausted"
+    failures: tuple[tuple[str, Exception], ...] = ()
+    retry_after: float | None = None
+
+
+_logger = logging.getLogger("resilient_routing")
+_broken: set[int] = set()
+
+
+def notify(listeners: tuple[Listener, ...], event: RoutingEvent) -> None:
+    """Deliver ``event`` to each listener.
+
+    A listener that raises is logged once, then muted in the log (it still receives later
+    events); the routed call never sees its exception.
+    """
+    for listener in listeners:
+        try:
+            listener.on_event(event)
+        except Exception as exc:
+            key = id(listener)
+            if key not in _broken:
+                _broken.add(key)
+                _logger.error(
+                    "routing listener failed",
+                    extra={
+                        "listener": type(listener).__name__,
+                        "error_type": type(exc).__name__,
+                        "error": describe(exc),
+                        "event": event.kind,
+                    },
+                )

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from ._config import configure, get_config
-from ._events import RoutingEvent
-from ._memory import InMemoryCooldownTracker
+from .cooldown._memory import InMemoryCooldownTracker
+from .events import RoutingEvent
 from .testing import FakeClock
 
 __all__ = ["routing_clock", "routing_events", "routing_tracker"]

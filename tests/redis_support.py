@@ -27,7 +27,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from resilient_routing._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
+from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker
 from resilient_routing.testing import FakeClock
 
 from .trackers import Backend, SyncTracker

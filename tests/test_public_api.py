@@ -46,7 +46,7 @@ def test_import_does_not_import_redis() -> None:
     """Import resilient_routing leaves redis, the events and the typing protocols unloaded."""
     code = (
         "import sys, resilient_routing, resilient_routing.cooldown; "
-        "print([m for m in ('redis', 'resilient_routing._events', 'resilient_routing._typing', "
+        "print([m for m in ('redis', 'resilient_routing.events', 'resilient_routing._typing', "
         "'resilient_routing._result') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -18,7 +18,7 @@ import redis
 import tenacity
 
 from resilient_routing import InvalidConfigError, execute_async, routed
-from resilient_routing._redis import AsyncRedisCooldownTracker, RedisCooldownTracker, RedisCounter
+from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker, RedisCounter
 from resilient_routing.strategies import RoundRobin
 from resilient_routing.testing import FakeClock
 
@@ -294,7 +294,7 @@ def test_a_new_tracker_loads_the_existing_state(
 
 def test_stale_events_never_undo_newer_state() -> None:
     """Updates older than what the view knows are ignored, in whatever order they arrive."""
-    from resilient_routing._redis_view import _View
+    from resilient_routing.cooldown._redis.view import _View
 
     view = _View()
     view.apply("a", 10, True, 30.0, now=0.0)
@@ -656,7 +656,7 @@ def test_the_view_forgets_clean_providers_beyond_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Memory is bounded: past the limit, providers with nothing in Redis are forgotten."""
-    from resilient_routing import _redis_view
+    from resilient_routing.cooldown._redis import view as _redis_view
 
     monkeypatch.setattr(_redis_view, "_MAX_LOCAL", 4)
     view = _redis_view._View()

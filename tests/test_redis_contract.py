@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilient_routing import InMemoryCooldownTracker
-from resilient_routing._redis import RedisCooldownTracker
+from resilient_routing.cooldown import RedisCooldownTracker
 from resilient_routing.testing import FakeClock
 
 from . import redis_support

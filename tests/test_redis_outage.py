@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from resilient_routing import routed
-from resilient_routing._redis import AsyncRedisCooldownTracker, RedisCooldownTracker
+from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker
 
 from .redis_support import (
     RedisServer,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from resilient_routing._redis import RedisCooldownTracker
+from resilient_routing.cooldown import RedisCooldownTracker
 
 from .redis_support import (
     Down,

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from resilient_routing import InMemoryCooldownTracker
-from resilient_routing._retry_after import retry_after_seconds
+from resilient_routing.cooldown._retry_after import retry_after_seconds
 from resilient_routing.testing import FakeClock
 
 NOW = 1_700_000_000.0

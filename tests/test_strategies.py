@@ -39,7 +39,7 @@ def registry() -> Iterator[None]:
     """Remove strategies a test registers."""
     before = set(available_strategies())
     yield
-    from resilient_routing import _registry
+    from resilient_routing.strategies import _registry
 
     for name in set(available_strategies()) - before:
         del _registry._factories[name]

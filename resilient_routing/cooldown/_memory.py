@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from tenacity.wait import wait_base
 
-from ._exceptions import InvalidConfigError
+from resilient_routing._exceptions import InvalidConfigError
+
 from ._policy import CooldownPolicy, is_count
 
 if TYPE_CHECKING:

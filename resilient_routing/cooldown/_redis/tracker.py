@@ -50,12 +50,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from tenacity.wait import wait_base
 
-from ._exceptions import InvalidConfigError
-from ._policy import CooldownPolicy
+from resilient_routing._exceptions import InvalidConfigError
+from resilient_routing.cooldown._policy import CooldownPolicy
 
 __all__ = ["AsyncRedisCooldownTracker", "RedisCooldownTracker", "RedisCounter"]
 
-from ._redis_scripts import (
+from resilient_routing.cooldown._state import ProviderState
+
+from .scripts import (
     _CLEAR,
     _CLEAR_ALL,
     _COUNTER,
@@ -65,7 +67,7 @@ from ._redis_scripts import (
     _STATES,
     _Keys,
 )
-from ._redis_view import (
+from .view import (
     _FAILURES,
     _POLL,
     _advise_on_client,
@@ -82,7 +84,6 @@ from ._redis_view import (
     _ThreadListener,
     _View,
 )
-from ._state import ProviderState
 
 
 class _RedisTrackerBase:

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._exceptions import InvalidConfigError
-from ._providers import provider_name
+from resilient_routing._exceptions import InvalidConfigError
+from resilient_routing._routing.providers import provider_name
 
 __all__ = ["LeastBusy", "LeastLatency", "LoadBalanced", "Weighted"]
 

@@ -25,8 +25,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ._exceptions import InvalidConfigError
-from ._redis_scripts import _Keys
+from resilient_routing._exceptions import InvalidConfigError
+
+from .scripts import _Keys
 
 _DEFAULT_LOGGER: Final = logging.getLogger("resilient_routing")
 

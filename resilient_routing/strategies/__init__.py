@@ -19,11 +19,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._balancing import LeastBusy, LeastLatency, LoadBalanced, Weighted
+from ._basic import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
 from ._registry import available_strategies, get_strategy, register_strategy
-from ._strategies import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
 
 if TYPE_CHECKING:
-    from ._redis import RedisCounter
+    from resilient_routing.cooldown._redis.tracker import RedisCounter
 
 __all__ = [
     "Fallback",
@@ -45,7 +45,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # RedisCounter imports redis: only when asked for.
     if name == "RedisCounter":
-        from ._redis import RedisCounter
+        from resilient_routing.cooldown._redis.tracker import RedisCounter
 
         return RedisCounter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

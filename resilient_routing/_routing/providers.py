@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
-from ._exceptions import InvalidConfigError, NoProvidersError
+from resilient_routing._exceptions import InvalidConfigError, NoProvidersError
 
 __all__ = ["ProviderSource", "provider_name", "read_providers", "snapshot_providers"]
 

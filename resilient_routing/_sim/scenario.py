@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ._registry import available_strategies, strategy_factory
+from resilient_routing.strategies._registry import available_strategies, strategy_factory
 
 __all__ = [
     "ConfigSpec",

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ._exceptions import InvalidConfigError
-from ._providers import provider_name
+from resilient_routing._exceptions import InvalidConfigError
+from resilient_routing._routing.providers import provider_name
 
 __all__ = ["Fault", "FaultInjector", "InjectedFaultError", "InjectedTimeoutError"]
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._memory import InMemoryCooldownTracker
 from ._policy import CooldownPolicy
+from ._protocol import AsyncCooldownTracker, CooldownTracker
 from ._state import ProviderState
-from ._tracker import AsyncCooldownTracker, CooldownTracker
 
 if TYPE_CHECKING:
-    from ._redis import AsyncRedisCooldownTracker, RedisCooldownTracker, RedisCounter
+    from ._redis.tracker import AsyncRedisCooldownTracker, RedisCooldownTracker, RedisCounter
 
 __all__ = [
     "AsyncCooldownTracker",
@@ -30,7 +30,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker", "RedisCounter"):
-        from . import _redis
+        from ._redis import tracker
 
-        return getattr(_redis, name)
+        return getattr(tracker, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

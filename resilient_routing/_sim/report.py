@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._sim_run import ConfigResult
-from ._sim_scenario import Scenario
+from .run import ConfigResult
+from .scenario import Scenario
 
 __all__ = ["as_json", "plot", "table"]
 

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._core import run_async
-from ._events import (
+from resilient_routing._core import run_async
+from resilient_routing._exceptions import AllProvidersFailedError, RoutingTimeoutError
+from resilient_routing._route import Route
+from resilient_routing.cooldown._memory import InMemoryCooldownTracker
+from resilient_routing.events import (
     AttemptFailed,
     AttemptSucceeded,
     CallFinished,
@@ -21,13 +24,11 @@ from ._events import (
     CooldownStarted,
     RoutingEvent,
 )
-from ._exceptions import AllProvidersFailedError, RoutingTimeoutError
-from ._memory import InMemoryCooldownTracker
-from ._registry import strategy_factory
-from ._route import Route
-from ._sim_loop import VirtualTimeLoop
-from ._sim_scenario import ConfigSpec, ProviderSpec, Scenario
-from ._strategies import Strategy
+from resilient_routing.strategies._basic import Strategy
+from resilient_routing.strategies._registry import strategy_factory
+
+from .loop import VirtualTimeLoop
+from .scenario import ConfigSpec, ProviderSpec, Scenario
 
 __all__ = ["ConfigResult", "SimulatedError", "simulate", "simulate_config"]
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import inspect
 import math
 
+from resilient_routing.cooldown._protocol import CooldownTracker
+
 from ._clock import FakeClock
 from ._faults import Fault, FaultInjector, InjectedFaultError, InjectedTimeoutError
 from ._scripted import Delayed, ScriptedProvider, ScriptExhaustedError
-from ._tracker import CooldownTracker
 
 __all__ = [
     "Delayed",

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import tenacity
 from tenacity.wait import wait_base
 
-from ._exceptions import InvalidConfigError
+from resilient_routing._exceptions import InvalidConfigError
+
 from ._retry_after import retry_after_seconds
 
 __all__ = ["CooldownPolicy"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from resilient_routing._exceptions import InvalidConfigError
+
 from ._balancing import LeastBusy, LeastLatency, LoadBalanced, Weighted
-from ._exceptions import InvalidConfigError
-from ._strategies import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
+from ._basic import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
 
 __all__ = ["available_strategies", "get_strategy", "register_strategy", "strategy_factory"]
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ._exceptions import InvalidConfigError
+from resilient_routing._exceptions import InvalidConfigError
 
 __all__ = ["Fallback", "Hedged", "PrimaryOnly", "RoundRobin", "Strategy"]
 
