@@ -338,8 +338,16 @@ class Run:
     failures: list[str]
 
 
-def measure_all(settings: Settings, seed: int) -> Run:
-    """Time the cases, then contention, then import; a part that raises is recorded."""
+class _Skipped(Exception):
+    """A part of the run left out on purpose."""
+
+
+def measure_all(settings: Settings, seed: int, only: list[str] | None = None) -> Run:
+    """Time the cases, then contention, then import; a part that raises is recorded.
+
+    ``only``: time just the floors and the cases whose name contains one of these, and skip
+    contention and import time (for quick comparisons while working on one path).
+    """
     load = Load.start()
     facts = machine()
     failures: list[str] = []
@@ -348,8 +356,15 @@ def measure_all(settings: Settings, seed: int) -> Run:
     loop = asyncio.new_event_loop()
     try:
         with silenced("resilient_routing"):
+            cases = c.all_cases()
+            if only:
+                cases = [
+                    case
+                    for case in cases
+                    if case.section == "floors" or any(part in case.name for part in only)
+                ]
             results = measure(
-                c.all_cases(),
+                cases,
                 loop,
                 rounds=settings.rounds,
                 batch_ns=int(settings.batch_ms * 1e6),
@@ -359,18 +374,26 @@ def measure_all(settings: Settings, seed: int) -> Run:
             )
             _progress("contention")
             try:
+                if only:
+                    raise _Skipped("not measured with --cases")
                 cont = contention.measure(
                     rounds=settings.contention_rounds,
                     duration_ns=int(settings.contention_ms * 1e6),
                     seed=seed,
                 )
+            except _Skipped:
+                pass
             except Exception as exc:
                 failures.append(f"contention: {type(exc).__name__}: {exc}")
     finally:
         loop.close()
     _progress("import time")
     try:
+        if only:
+            raise _Skipped("not measured with --cases")
         imports = importtime.measure(settings.import_runs)
+    except _Skipped:
+        pass
     except Exception as exc:
         failures.append(f"import time: {type(exc).__name__}: {exc}")
     facts["load"] = load.summary()
@@ -422,6 +445,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help=f"interleaved rounds (default {FULL.rounds})")
     parser.add_argument("--batch-ms", type=float, help=f"ms per batch (default {FULL.batch_ms})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the round order")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        metavar="TEXT",
+        help="time only the floors and the cases whose name contains TEXT (no contention, "
+        "no import time)",
+    )
     args = parser.parse_args(argv)
     settings = SMOKE if args.smoke else FULL
     settings = dataclasses.replace(
@@ -430,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_ms=args.batch_ms or settings.batch_ms,
     )
 
-    run = measure_all(settings, args.seed)
+    run = measure_all(settings, args.seed, args.cases)
     print(render(run, settings, args.smoke))
     if args.json is not None:
         goals = targets(run.report, run.imports)
