@@ -8,9 +8,7 @@ or your own strategy, skipping providers that are cooling down after failures.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from ._call import last_route
 from ._config import UNSET, Config, configure, get_config
-from ._core import execute, execute_async
 from ._decorator import routed
 from ._exceptions import (
     AllProvidersFailedError,
@@ -19,11 +17,13 @@ from ._exceptions import (
     RoutingError,
     RoutingTimeoutError,
 )
+from ._execute import execute, execute_async
 from ._recovery import wait_for_recovery
 from ._routing.providers import provider_name
+from ._routing.report import last_route
 from .cooldown._memory import InMemoryCooldownTracker
 from .cooldown._protocol import AsyncCooldownTracker, CooldownTracker
-from .strategies._basic import Strategy
+from .strategies._protocol import Strategy
 from .strategies._registry import available_strategies, get_strategy, register_strategy
 
 if _TYPE_CHECKING:

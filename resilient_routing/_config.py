@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from . import _validate
 from ._exceptions import InvalidConfigError
 from .cooldown._memory import InMemoryCooldownTracker
 from .cooldown._protocol import AsyncCooldownTracker, CooldownTracker
@@ -131,52 +132,6 @@ def check_tracker(tracker: object, option: str) -> AnyTracker | None:
     )
 
 
-def check_names(names: object, option: str) -> frozenset[str]:
-    """Return ``names`` as a frozenset of provider names.
-
-    Raises:
-        InvalidConfigError: not a collection of str (a bare str is refused: it would be read
-            as its letters).
-    """
-    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
-        raise InvalidConfigError(
-            f"{option} must be a collection of provider names such as {{'laozhang'}}, got {names!r}"
-        )
-    result = frozenset(names)
-    bad = [n for n in result if not isinstance(n, str)]
-    if bad:
-        raise InvalidConfigError(f"{option} must hold provider names (str), got {bad[0]!r}")
-    return result
-
-
-def check_listeners(listeners: object, option: str) -> tuple[Listener, ...]:
-    """Return ``listeners`` as a tuple of objects with an ``on_event`` method.
-
-    Raises:
-        InvalidConfigError: not a collection of listeners.
-    """
-    if not isinstance(listeners, Iterable) or isinstance(listeners, (str, bytes)):
-        raise InvalidConfigError(f"{option} must be a list of listeners, got {listeners!r}")
-    result = tuple(listeners)
-    for listener in result:
-        if not callable(getattr(listener, "on_event", None)):
-            raise InvalidConfigError(
-                f"{option} must hold listeners with an on_event(event) method, got {listener!r}"
-            )
-    return result
-
-
-def check_logger(logger: object, option: str) -> logging.Logger:
-    """Return ``logger`` if it is a ``logging.Logger``.
-
-    Raises:
-        InvalidConfigError: it is not.
-    """
-    if isinstance(logger, logging.Logger):
-        return logger
-    raise InvalidConfigError(f"{option} must be a logging.Logger, got {logger!r}")
-
-
 def configure(
     *,
     cooldown: AnyTracker | Literal[Unset.UNSET] | None = UNSET,
@@ -209,13 +164,13 @@ def configure(
             else check_tracker(cooldown, "configure(cooldown=...)"),
             exempt_providers=_current.exempt_providers
             if exempt_providers is UNSET
-            else check_names(exempt_providers, "configure(exempt_providers=...)"),
+            else _validate.names("configure(exempt_providers=...)", exempt_providers),
             logger=_current.logger
             if logger is UNSET
-            else check_logger(logger, "configure(logger=...)"),
+            else _validate.logger("configure(logger=...)", logger),
             listeners=_current.listeners
             if listeners is UNSET
-            else check_listeners(listeners, "configure(listeners=...)"),
+            else _validate.listeners("configure(listeners=...)", listeners),
         )
         _current = new
     return new

@@ -11,10 +11,10 @@ from resilient_routing import (
     InvalidConfigError,
     RoutingError,
     RoutingTimeoutError,
-    _route,
     execute,
     routed,
 )
+from resilient_routing._routing import route as _route
 from resilient_routing.testing import FakeClock
 
 

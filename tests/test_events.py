@@ -161,15 +161,15 @@ def test_raising_listener_never_breaks_a_call(h: Harness, caplog: pytest.LogCapt
 
 def test_no_listener_no_event_work(h: Harness) -> None:
     """Without listeners, calls carry no call id (nothing is built for events)."""
-    from resilient_routing import _call
+    from resilient_routing._routing import report
 
     seen: list[Any] = []
-    original = _call.Call.emit
-    _call.Call.emit = lambda self, *a, **k: seen.append(a)  # type: ignore[method-assign]
+    original = report._emit
+    report._emit = lambda *a, **k: seen.append(a)  # type: ignore[assignment]
     try:
         h.routed({"a": Down()}, providers=["a", "b"], cooldown=None)()
     finally:
-        _call.Call.emit = original  # type: ignore[method-assign]
+        report._emit = original  # type: ignore[assignment]
     assert seen == []
 
 

@@ -27,12 +27,11 @@ from resilient_routing import (
     InMemoryCooldownTracker,
     InvalidConfigError,
     RouteResult,
-    _call,
-    _core,
     configure,
     last_route,
     routed,
 )
+from resilient_routing._routing import report, sync
 from resilient_routing.testing import FakeClock
 
 NAMES = ("a", "b", "c", "d")
@@ -376,23 +375,26 @@ def test_bound_method_routes_with_its_instance(logger: logging.Logger) -> None:
     assert (one.seen, two.seen) == (["a", "b"], ["a", "b"])
 
 
-def test_quiet_calls_build_no_call_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The quick path serves answers and quiet failures; DEBUG logging takes the general loop."""
+def test_plain_successes_build_no_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lane serves a first choice that answers; a failure goes to the decision core."""
 
-    def no_call_state(*args: object) -> None:
-        raise AssertionError("the general loop ran")
+    def no_decision(*args: object) -> None:
+        raise AssertionError("the decision core ran")
 
-    monkeypatch.setattr(_core, "Call", no_call_state)
+    monkeypatch.setattr(sync, "Decision", no_decision)
 
     def fail_a(provider: str) -> str:
         if provider == "a":
             raise Down(provider)
         return provider
 
-    assert _quiet(providers=["a", "b", "c"])(fail_a).execute().attempt == 2
+    assert _quiet(providers=["b", "c"])(fail_a).execute().attempt == 1
     assert _quiet(providers=["b", "c"], strategy="primary_only")(fail_a)() == "b"
-    with pytest.raises(AssertionError, match="general loop"):
-        routed(providers=["a", "b", "c"], logger=VERBOSE)(fail_a)()
+    assert _quiet(providers=["b", "c"], strategy="round_robin")(fail_a)() in ("b", "c")
+    with pytest.raises(AssertionError, match="decision core"):
+        _quiet(providers=["a", "b", "c"])(fail_a)()
+    with pytest.raises(AssertionError, match="decision core"):
+        routed(providers=["b", "c"], logger=VERBOSE)(fail_a)()
 
 
 @pytest.mark.parametrize("logger", [QUIET, VERBOSE], ids=["quick", "general"])
@@ -473,7 +475,7 @@ def test_plain_calls_build_no_result_and_no_log_record(
             super().__init__(**fields)
 
     monkeypatch.setattr(logging.Logger, "makeRecord", make_record)
-    monkeypatch.setattr(_call, "_result_class", lambda: CountedResult)
+    monkeypatch.setattr(report, "_result_class", lambda: CountedResult)
 
     def answer(provider: str) -> str:
         return provider

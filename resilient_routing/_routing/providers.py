@@ -7,10 +7,21 @@ from typing import Any, TypeAlias
 
 from resilient_routing._exceptions import InvalidConfigError, NoProvidersError
 
-__all__ = ["ProviderSource", "provider_name", "read_providers", "snapshot_providers"]
+__all__ = [
+    "ProviderSnapshot",
+    "ProviderSource",
+    "provider_name",
+    "read_providers",
+    "snapshot_providers",
+]
 
 #: What ``providers=`` accepts: a sequence, or a zero-argument callable returning one.
 ProviderSource: TypeAlias = "Sequence[Any] | Callable[[], Sequence[Any]]"
+
+#: ``providers=`` as a route keeps it: the providers and their names, or the callable to read.
+ProviderSnapshot: TypeAlias = (
+    "tuple[tuple[Any, ...], tuple[str, ...]] | Callable[[], Sequence[Any]]"
+)
 
 
 def provider_name(provider: object) -> str:
@@ -49,9 +60,7 @@ def _as_tuple(providers: object, origin: str) -> tuple[Any, ...]:
     return tuple(providers)
 
 
-def snapshot_providers(
-    providers: object,
-) -> tuple[tuple[Any, ...], tuple[str, ...]] | Callable[[], Sequence[Any]]:
+def snapshot_providers(providers: object) -> ProviderSnapshot:
     """Read ``providers=`` at decoration time.
 
     A sequence is copied and named once; a callable is kept to be read at each call.
@@ -61,13 +70,11 @@ def snapshot_providers(
     """
     if callable(providers) and not isinstance(providers, Sequence):
         return providers
-    items = _as_tuple(providers, "providers=")
+    items = _as_tuple(providers, "providers")
     return items, tuple(provider_name(p) for p in items)
 
 
-def read_providers(
-    source: tuple[tuple[Any, ...], tuple[str, ...]] | Callable[[], Sequence[Any]],
-) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+def read_providers(source: ProviderSnapshot) -> tuple[tuple[Any, ...], tuple[str, ...]]:
     """Return the providers and their names for one call.
 
     Raises:

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from resilient_routing._core import run_async
 from resilient_routing._exceptions import AllProvidersFailedError, RoutingTimeoutError
-from resilient_routing._route import Route
+from resilient_routing._routing.options import Options
+from resilient_routing._routing.route import Route
+from resilient_routing._routing.runners import runner
 from resilient_routing.cooldown._memory import InMemoryCooldownTracker
 from resilient_routing.events import (
     AttemptFailed,
@@ -24,7 +25,7 @@ from resilient_routing.events import (
     CooldownStarted,
     RoutingEvent,
 )
-from resilient_routing.strategies._basic import Strategy
+from resilient_routing.strategies._protocol import Strategy
 from resilient_routing.strategies._registry import strategy_factory
 
 from .loop import VirtualTimeLoop
@@ -201,26 +202,25 @@ async def _run(
         else None
     )
     counted = set(spec.cooldown_on)
-    route = Route(
-        providers=providers,
-        strategy=_strategy(spec, scenario.seed),
-        cooldown=tracker,
-        exempt=spec.exempt,
-        fallback_on=Exception,
-        cooldown_on=lambda exc: getattr(exc, "kind", "5xx") in counted,
-        attempt_timeout=spec.attempt_timeout,
-        max_attempts=spec.max_attempts,
-        listeners=[collector],
-        logger=None,
-        is_async=True,
-        name=spec.name,
-        clock=loop.time,
+    options = Options.of(
+        providers,
+        {
+            "strategy": _strategy(spec, scenario.seed),
+            "cooldown": tracker,
+            "exempt": spec.exempt,
+            "cooldown_on": lambda exc: getattr(exc, "kind", "5xx") in counted,
+            "attempt_timeout": spec.attempt_timeout,
+            "max_attempts": spec.max_attempts,
+            "listeners": [collector],
+        },
+        "simulate",
     )
+    run = runner(Route(options, is_async=True, name=spec.name, clock=loop.time))
 
     async def one() -> None:
         # Failed calls are counted by the collector; anything else is a bug to report.
         with contextlib.suppress(SimulatedError, AllProvidersFailedError, RoutingTimeoutError):
-            await run_async(route, _call_provider, (), {}, False)
+            await run(_call_provider, (), {}, False)
 
     arrivals = random.Random(f"{scenario.seed}:arrivals")
     tasks: list[asyncio.Task[None]] = []

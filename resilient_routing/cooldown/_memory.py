@@ -18,7 +18,7 @@ from ._policy import CooldownPolicy, is_count
 if TYPE_CHECKING:
     from ._state import ProviderState
 
-__all__ = ["InMemoryCooldownTracker"]
+__all__ = ["InMemoryCooldownTracker", "names_with_state"]
 
 
 class _Entry:
@@ -94,26 +94,6 @@ class InMemoryCooldownTracker:
             f"cooldown={p.cooldown}, max_cooldown={p.max_cooldown}, growth={p.growth})"
         )
 
-    def _known_names(self) -> Container[str] | None:
-        """Return the names holding state, or None when the methods they stand for changed.
-
-        The routing core's quick path reads them (once per tracker) instead of calling
-        ``is_available`` and ``record_success`` for any other name: available, nothing to
-        record. A subclass overriding either method, an instance attribute replacing one, or
-        a patch of the class in place when a routed function first uses the tracker turns
-        this off.
-        """
-        cls = type(self)
-        own = getattr(self, "__dict__", {})
-        if (
-            cls.is_available is _ORIGINAL[0]
-            and cls.record_success is _ORIGINAL[1]
-            and "is_available" not in own
-            and "record_success" not in own
-        ):
-            return self._state
-        return None
-
     def is_available(self, name: str) -> bool:
         """Return True when ``name`` is not cooling down now."""
         entry = self._state.get(name)
@@ -187,5 +167,30 @@ class InMemoryCooldownTracker:
             return {n: e.until - now for n, e in self._state.items() if e.until > now}
 
 
-# What _known_names() stands for, as defined here (a patched class no longer matches).
+# The methods names_with_state() stands for, as defined here (a patched class no longer
+# matches).
 _ORIGINAL = (InMemoryCooldownTracker.is_available, InMemoryCooldownTracker.record_success)
+
+
+def names_with_state(tracker: object) -> Container[str] | None:
+    """Return the names an in-memory tracker holds state for, when they tell the whole story.
+
+    Any other name is available and its success has nothing to clear, so the routing core
+    neither asks about it nor records its success: on a routed call whose provider answers,
+    that is most of the tracker's cost. Only for an InMemoryCooldownTracker (or subclass)
+    whose ``is_available`` and ``record_success`` are the ones defined here, neither
+    overridden, patched on the class, nor replaced on the instance (read when a routed
+    function first uses the tracker); None otherwise: every name is asked about.
+    """
+    if not isinstance(tracker, InMemoryCooldownTracker):
+        return None
+    cls = type(tracker)
+    own = getattr(tracker, "__dict__", {})
+    if (
+        cls.is_available is _ORIGINAL[0]
+        and cls.record_success is _ORIGINAL[1]
+        and "is_available" not in own
+        and "record_success" not in own
+    ):
+        return tracker._state
+    return None

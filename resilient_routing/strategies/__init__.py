@@ -19,7 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._balancing import LeastBusy, LeastLatency, LoadBalanced, Weighted
-from ._basic import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
+from ._basic import Fallback, PrimaryOnly, RoundRobin
+from ._hedged import Hedged
+from ._protocol import Strategy
 from ._registry import available_strategies, get_strategy, register_strategy
 
 if TYPE_CHECKING:

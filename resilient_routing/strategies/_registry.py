@@ -8,7 +8,9 @@ from collections.abc import Callable
 from resilient_routing._exceptions import InvalidConfigError
 
 from ._balancing import LeastBusy, LeastLatency, LoadBalanced, Weighted
-from ._basic import Fallback, Hedged, PrimaryOnly, RoundRobin, Strategy
+from ._basic import Fallback, PrimaryOnly, RoundRobin
+from ._hedged import Hedged
+from ._protocol import Strategy
 
 __all__ = ["available_strategies", "get_strategy", "register_strategy", "strategy_factory"]
 

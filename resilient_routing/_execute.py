@@ -1,0 +1,61 @@
+"""The functional form: ``execute()`` and ``execute_async()``, over the same core as ``@routed``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+
+from ._exceptions import InvalidConfigError
+from ._routing.options import Options, RoutingOptions
+from ._routing.route import Route
+from ._routing.runners import awaiting, runner
+
+if TYPE_CHECKING:
+    from ._result import RouteResult
+
+__all__ = ["execute", "execute_async"]
+
+T = TypeVar("T")
+
+
+def _name(fn: object) -> str:
+    return getattr(fn, "__qualname__", type(fn).__name__)
+
+
+def execute(
+    providers: object, fn: Callable[[Any], T], **options: Unpack[RoutingOptions]
+) -> RouteResult[T]:
+    """Call ``fn(provider)`` across ``providers``; return a RouteResult.
+
+    The functional form of :func:`~resilient_routing.routed`, with the same options and rules.
+    A strategy named by string is a fresh instance per call: pass one object
+    (``RoundRobin()``) to rotate across calls.
+
+    Raises:
+        NoProvidersError: the provider list is empty.
+        InvalidConfigError: an option is invalid.
+        AllProvidersFailedError: every provider attempted by a multi-attempt strategy failed.
+        RoutingTimeoutError: ``timeout`` ran out before a provider succeeded.
+    """
+    if inspect.iscoroutinefunction(fn):
+        raise InvalidConfigError(
+            f"execute() calls sync functions; {fn!r} is a coroutine function: "
+            "await execute_async() instead"
+        )
+    route = Route(Options.of(providers, options, "execute"), is_async=False, name=_name(fn))
+    result: RouteResult[T] = runner(route)(fn, (), {}, True)
+    return result
+
+
+async def execute_async(
+    providers: object, fn: Callable[[Any], Awaitable[T]], **options: Unpack[RoutingOptions]
+) -> RouteResult[T]:
+    """Await ``fn(provider)`` across ``providers``; return a RouteResult.
+
+    The async functional form of :func:`~resilient_routing.routed` (see :func:`execute`);
+    ``fn`` may be a coroutine function or any function returning an awaitable.
+    """
+    route = Route(Options.of(providers, options, "execute_async"), is_async=True, name=_name(fn))
+    result: RouteResult[T] = await runner(route)(awaiting(fn), (), {}, True)
+    return result

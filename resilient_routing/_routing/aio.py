@@ -1,0 +1,165 @@
+"""The async driver: the sync driver's twin, awaiting providers and the tracker.
+
+Its fast lane calls an in-process sync tracker without awaiting it; each attempt is bounded by
+the budget the decision gives it (``attempt_timeout``, the call's ``timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
+
+from resilient_routing import _config
+from resilient_routing._config import UNSET
+
+from . import report
+from .decision import ATTEMPT, CHECK, RECORD, TALLY, Decision
+from .route import UNTRACKED, Route
+
+__all__ = ["cancelling", "runner"]
+
+_DEBUG = logging.DEBUG
+
+#: What an async route's runner is: ``run(fn, args, kwargs, want_result)`` returns the
+#: coroutine of the response (or of its RouteResult).
+Runner = Callable[..., Awaitable[Any]]
+
+
+def cancelling() -> bool:
+    """Whether the running task is being cancelled.
+
+    Some client wrappers turn ``CancelledError`` into an ordinary exception; taking that for a
+    provider failure (and falling over) would defeat the cancellation.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def runner(route: Route) -> Runner:
+    """Return the runner of an async, sequential route."""
+    clock = route.clock
+    plan_of = route.plan
+    rest = route.rest
+    own_logger = route.options.logger
+    global_tracker = route.cooldown is UNSET
+    fixed = UNTRACKED if global_tracker else route.trackers(_config._current)
+    fast = route.fast
+    providers: tuple[Any, ...] = ()
+    names: tuple[str, ...] = ()
+    static: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
+    if fast:
+        static = cast("tuple[tuple[Any, ...], tuple[str, ...]]", route.providers)
+        providers, names = static
+
+    async def run(
+        fn: Callable[..., Awaitable[Any]],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        want_result: bool,
+    ) -> Any:
+        config = _config._current
+        if global_tracker:
+            cached = route.forms
+            forms = cached[1] if cached[0] is config.cooldown else route.trackers(config)
+        else:
+            forms = fixed
+        local, tracker, asks = forms
+        taken: tuple[Any, ...] | None = None
+        if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
+            if rest is not None:
+                i = 0
+                plan = None
+            else:
+                plan = plan_of(providers)
+                i = next(plan)
+            name = names[i]
+            ask = name in asks
+            if ask and not (
+                local.is_available(name) if local is not None else await tracker.is_available(name)
+            ):
+                taken = (i,)
+            if taken is None:
+                start = clock()
+                try:
+                    response = await fn(providers[i], *args, **kwargs)
+                except Exception as exc:
+                    if cancelling():
+                        raise asyncio.CancelledError() from exc
+                    taken = (i, exc, clock() - start)
+                else:
+                    latency = clock() - start
+                    if ask:
+                        if local is not None:
+                            local.record_success(name)
+                        else:
+                            await tracker.record_success(name)
+                    last = (route, i, response, latency)
+                    if report.running_loop() is None:
+                        report.last_here.value = last
+                    else:
+                        report.last_in_task.set(last)
+                    return report.quick_result(*last) if want_result else response
+            d = Decision(
+                route,
+                config,
+                want_result,
+                tracker is not None,
+                asks,
+                static,
+                plan if rest is None else iter(rest),
+                taken,
+            )
+        else:
+            d = Decision(route, config, want_result, tracker is not None, asks)
+        try:
+            step = d.start()
+            call_providers, call_names = d.providers, d.names
+            while True:
+                if step is ATTEMPT:
+                    i = d.index
+                    budget = d.budget
+                    scope: asyncio.Timeout | None = None
+                    start = clock()
+                    try:
+                        if budget is None:
+                            response = await fn(call_providers[i], *args, **kwargs)
+                        else:
+                            async with asyncio.timeout(budget) as scope:
+                                response = await fn(call_providers[i], *args, **kwargs)
+                    except Exception as exc:
+                        if cancelling():
+                            d.abandoned(i, clock() - start)
+                            raise asyncio.CancelledError() from exc
+                        expired = scope is not None and scope.expired()
+                        step = d.failed(i, exc, clock() - start, expired)
+                        continue
+                    except BaseException:
+                        d.abandoned(i, clock() - start)
+                        raise
+                    if d.succeeded(i, response, clock() - start):
+                        await tracker.record_success(call_names[i])
+                    return d.value
+                if step is CHECK:
+                    name = call_names[d.index]
+                    if await tracker.is_available(name):
+                        step = d.available()
+                    else:
+                        step = d.cooling(await tracker.cooldown_remaining(name))
+                elif step is RECORD:
+                    name = call_names[d.index]
+                    started = await tracker.record_failure(name, d.judged)
+                    remaining = await tracker.cooldown_remaining(name) if started else 0.0
+                    step = d.recorded(started, remaining)
+                elif step is TALLY:
+                    step = d.tallied([await tracker.cooldown_remaining(n) for n in call_names])
+                else:
+                    raise d.error
+        except BaseException as exc:
+            d.finish(exc)
+            raise
+        finally:
+            del d, taken  # as in the sync driver
+
+    return run

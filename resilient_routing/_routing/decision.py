@@ -1,0 +1,451 @@
+"""The decision core: every routing rule, and no I/O.
+
+One :class:`Decision` per call says what to do next and takes each outcome back. Its methods
+return the next *step*; a driver performs it and reports what happened::
+
+    step = decision.start()
+    while True:
+        if step is CHECK:      # is decision.index available in the tracker?
+            step = decision.available() or decision.cooling(seconds_left)
+        elif step is ATTEMPT:  # call provider decision.index
+            step = decision.failed(i, exc, latency)    # or: decision.succeeded(...)
+        elif step is RECORD:   # record_failure(decision.names[decision.index], decision.judged)
+            step = decision.recorded(started, seconds_left)
+        elif step is TALLY:    # every provider's cooldown_remaining, for the error's retry_after
+            step = decision.tallied(remaining)
+        elif step is WAIT:     # hedging: wait up to decision.wait seconds for running attempts
+            step = decision.waited()
+        elif step is RAISE:
+            raise decision.error
+
+The rules: the strategy's order, each provider once, the terminus last and always attempted;
+skipping providers cooling down; ``max_attempts`` (the last slot is the terminus's);
+``timeout`` and ``attempt_timeout`` on the route's clock; which failures fall over
+(``fallback_on``), which count toward a cooldown (exempt names, ``cooldown_on``); what a
+single-attempt strategy re-raises; what is returned or raised; how many attempts run at once
+(hedging). What the call tells the world goes through :mod:`.report`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Container, Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import tenacity
+
+from resilient_routing._config import Config
+from resilient_routing._exceptions import (
+    AllProvidersFailedError,
+    InvalidConfigError,
+    RoutingTimeoutError,
+)
+
+from . import report
+from .providers import read_providers
+
+if TYPE_CHECKING:
+    from resilient_routing._result import RouteResult
+
+    from .route import Route
+
+__all__ = ["ATTEMPT", "CHECK", "RAISE", "RECORD", "TALLY", "WAIT", "Decision", "judged"]
+
+#: Steps: what the driver does next.
+CHECK: Final = 1
+ATTEMPT: Final = 2
+RECORD: Final = 3
+TALLY: Final = 4
+WAIT: Final = 5
+RAISE: Final = 6
+
+# A configuration error fails the same everywhere (like a bad request), and so does a
+# RecursionError (a bug in the calling code; falling over at every level of a runaway
+# recursion would multiply the calls by the providers at each level): never fall over.
+_NEVER_FALL_OVER = (InvalidConfigError, RecursionError)
+# Failures that need a closer look than fallback_on: those above, and a tenacity.RetryError
+# (judged by its last attempt's exception).
+_UNUSUAL = (tenacity.RetryError, *_NEVER_FALL_OVER)
+
+_running_loop = report.running_loop
+_last_here = report.last_here
+_last_in_task = report.last_in_task
+
+
+def judged(exc: Exception) -> Exception:
+    """Return the exception a failure is judged by: a tenacity.RetryError's last one."""
+    if isinstance(exc, tenacity.RetryError):
+        last = exc.last_attempt
+        if last.failed:
+            inner = last.exception()
+            if isinstance(inner, Exception):
+                return inner
+    return exc
+
+
+class Decision:
+    """The decision state of one routed call (see the module docstring for its steps).
+
+    Args:
+        route: the routed function's route.
+        config: the global configuration, read once for the call.
+        want_result: return a RouteResult instead of the response.
+        tracked: whether the call has a tracker to record failures in.
+        asks: the names to ask the tracker about (and record the success of): every name, or
+            those it holds state for when it tells them (any other is available, and its
+            success has nothing to clear).
+        providers: the providers and their names, when the caller read them already.
+        plan: the indices to consider, when the caller drew from it already (with ``taken``,
+            the rest of them).
+        taken: what the fast lane did with its first choice ``i``: ``(i,)``, found it cooling
+            down; ``(i, exception, latency)``, attempted it and it raised.
+
+    Attributes:
+        index: the provider the current step is about.
+        value: what a call that succeeded returns.
+        error: what a call raises (``RAISE``).
+        budget: the seconds the attempt of ``ATTEMPT`` may take (None: unbounded).
+        wait: the seconds of ``WAIT`` (None: until an outcome).
+        judged: the exception of ``RECORD`` to record.
+    """
+
+    # Attributes that only some steps use are set by those steps: a routed call whose first
+    # choice fails builds one of these, and every write costs.
+    __slots__ = (
+        "_budget_is_deadline",
+        "_plan",
+        "_taken",
+        "asks",
+        "attempt",
+        "budget",
+        "call_id",
+        "deadline",
+        "error",
+        "exempt",
+        "failures",
+        "finished",
+        "hedges",
+        "in_flight",
+        "index",
+        "judged",
+        "latency",
+        "listeners",
+        "logger",
+        "loud",
+        "n",
+        "names",
+        "not_attempted",
+        "providers",
+        "raised",
+        "response",
+        "result",
+        "route",
+        "skipped",
+        "started",
+        "tracked",
+        "value",
+        "wait",
+        "want_result",
+        "winner",
+    )
+
+    def __init__(
+        self,
+        route: Route,
+        config: Config,
+        want_result: bool,
+        tracked: bool,
+        asks: Container[str] = frozenset(),
+        providers: tuple[tuple[Any, ...], tuple[str, ...]] | None = None,
+        plan: Iterator[int] | None = None,
+        taken: tuple[Any, ...] | None = None,
+    ) -> None:
+        self.route = route
+        self.want_result = want_result
+        self.tracked = tracked
+        self.asks = asks
+        self.providers, names = providers or read_providers(route.providers)
+        self.names = names
+        self.n = len(names)
+        self._plan = plan
+        self._taken = taken
+        self.attempt = 0
+        self.failures: tuple[tuple[str, Exception], ...] = ()
+        self.skipped: tuple[str, ...] = ()
+        self.hedges: tuple[str, ...] = ()
+        self.result: RouteResult[Any] | None = None
+        self.finished = False
+        self.budget: float | None = None
+        options = route.options
+        if tracked:
+            exempt = options.exempt
+            self.exempt = config.exempt_providers if exempt is None else exempt
+        self.logger = logger = options.logger or config.logger
+        own, shared = options.listeners, config.listeners
+        self.listeners = listeners = own + shared if own and shared else own or shared
+        self.loud = bool(listeners) or logger.isEnabledFor(route.loudest)
+        if not route.plain:
+            self.in_flight = 0
+            self.not_attempted = 0
+            self.deadline: float | None = None
+            if options.timeout is not None:
+                self.started = route.clock()
+                self.deadline = self.started + options.timeout
+        if listeners:
+            self.started = route.clock()
+            self.call_id = next(report.call_ids)
+            report.call_started(self)
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Return the first step of the call (drivers call it first)."""
+        taken = self._taken
+        if taken is None:
+            return self._next()
+        # The fast lane drew the first choice from the plan (and maybe attempted it).
+        self._taken = None
+        i = taken[0]
+        if len(taken) == 1:
+            assert self._plan is not None
+            self._plan = itertools.chain((i,), self._plan)
+            return self._next()
+        self.attempt = 1
+        return self.failed(i, taken[1], taken[2])
+
+    # -- which provider next ---------------------------------------------------------------
+
+    def is_terminus(self, i: int) -> bool:
+        """Whether provider ``i`` is the terminus (multi-attempt strategies only)."""
+        return i == self.n - 1 and not self.route.single
+
+    def _next(self) -> int:
+        route = self.route
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = route.plan(self.providers)
+        if route.plain:
+            for i in plan:
+                self.index = i
+                return CHECK if self.names[i] in self.asks else self._begin(i)
+            return TALLY if self.tracked else self._exhausted(())
+        if self.in_flight > route.caps.max_hedges:
+            return self._waiting()
+        cap = route.options.max_attempts
+        for i in plan:
+            if cap is not None and self.attempt >= cap - 1 and not self.is_terminus(i):
+                self.not_attempted += 1  # the last slot is the terminus's
+                continue
+            self.index = i
+            return CHECK if self.names[i] in self.asks else self._begin(i)
+        if self.in_flight:
+            return self._waiting()
+        return TALLY if self.tracked else self._exhausted(())
+
+    def available(self) -> int:
+        """The provider asked about (``CHECK``) is available: attempt it."""
+        return self._begin(self.index)
+
+    def cooling(self, remaining: float) -> int:
+        """The provider asked about (``CHECK``) is cooling down for ``remaining`` seconds."""
+        i = self.index
+        if self.is_terminus(i):
+            if self.loud:
+                report.terminus_cooling(self, i, remaining)
+            return self._begin(i, True)
+        self.skipped += (self.names[i],)
+        if self.loud:
+            report.skipped(self, i, remaining)
+        return self._next()
+
+    def _begin(self, i: int, cooling: bool = False) -> int:
+        route = self.route
+        if not route.plain:
+            timed = self.deadline is not None or route.options.attempt_timeout is not None
+            if timed and not self._budget(route):
+                return self._raise(self._timed_out())
+            if self.in_flight:
+                self.hedges += (self.names[i],)
+            self.in_flight += 1
+            hook = route.caps.on_attempt_start
+            if hook is not None:
+                hook(self.names[i])
+        self.attempt += 1
+        if self.loud:
+            report.attempting(self, i, cooling)
+        return ATTEMPT
+
+    def _budget(self, route: Route) -> bool:
+        """Set the next attempt's budget; return False when the call's deadline is over."""
+        budget = route.options.attempt_timeout
+        self._budget_is_deadline = False
+        if self.deadline is not None:
+            left = self.deadline - route.clock()
+            if left <= 0:
+                return False
+            if budget is None or left <= budget:
+                budget, self._budget_is_deadline = left, True
+        self.budget = budget
+        return True
+
+    # -- hedging: waiting for attempts in flight -------------------------------------------
+
+    def started_attempt(self) -> int:
+        """The hedged driver started the attempt it was told to: return the next step."""
+        return self._waiting()
+
+    def _waiting(self) -> int:
+        caps = self.route.caps
+        wait = caps.hedge_delay if self.in_flight <= caps.max_hedges else None
+        if self.deadline is not None:
+            left = max(self.deadline - self.route.clock(), 0.0)
+            wait = left if wait is None else min(wait, left)
+        self.wait = wait
+        return WAIT
+
+    def waited(self) -> int:
+        """A ``WAIT`` ended with no outcome: hedge, or time out."""
+        if self.deadline is not None and self.route.clock() >= self.deadline:
+            return self._raise(self._timed_out())
+        return self._next()
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def succeeded(self, i: int, response: Any, latency: float) -> bool:
+        """Provider ``i`` answered; return whether to record its success in the tracker.
+
+        The value to return is then :attr:`value`.
+        """
+        if not self.route.plain:
+            self.in_flight -= 1
+            hook = self.route.caps.on_attempt_end
+            if hook is not None:
+                hook(self.names[i], latency, True)
+        self.winner = i
+        self.response = response
+        self.latency = latency
+        loud = self.loud
+        if loud:
+            report.succeeded(self, i, latency)
+        # report.remember(self), inlined: a call costs much of a fallback's routing here.
+        if _running_loop() is None:
+            _last_here.value = self
+        else:
+            _last_in_task.set(self)
+        self.value = report.result(self) if self.want_result else response
+        if loud:
+            self.finish(None)
+        return self.names[i] in self.asks
+
+    def failed(self, i: int, raised: Exception, latency: float, expired: bool = False) -> int:
+        """Provider ``i`` raised ``raised`` after ``latency`` seconds; return the next step.
+
+        Args:
+            i: the provider.
+            raised: what it raised.
+            latency: the seconds the attempt took.
+            expired: the attempt's time budget ran out (async drivers).
+        """
+        route = self.route
+        if not route.plain:
+            self.in_flight -= 1
+            hook = route.caps.on_attempt_end
+            if hook is not None:
+                hook(self.names[i], latency, False)
+            if expired and self._budget_is_deadline:
+                # The caller's deadline, not the provider, ended this attempt: not recorded.
+                error = self._timed_out()
+                error.__cause__ = raised
+                return self._raise(error)
+        if isinstance(raised, _UNUSUAL):
+            exc = judged(raised)
+            falls_over = not isinstance(exc, _NEVER_FALL_OVER) and route.options.fallback_on(exc)
+        else:
+            exc = raised
+            falls_over = route.options.fallback_on(exc)
+        if not falls_over:
+            if self.loud:
+                report.failed(self, i, exc, "propagated", latency, logged=route.single)
+            if route.single:
+                self._note(i, raised)
+            return self._raise(raised)
+        if self.tracked:
+            cooldown_on = route.options.cooldown_on
+            if self.names[i] not in self.exempt and (cooldown_on is None or cooldown_on(exc)):
+                self.index = i
+                self.judged = exc
+                self.raised = raised
+                self.latency = latency
+                return RECORD
+        if self.loud:
+            report.failed(self, i, exc, "fell_over", latency)
+        if route.single:
+            self._note(i, raised)
+            return self._raise(raised)
+        self.failures += ((self.names[i], exc),)
+        return self._next()
+
+    def recorded(self, started: bool, remaining: float) -> int:
+        """The failure of ``RECORD`` was recorded; ``started``: it started a cooldown."""
+        i = self.index
+        exc, raised = self.judged, self.raised
+        if self.loud:
+            report.failed(self, i, exc, "counted", self.latency)
+            if started:
+                report.cooldown_started(self, i, remaining)
+        if self.route.single:
+            self._note(i, raised)
+            return self._raise(raised)
+        self.failures += ((self.names[i], exc),)
+        return self._next()
+
+    def abandoned(self, i: int, latency: float, answered: bool = False) -> None:
+        """An attempt of provider ``i`` ended without its outcome being judged.
+
+        Its call was cancelled, or it lost a hedging race: nothing is recorded.
+        """
+        hook = self.route.caps.on_attempt_end
+        if hook is not None:
+            hook(self.names[i], latency, answered)
+
+    def _note(self, i: int, raised: Exception) -> None:
+        note = f"resilient_routing: raised by provider {self.names[i]!r}"
+        if note not in getattr(raised, "__notes__", ()):
+            raised.add_note(note)
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def tallied(self, remaining: list[float]) -> int:
+        """``TALLY`` answered: the cooldown left for each provider of the list."""
+        return self._exhausted(remaining)
+
+    def _exhausted(self, remaining: list[float] | tuple[()]) -> int:
+        cooling = [r for r in remaining if r > 0]
+        error = AllProvidersFailedError(self.failures, self.n, min(cooling) if cooling else None)
+        error.__cause__ = self.failures[-1][1] if self.failures else None
+        error.__suppress_context__ = True
+        if self.listeners:
+            report.exhausted(self, error)
+        return self._raise(error)
+
+    def _timed_out(self) -> RoutingTimeoutError:
+        timeout = self.route.options.timeout
+        assert timeout is not None
+        error = RoutingTimeoutError(timeout, self.failures)
+        error.__cause__ = self.failures[-1][1] if self.failures else None
+        return error
+
+    def _raise(self, error: BaseException) -> int:
+        self.error = error
+        self.finish(error)
+        return RAISE
+
+    def finish(self, exc: BaseException | None) -> None:
+        """The call ends, having raised ``exc`` (None: it returned); tell the listeners once.
+
+        Drivers call it for whatever escapes them (a cancellation, a tracker's own error).
+        """
+        if not self.finished:
+            self.finished = True
+            if self.listeners:
+                report.call_finished(self, exc)

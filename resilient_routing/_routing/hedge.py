@@ -1,0 +1,273 @@
+"""The hedged drivers: several attempts in flight, the first answer wins.
+
+They perform the same steps as the sequential drivers, plus ``WAIT`` (wait for an outcome of
+the attempts in flight, at most ``d.wait`` seconds); when to start another attempt beside the
+running ones is the decision's. Outcomes that land together are reported in launch order.
+
+Async: the losing attempts are cancelled and awaited before the call returns. Sync: attempts
+run on a thread pool; the losers are abandoned (a running thread cannot be stopped), not waited
+for, and their outcomes are not recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import os
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from types import MethodType
+from typing import Any
+
+from resilient_routing import _config
+
+from .aio import cancelling
+from .decision import ATTEMPT, CHECK, RECORD, TALLY, WAIT, Decision
+from .route import Route
+
+__all__ = ["async_runner", "default_executor", "sync_runner"]
+
+#: What an attempt in flight gives back: whether it answered, its response or exception, its
+#: latency, and whether its time budget ran out.
+Outcome = tuple[bool, Any, float, bool]
+
+_pool_lock = threading.Lock()
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def default_executor() -> concurrent.futures.Executor:
+    """Return the shared pool of sync hedged attempts (created on first use)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(64, (os.cpu_count() or 1) * 8),
+                thread_name_prefix="resilient_routing-hedge",
+            )
+        return _pool
+
+
+def _attempt_sync(
+    fn: Callable[..., Any],
+    provider: Any,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    clock: Callable[[], float],
+) -> Outcome:
+    start = clock()
+    try:
+        response = fn(provider, *args, **kwargs)
+    except Exception as exc:
+        return (False, exc, clock() - start, False)
+    return (True, response, clock() - start, False)
+
+
+def sync_runner(route: Route) -> Callable[..., Any]:
+    """Return the runner of a sync hedged route (attempts on a thread pool)."""
+
+    def run(
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        want_result: bool,
+        instance: object = None,
+    ) -> Any:
+        config = _config._current
+        tracker, _, asks = route.trackers(config)
+        d = Decision(route, config, want_result, tracker is not None, asks)
+        try:
+            call = fn if instance is None else MethodType(fn, instance)
+            return _drive_sync(d, tracker, call, args, kwargs)
+        finally:
+            del d  # a failure's traceback holds the driver's frame, whose caller this is
+
+    return run
+
+
+def _drive_sync(
+    d: Decision,
+    tracker: Any,
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    executor = d.route.caps.executor or default_executor()
+    clock = d.route.clock
+    providers, names = d.providers, d.names
+    running: dict[concurrent.futures.Future[Outcome], int] = {}
+    landed: list[concurrent.futures.Future[Outcome]] = []
+    try:
+        step = d.start()
+        while True:
+            if step is ATTEMPT:
+                i = d.index
+                # In a copy of the caller's context, so contextvars (tracing spans) follow it.
+                context = contextvars.copy_context()
+                future = executor.submit(
+                    context.run, _attempt_sync, fn, providers[i], args, kwargs, clock
+                )
+                running[future] = i
+                step = d.started_attempt()
+            elif step is WAIT:
+                if not landed:
+                    done, _ = concurrent.futures.wait(
+                        running, timeout=d.wait, return_when="FIRST_COMPLETED"
+                    )
+                    if not done:
+                        step = d.waited()
+                        continue
+                    launched = list(running)
+                    landed.extend(sorted(done, key=launched.index))
+                future = landed.pop(0)
+                i = running.pop(future)
+                ok, value, latency, _ = future.result()
+                if ok:
+                    if d.succeeded(i, value, latency):
+                        tracker.record_success(names[i])
+                    return d.value
+                step = d.failed(i, value, latency)
+            elif step is CHECK:
+                name = names[d.index]
+                if tracker.is_available(name):
+                    step = d.available()
+                else:
+                    step = d.cooling(tracker.cooldown_remaining(name))
+            elif step is RECORD:
+                name = names[d.index]
+                started = tracker.record_failure(name, d.judged)
+                step = d.recorded(started, tracker.cooldown_remaining(name) if started else 0.0)
+            elif step is TALLY:
+                step = d.tallied([tracker.cooldown_remaining(n) for n in names])
+            else:
+                raise d.error
+    except BaseException as exc:
+        d.finish(exc)
+        raise
+    finally:
+        # The losers run on: when each ends, the strategy hears of it (nothing is recorded).
+        for future, i in running.items():
+            future.add_done_callback(_abandoned(d, i))
+        del d
+
+
+def _abandoned(d: Decision, i: int) -> Callable[[concurrent.futures.Future[Outcome]], None]:
+    def done(future: concurrent.futures.Future[Outcome]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            ok, _, latency, _ = future.result()
+            d.abandoned(i, latency, ok)
+
+    return done
+
+
+async def _attempt_async(
+    fn: Callable[..., Awaitable[Any]],
+    provider: Any,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    clock: Callable[[], float],
+    budget: float | None,
+) -> Outcome:
+    scope: asyncio.Timeout | None = None
+    start = clock()
+    try:
+        if budget is None:
+            response = await fn(provider, *args, **kwargs)
+        else:
+            async with asyncio.timeout(budget) as scope:
+                response = await fn(provider, *args, **kwargs)
+    except Exception as exc:
+        return (False, exc, clock() - start, scope is not None and scope.expired())
+    return (True, response, clock() - start, False)
+
+
+def async_runner(route: Route) -> Callable[..., Awaitable[Any]]:
+    """Return the runner of an async hedged route: attempts are tasks, the losers cancelled."""
+
+    async def run(
+        fn: Callable[..., Awaitable[Any]],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        want_result: bool,
+    ) -> Any:
+        config = _config._current
+        _, tracker, asks = route.trackers(config)
+        d = Decision(route, config, want_result, tracker is not None, asks)
+        try:
+            return await _drive_async(d, tracker, fn, args, kwargs)
+        finally:
+            del d  # as in the sync runner
+
+    return run
+
+
+async def _drive_async(
+    d: Decision,
+    tracker: Any,
+    fn: Callable[..., Awaitable[Any]],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    clock = d.route.clock
+    providers, names = d.providers, d.names
+    running: dict[asyncio.Task[Outcome], tuple[int, float]] = {}
+    landed: list[asyncio.Task[Outcome]] = []
+    try:
+        step = d.start()
+        while True:
+            if step is ATTEMPT:
+                i = d.index
+                task = asyncio.ensure_future(
+                    _attempt_async(fn, providers[i], args, kwargs, clock, d.budget)
+                )
+                running[task] = (i, clock())
+                step = d.started_attempt()
+            elif step is WAIT:
+                if not landed:
+                    done, _ = await asyncio.wait(
+                        running, timeout=d.wait, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if not done:
+                        step = d.waited()
+                        continue
+                    launched = list(running)
+                    landed.extend(sorted(done, key=launched.index))
+                task = landed.pop(0)
+                i, _ = running.pop(task)
+                ok, value, latency, expired = task.result()
+                if ok:
+                    if d.succeeded(i, value, latency):
+                        await tracker.record_success(names[i])
+                    return d.value
+                if cancelling():
+                    d.abandoned(i, latency)
+                    raise asyncio.CancelledError() from value
+                step = d.failed(i, value, latency, expired)
+            elif step is CHECK:
+                name = names[d.index]
+                if await tracker.is_available(name):
+                    step = d.available()
+                else:
+                    step = d.cooling(await tracker.cooldown_remaining(name))
+            elif step is RECORD:
+                name = names[d.index]
+                started = await tracker.record_failure(name, d.judged)
+                remaining = await tracker.cooldown_remaining(name) if started else 0.0
+                step = d.recorded(started, remaining)
+            elif step is TALLY:
+                step = d.tallied([await tracker.cooldown_remaining(n) for n in names])
+            else:
+                raise d.error
+    except BaseException as exc:
+        d.finish(exc)
+        raise
+    finally:
+        # The losers (or every attempt, when the call itself is cancelled) end before return.
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+        for task, (i, start) in running.items():
+            answered = not task.cancelled() and task.exception() is None and task.result()[0]
+            d.abandoned(i, clock() - start, answered)
+        del d

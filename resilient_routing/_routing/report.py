@@ -1,0 +1,289 @@
+"""What a routed call tells the world: log records, events, ``last_route()`` and results.
+
+The decision core calls these at its outcomes; nothing here decides anything. Log records
+carry their facts in ``extra`` for structured handlers; events are built only when someone
+listens (the event classes are imported on first use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import threading
+from contextvars import ContextVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
+
+from resilient_routing._exceptions import (
+    AllProvidersFailedError,
+    RoutingTimeoutError,
+    describe,
+)
+
+if TYPE_CHECKING:
+    from resilient_routing._result import RouteResult
+    from resilient_routing.events import RoutingEvent
+
+    from .decision import Decision
+    from .route import Route
+
+__all__ = [
+    "attempting",
+    "call_finished",
+    "call_started",
+    "cooldown_started",
+    "exhausted",
+    "failed",
+    "last_route",
+    "quick_result",
+    "remember",
+    "result",
+    "skipped",
+    "succeeded",
+    "terminus_cooling",
+]
+
+_DEBUG, _INFO, _WARNING = 10, 20, 30
+
+# -- last_route() -----------------------------------------------------------------------
+#
+# Where last_route() finds the last call: in a task (an event loop runs in this thread), a
+# ContextVar, so that each task sees its own; elsewhere a thread-local, which costs less to
+# write (it is the largest cost of a plain routed call after the provider itself).
+
+#: What the fast lane remembers of a plain success: its route, the provider's index, the
+#: response and the latency. The decision core remembers itself.
+Quick = tuple["Route", int, Any, float]
+
+last_in_task: ContextVar[Decision | Quick | None] = ContextVar(
+    "resilient_routing_last", default=None
+)
+last_here = threading.local()
+running_loop = asyncio._get_running_loop
+
+
+def remember(last: Decision | Quick) -> None:
+    """Keep the call that just returned, for :func:`last_route`."""
+    if running_loop() is None:
+        last_here.value = last
+    else:
+        last_in_task.set(last)
+
+
+def last_route() -> RouteResult[Any] | None:
+    """Return the RouteResult of the last routed call that returned in this thread or task.
+
+    Code that only receives a routed function's plain return value can still see which
+    provider served it. ``None`` before any routed call returned in this context. A call that
+    raises leaves the previous value in place.
+    """
+    in_task = running_loop() is not None
+    last = last_in_task.get() if in_task else getattr(last_here, "value", None)
+    if last is None:
+        return None
+    if isinstance(last, tuple):
+        return quick_result(*last)
+    return result(last)
+
+
+@functools.cache
+def _result_class() -> type[RouteResult[Any]]:
+    # Imported on first use: making the RouteResult dataclass costs import time that a
+    # program calling its routed functions plainly never needs.
+    from resilient_routing._result import RouteResult
+
+    return RouteResult
+
+
+def quick_result(route: Route, i: int, response: Any, latency: float) -> RouteResult[Any]:
+    """Return the RouteResult of a call the fast lane served (its first choice answered)."""
+    names = route.static_names
+    assert names is not None  # the fast lane serves routes whose providers are known
+    return _result_class()(
+        response=response,
+        provider=names[i],
+        latency=latency,
+        attempt=1,
+        was_terminus=route.is_terminus(i, len(names)),
+    )
+
+
+def result(d: Decision) -> RouteResult[Any]:
+    """Build (once) the RouteResult of a decided call."""
+    made = d.result
+    if made is None:
+        i = d.winner
+        made = d.result = _result_class()(
+            response=d.response,
+            provider=d.names[i],
+            latency=d.latency,
+            attempt=d.attempt,
+            was_terminus=d.is_terminus(i),
+            failures=d.failures,
+            skipped=d.skipped,
+            hedges=d.hedges,
+        )
+    return made
+
+
+# -- events -----------------------------------------------------------------------------
+
+#: Numbers routed calls for listeners; next() on a count is atomic under the GIL.
+call_ids = itertools.count(1)
+
+
+@functools.cache
+def _events() -> ModuleType:
+    # Imported on first use: an application without listeners never loads the events.
+    from resilient_routing import events
+
+    return events
+
+
+def _emit(d: Decision, kind: type[RoutingEvent], i: int | None, **fields: Any) -> None:
+    _events().notify(
+        d.listeners,
+        kind(
+            call_id=d.call_id,
+            function=d.route.name,
+            provider=None if i is None else d.names[i],
+            attempt=d.attempt,
+            time=d.route.clock(),
+            **fields,
+        ),
+    )
+
+
+def call_started(d: Decision) -> None:
+    """A call starts (only called when someone listens)."""
+    _emit(d, _events().CallStarted, None, providers=d.names, strategy=d.route.strategy_name)
+
+
+def call_finished(d: Decision, exc: BaseException | None) -> None:
+    """A call ends: ``exc`` is what it raised, if anything (only called when someone listens)."""
+    outcome: Literal["success", "exhausted", "timeout", "propagated", "cancelled"]
+    if exc is None:
+        outcome = "success"
+    elif isinstance(exc, AllProvidersFailedError):
+        outcome = "exhausted"
+    elif isinstance(exc, RoutingTimeoutError):
+        outcome = "timeout"
+    elif isinstance(exc, Exception):
+        outcome = "propagated"
+    else:
+        outcome = "cancelled"
+    winner = d.winner if exc is None else None
+    _emit(
+        d,
+        _events().CallFinished,
+        winner,
+        outcome=outcome,
+        duration=d.route.clock() - d.started,
+        exception=exc,
+    )
+
+
+# -- outcomes: a log record and an event each --------------------------------------------
+
+
+def _log(d: Decision, level: int, message: str, i: int, **fields: object) -> None:
+    logger = d.logger
+    if logger.isEnabledFor(level):
+        fields["provider"] = d.names[i]
+        fields["is_terminus"] = d.is_terminus(i)
+        logger.log(level, message, extra=fields)
+
+
+def skipped(d: Decision, i: int, remaining: float) -> None:
+    """A provider cooling down was skipped."""
+    _log(d, _DEBUG, "skipping provider in cooldown", i, cooldown_remaining=remaining)
+    if d.listeners:
+        _emit(d, _events().ProviderSkipped, i, cooldown_remaining=remaining)
+
+
+def terminus_cooling(d: Decision, i: int, remaining: float) -> None:
+    """The terminus is attempted although it is cooling down."""
+    _log(
+        d,
+        _INFO,
+        "attempting terminus provider despite cooldown",
+        i,
+        cooldown_remaining=remaining,
+        attempt=d.attempt + 1,
+    )
+
+
+def attempting(d: Decision, i: int, cooling: bool) -> None:
+    """An attempt of provider ``i`` starts (``d.attempt`` counts it already)."""
+    _log(d, _DEBUG, "attempting provider", i, attempt=d.attempt)
+    if d.listeners:
+        events = _events()
+        if d.n > 1 and d.is_terminus(i):
+            _emit(d, events.TerminusUsed, i, in_cooldown=cooling)
+        _emit(d, events.AttemptStarted, i)
+
+
+def failed(
+    d: Decision,
+    i: int,
+    exc: Exception,
+    classification: Literal["propagated", "fell_over", "counted"],
+    latency: float,
+    *,
+    logged: bool = True,
+) -> None:
+    """An attempt failed: judged by ``exc``, with what the routing made of it."""
+    route = d.route
+    if logged:
+        _log(
+            d,
+            route.caps.failure_level,
+            route.caps.failure_message,
+            i,
+            attempt=d.attempt,
+            error_type=type(exc).__name__,
+            error=describe(exc),
+        )
+    if d.listeners:
+        _emit(
+            d,
+            _events().AttemptFailed,
+            i,
+            exception=exc,
+            classification=classification,
+            latency=latency,
+        )
+
+
+def cooldown_started(d: Decision, i: int, remaining: float) -> None:
+    """The failure just recorded put provider ``i`` into cooldown."""
+    _log(
+        d,
+        _WARNING,
+        "provider entering cooldown",
+        i,
+        attempt=d.attempt,
+        cooldown_remaining=remaining,
+    )
+    if d.listeners:
+        _emit(d, _events().CooldownStarted, i, duration=remaining)
+
+
+def succeeded(d: Decision, i: int, latency: float) -> None:
+    """Provider ``i`` answered."""
+    if d.failures:
+        _log(d, _INFO, "succeeded on fallback provider", i, attempt=d.attempt, latency=latency)
+    if d.listeners:
+        _emit(d, _events().AttemptSucceeded, i, latency=latency)
+
+
+def exhausted(d: Decision, error: AllProvidersFailedError) -> None:
+    """Every attempt failed (only called when someone listens)."""
+    _emit(
+        d,
+        _events().RoutingExhausted,
+        None,
+        failures=error.failures,
+        retry_after=error.retry_after,
+    )

@@ -1,0 +1,242 @@
+"""A route: what a routed function resolves once, at decoration time."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from typing import Any
+
+from resilient_routing import _config
+from resilient_routing._config import UNSET, AnyTracker, Config
+from resilient_routing._exceptions import InvalidConfigError
+from resilient_routing.cooldown._memory import names_with_state
+from resilient_routing.strategies._protocol import capabilities
+from resilient_routing.strategies._registry import get_strategy
+
+from .options import Options
+
+__all__ = ["UNTRACKED", "Route", "default_clock"]
+
+#: The clock of latencies, deadlines and event times (read when a route is built, so tests
+#: and the simulator can give another one).
+default_clock: Callable[[], float] = time.perf_counter
+
+
+class _Everything:
+    """The container of every name."""
+
+    __slots__ = ()
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+#: A tracker in the forms the drivers use: the one the sync driver and every fast lane calls
+#: (None when it is async), the one the async driver awaits (None for sync routes), and the
+#: names to ask it about: those it holds state for when it tells them (any other is
+#: available, and its success has nothing to clear), else every name.
+Forms = tuple[Any, Any, "Container[str]"]
+UNTRACKED: Forms = (None, None, frozenset())
+EVERY_NAME: Container[str] = _Everything()
+
+
+class AsyncAdapter:
+    """Lets the async driver await an in-process (non-blocking) sync tracker."""
+
+    __slots__ = ("tracker",)
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+
+    async def is_available(self, name: str) -> bool:
+        return bool(self.tracker.is_available(name))
+
+    async def cooldown_remaining(self, name: str) -> float:
+        return float(self.tracker.cooldown_remaining(name))
+
+    async def record_failure(self, name: str, exc: BaseException) -> bool:
+        return bool(self.tracker.record_failure(name, exc))
+
+    async def record_success(self, name: str) -> None:
+        self.tracker.record_success(name)
+
+
+def _forms(tracker: AnyTracker, is_async: bool, origin: str) -> Forms:
+    """Return ``tracker`` in the forms the drivers use, or refuse it for this route."""
+    if inspect.iscoroutinefunction(getattr(tracker, "is_available", None)):
+        if not is_async:
+            raise InvalidConfigError(
+                f"{origin} {type(tracker).__name__} is an async tracker, but the routed function "
+                "is sync: give it a sync CooldownTracker (InMemoryCooldownTracker, "
+                "RedisCooldownTracker)"
+            )
+        return (None, tracker, EVERY_NAME)
+    if is_async and getattr(tracker, "blocking_io", False):
+        raise InvalidConfigError(
+            f"{origin} {type(tracker).__name__} blocks on I/O and would stall the event loop of "
+            "an async routed function: use AsyncRedisCooldownTracker (or another "
+            "AsyncCooldownTracker) there"
+        )
+    known = names_with_state(tracker)
+    asks = EVERY_NAME if known is None else known
+    return (tracker, AsyncAdapter(tracker) if is_async else None, asks)
+
+
+class Route:
+    """Everything about a routed function that is resolved once, at decoration time.
+
+    Args:
+        options: the checked options.
+        is_async: whether the routed function is a coroutine function.
+        name: the routed function's qualified name (for events).
+        clock: the clock of latencies and deadlines (default :data:`default_clock`).
+
+    Raises:
+        InvalidConfigError: an option does not fit this function (an async tracker for a
+            sync function, ``attempt_timeout`` on a sync one) or the strategy is invalid.
+    """
+
+    __slots__ = (
+        "caps",
+        "clock",
+        "cooldown",
+        "fast",
+        "forms",
+        "is_async",
+        "loudest",
+        "name",
+        "options",
+        "plain",
+        "providers",
+        "rest",
+        "single",
+        "static_names",
+        "strategy",
+        "strategy_name",
+    )
+
+    def __init__(
+        self,
+        options: Options,
+        *,
+        is_async: bool,
+        name: str = "",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        chosen = options.strategy
+        self.strategy = get_strategy(chosen) if isinstance(chosen, str) else chosen
+        self.strategy_name = type(self.strategy).__name__
+        self.caps = caps = capabilities(self.strategy)
+        self.options = options
+        self.is_async = is_async
+        self.name = name
+        self.clock = clock or default_clock
+        self.providers = options.providers
+        self.static_names: tuple[str, ...] | None = (
+            options.providers[1] if isinstance(options.providers, tuple) else None
+        )
+        cooldown = options.cooldown if caps.uses_cooldown else None
+        self.cooldown = cooldown
+        self.forms: tuple[object, Forms] = (None, UNTRACKED)
+        if cooldown is not UNSET and cooldown is not None:
+            self.forms = (cooldown, _forms(cooldown, is_async, "cooldown="))
+        if options.attempt_timeout is not None and not is_async:
+            raise InvalidConfigError(
+                "attempt_timeout needs an async routed function: a running sync call cannot be "
+                "interrupted; give your client its own timeout, and timeout= for the whole call"
+            )
+        #: The level of the loudest record a call may log: below it, a call logs nothing.
+        self.loudest = max(caps.failure_level, logging.WARNING)
+        self.single = caps.single_attempt
+        #: Nothing acts around an attempt: no deadline, no cap, no hooks, no hedging (the core
+        #: skips those rules at once).
+        self.plain = (
+            options.timeout is None
+            and options.attempt_timeout is None
+            and options.max_attempts is None
+            and caps.on_attempt_start is None
+            and caps.on_attempt_end is None
+            and caps.hedge_delay is None
+        )
+        # The fast lane serves calls whose first choice answers; it needs a provider list known
+        # now (an empty one raises at call time) and a plain route.
+        self.fast = bool(self.static_names) and self.plain and not options.listeners
+        #: The plan after the first choice, for a fast route in list order.
+        self.rest: range | None = None
+        if self.fast and caps.in_list_order:
+            self.rest = range(1, 1 if self.single else len(self.static_names or ()))
+
+    def trackers(self, config: Config) -> Forms:
+        """Return the tracker of a call in the forms the drivers use (None: untracked)."""
+        tracker = self.cooldown
+        if tracker is UNSET:
+            tracker = config.cooldown
+            if tracker is None:
+                return UNTRACKED
+        elif tracker is None:
+            return UNTRACKED
+        cached = self.forms
+        if cached[0] is tracker:
+            return cached[1]
+        # The global tracker may change: each new one is checked once for this route.
+        forms = _forms(tracker, self.is_async, "the global cooldown tracker")
+        self.forms = (tracker, forms)
+        return forms
+
+    def is_terminus(self, i: int, n: int) -> bool:
+        """Whether provider ``i`` of ``n`` is the terminus (multi-attempt strategies only)."""
+        return i == n - 1 and not self.single
+
+    def plan(self, providers: Sequence[Any], start: int = 0) -> Iterator[int]:
+        """Return the indices of ``providers`` to consider, each once, the terminus last.
+
+        Lazily: the happy path must not pay for providers it never reaches.
+
+        Args:
+            providers: the call's providers.
+            start: for a strategy in list order, how many indices the caller took already.
+
+        Raises:
+            InvalidConfigError: the strategy chose no provider, or an index that is not one.
+        """
+        n = len(providers)
+        single = self.single
+        if self.caps.in_list_order:
+            return iter(range(start, 1 if single else n))
+        order = self.strategy.order(providers)
+        if single:
+            for i in order:
+                return iter((self._checked(i, n),))
+            raise InvalidConfigError(f"strategy {self.strategy!r} chose no provider")
+        if type(order) is range and order == range(n):
+            return iter(order)  # every index once, in order, ending on the terminus
+        return self._deduplicated(order, n)
+
+    def _checked(self, i: object, n: int) -> int:
+        if type(i) is not int:
+            raise InvalidConfigError(
+                f"strategy {self.strategy!r} chose index {i!r} of type "
+                f"{type(i).__name__}: expected an int"
+            )
+        if not 0 <= i < n:
+            raise InvalidConfigError(
+                f"strategy {self.strategy!r} chose index {i!r}, outside the {n} providers of "
+                "this call"
+            )
+        return i
+
+    def _deduplicated(self, order: Iterable[int], n: int) -> Iterator[int]:
+        terminus = n - 1
+        seen: set[int] = set()
+        for i in order:
+            if self._checked(i, n) != terminus and i not in seen:
+                seen.add(i)
+                yield i
+        yield terminus
+
+
+def current_config() -> Config:
+    """Return the global configuration in force (read once per call)."""
+    return _config._current

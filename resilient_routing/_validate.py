@@ -1,0 +1,167 @@
+"""The checks of every option the library takes: one place, one wording.
+
+Each returns the value in the form the library keeps (a float, a frozenset...) or raises
+:class:`InvalidConfigError` naming the option, what it got and what it expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from ._exceptions import InvalidConfigError
+
+__all__ = [
+    "callable_",
+    "count",
+    "exception_filter",
+    "flag",
+    "listeners",
+    "logger",
+    "names",
+    "number",
+    "seconds",
+    "text",
+]
+
+T = TypeVar("T")
+
+#: What ``fallback_on=`` and ``cooldown_on=`` accept.
+ExceptionFilter = (
+    type[BaseException] | tuple[type[BaseException], ...] | Callable[[Exception], bool]
+)
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def number(
+    option: str,
+    value: object,
+    *,
+    low: float = 0.0,
+    high: float = math.inf,
+    low_open: bool = False,
+    unit: str = "",
+) -> float:
+    """Return ``value`` as a float if it is a finite number in the range; else raise.
+
+    Args:
+        option: the option's name, for the message.
+        value: what was given.
+        low: the smallest value allowed.
+        high: the largest value allowed.
+        low_open: ``low`` itself is not allowed.
+        unit: what the number counts, for the message (" of seconds", " (a factor)").
+    """
+    if not _is_number(value):
+        raise InvalidConfigError(f"{option} must be a finite number{unit}, got {value!r}")
+    if not ((value > low if low_open else value >= low) and value <= high):  # type: ignore[operator]
+        if high != math.inf:
+            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        else:
+            bound = f"> {low:g}" if low_open else f">= {low:g}"
+        raise InvalidConfigError(f"{option} must be {bound}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def seconds(option: str, value: object, *, zero: bool = False) -> float:
+    """Return a duration in seconds: a finite number > 0 (>= 0 with ``zero``)."""
+    return number(option, value, low_open=not zero, unit=" of seconds")
+
+
+def optional_seconds(option: str, value: object) -> float | None:
+    """Return None, or a duration in seconds > 0."""
+    return None if value is None else seconds(option, value)
+
+
+def count(option: str, value: object, *, low: int = 1) -> int:
+    """Return an int >= ``low`` (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidConfigError(f"{option} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def optional_count(option: str, value: object) -> int | None:
+    """Return None, or an int >= 1."""
+    return None if value is None else count(option, value)
+
+
+def flag(option: str, value: object) -> bool:
+    """Return ``value`` if it is a bool."""
+    if not isinstance(value, bool):
+        raise InvalidConfigError(f"{option} must be a bool, got {value!r}")
+    return value
+
+
+def text(option: str, value: object) -> str:
+    """Return ``value`` if it is a non-empty str."""
+    if not isinstance(value, str) or not value:
+        raise InvalidConfigError(f"{option} must be a non-empty str, got {value!r}")
+    return value
+
+
+def callable_(option: str, value: T, expected: str) -> T:
+    """Return ``value`` if it is callable; ``expected`` says what it should be."""
+    if not callable(value):
+        raise InvalidConfigError(f"{option} must be {expected}, got {value!r}")
+    return value
+
+
+def names(option: str, value: object) -> frozenset[str]:
+    """Return a collection of provider names as a frozenset.
+
+    A bare str is refused: it would be read as its letters.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidConfigError(
+            f"{option} must be a collection of provider names such as {{'laozhang'}}, got {value!r}"
+        )
+    result = frozenset(value)
+    bad = [n for n in result if not isinstance(n, str)]
+    if bad:
+        raise InvalidConfigError(f"{option} must hold provider names (str), got {bad[0]!r}")
+    return result
+
+
+def listeners(option: str, value: object) -> tuple[Any, ...]:
+    """Return a collection of objects with an ``on_event`` method as a tuple."""
+    if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
+        raise InvalidConfigError(f"{option} must be a list of listeners, got {value!r}")
+    result = tuple(value)
+    for listener in result:
+        if not callable(getattr(listener, "on_event", None)):
+            raise InvalidConfigError(
+                f"{option} must hold listeners with an on_event(event) method, got {listener!r}"
+            )
+    return result
+
+
+def logger(option: str, value: object) -> logging.Logger:
+    """Return ``value`` if it is a ``logging.Logger``."""
+    if isinstance(value, logging.Logger):
+        return value
+    raise InvalidConfigError(f"{option} must be a logging.Logger, got {value!r}")
+
+
+def exception_filter(option: str, value: object) -> Callable[[Exception], bool]:
+    """Return ``fallback_on=`` / ``cooldown_on=`` as a predicate ``exc -> bool``."""
+    if isinstance(value, type) and issubclass(value, BaseException):
+        cls = value
+        return lambda exc: isinstance(exc, cls)
+    if isinstance(value, tuple):
+        if not all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
+            raise InvalidConfigError(
+                f"{option} tuple must hold exception types only, got {value!r}"
+            )
+        types = value
+        return lambda exc: isinstance(exc, types)
+    if callable(value) and not isinstance(value, type):
+        return value
+    raise InvalidConfigError(
+        f"{option} must be an exception type, a tuple of them or a predicate "
+        f"exc -> bool, got {value!r}"
+    )
