@@ -34,6 +34,16 @@ def describe(exc: BaseException) -> str:
         return f"<{type(exc).__name__}: str() failed>"
 
 
+def error_text(exc: BaseException, limit: int = 200) -> str:
+    """Return ``Type: message`` for a log line, cut to ``limit`` characters.
+
+    Exceptions may carry request data or huge bodies: a log line gets their type and the start
+    of their message, never more.
+    """
+    text = f"{type(exc).__name__}: {describe(exc)}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class RoutingError(Exception):
     """Base class of every error raised by resilient_routing itself."""
 

@@ -70,7 +70,10 @@ def number(
 
 def seconds(option: str, value: object, *, zero: bool = False) -> float:
     """Return a duration in seconds: a finite number > 0 (>= 0 with ``zero``)."""
-    return number(option, value, low_open=not zero, unit=" of seconds")
+    if not _is_number(value) or value < 0 or (value == 0 and not zero):  # type: ignore[operator]
+        bound = ">= 0" if zero else "> 0"
+        raise InvalidConfigError(f"{option} must be a number of seconds {bound}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def optional_seconds(option: str, value: object) -> float | None:

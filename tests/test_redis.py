@@ -294,7 +294,7 @@ def test_a_new_tracker_loads_the_existing_state(
 
 def test_stale_events_never_undo_newer_state() -> None:
     """Updates older than what the view knows are ignored, in whatever order they arrive."""
-    from resilient_routing.cooldown._redis.view import _View
+    from resilient_routing.cooldown._redis.view import View as _View
 
     view = _View()
     view.apply("a", 10, True, 30.0, now=0.0)
@@ -659,7 +659,7 @@ def test_the_view_forgets_clean_providers_beyond_its_bound(
     from resilient_routing.cooldown._redis import view as _redis_view
 
     monkeypatch.setattr(_redis_view, "_MAX_LOCAL", 4)
-    view = _redis_view._View()
+    view = _redis_view.View()
     view.apply("dirty", 1, True, 0.0, now=0.0)
     for i in range(5):
         view.apply(f"clean{i}", 2 + i, False, 0.0, now=0.0)

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._memory import InMemoryCooldownTracker
-from ._policy import CooldownPolicy
+from ._policy import CooldownPolicy, Standing
 from ._protocol import AsyncCooldownTracker, CooldownTracker
 from ._state import ProviderState
 
 if TYPE_CHECKING:
-    from ._redis.tracker import AsyncRedisCooldownTracker, RedisCooldownTracker, RedisCounter
+    from ._redis.counter import RedisCounter
+    from ._redis.tracker import AsyncRedisCooldownTracker, RedisCooldownTracker
 
 __all__ = [
     "AsyncCooldownTracker",
@@ -25,12 +26,18 @@ __all__ = [
     "ProviderState",
     "RedisCooldownTracker",
     "RedisCounter",
+    "Standing",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker", "RedisCounter"):
+    # The Redis classes import redis: only when asked for.
+    if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker"):
         from ._redis import tracker
 
         return getattr(tracker, name)
+    if name == "RedisCounter":
+        from ._redis.counter import RedisCounter
+
+        return RedisCounter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -11,23 +10,14 @@ from typing import TYPE_CHECKING
 
 from tenacity.wait import wait_base
 
-from resilient_routing._exceptions import InvalidConfigError
+from resilient_routing import _validate
 
-from ._policy import CooldownPolicy, is_count
+from ._policy import CLEAN, CooldownPolicy, Standing, policy_of
 
 if TYPE_CHECKING:
     from ._state import ProviderState
 
 __all__ = ["InMemoryCooldownTracker", "names_with_state"]
-
-
-class _Entry:
-    __slots__ = ("failures", "level", "until")
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.level = 0
-        self.until = -math.inf
 
 
 class InMemoryCooldownTracker:
@@ -54,6 +44,9 @@ class InMemoryCooldownTracker:
         clock: monotonic seconds; inject ``resilient_routing.testing.FakeClock`` in tests.
         wall_clock: Unix time, to read an HTTP-date Retry-After.
         max_entries: the most providers whose state is kept at once. Default 10,000.
+        policy: a :class:`~resilient_routing.cooldown.CooldownPolicy` instead of the options
+            it is made of (``failure_threshold`` to ``wall_clock``), to share one between
+            trackers.
     """
 
     __slots__ = ("_clock", "_lock", "_max_entries", "_state", "policy")
@@ -69,8 +62,11 @@ class InMemoryCooldownTracker:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_entries: int = 10_000,
+        policy: CooldownPolicy | None = None,
     ) -> None:
-        self.policy = CooldownPolicy(
+        self.policy = policy_of(
+            policy,
+            "InMemoryCooldownTracker",
             failure_threshold=failure_threshold,
             cooldown=cooldown,
             max_cooldown=max_cooldown,
@@ -78,13 +74,9 @@ class InMemoryCooldownTracker:
             backoff=backoff,
             wall_clock=wall_clock,
         )
-        if not callable(clock):
-            raise InvalidConfigError(f"clock must be a callable returning seconds, got {clock!r}")
-        if not is_count(max_entries):
-            raise InvalidConfigError(f"max_entries must be an int >= 1, got {max_entries!r}")
-        self._clock = clock
-        self._max_entries = max_entries
-        self._state: OrderedDict[str, _Entry] = OrderedDict()
+        self._clock = _validate.callable_("clock", clock, "a callable returning seconds")
+        self._max_entries = _validate.count("max_entries", max_entries)
+        self._state: OrderedDict[str, Standing] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -96,15 +88,15 @@ class InMemoryCooldownTracker:
 
     def is_available(self, name: str) -> bool:
         """Return True when ``name`` is not cooling down now."""
-        entry = self._state.get(name)
-        return entry is None or entry.until <= self._clock()
+        standing = self._state.get(name)
+        return standing is None or standing.until <= self._clock()
 
     def cooldown_remaining(self, name: str) -> float:
         """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
-        entry = self._state.get(name)
-        if entry is None:
+        standing = self._state.get(name)
+        if standing is None:
             return 0.0
-        return max(0.0, entry.until - self._clock())
+        return max(0.0, standing.until - self._clock())
 
     def record_failure(self, name: str, exc: BaseException) -> bool:
         """Count a failure of ``name``; return True iff this failure started a cooldown."""
@@ -112,28 +104,16 @@ class InMemoryCooldownTracker:
         with self._lock:
             now = self._clock()
             state = self._state
-            entry = state.get(name)
-            if entry is None:
+            standing = state.get(name)
+            if standing is None:
                 if len(state) >= self._max_entries:
                     state.popitem(last=False)
-                entry = state[name] = _Entry()
+                standing = CLEAN
             else:
                 # Most recently failed last: eviction takes the least recently failed first.
                 state.move_to_end(name)
-            if now < entry.until:
-                if hinted is not None:
-                    entry.until = max(entry.until, now + hinted)
-                return False
-            entry.failures += 1
-            if hinted is not None:
-                entry.until = now + hinted
-            elif entry.failures >= self.policy.failure_threshold:
-                entry.level += 1
-                entry.until = now + self.policy.cooldown_for(entry.level)
-            else:
-                return False
-            entry.failures = 0
-            return True
+            state[name], started = self.policy.failed(standing, now, hinted)
+            return started
 
     def record_success(self, name: str) -> None:
         """Count a success of ``name``: failures and cooldown growth start again from zero."""
@@ -156,15 +136,15 @@ class InMemoryCooldownTracker:
         now = self._clock()
         with self._lock:
             return [
-                ProviderState(n, e.failures, e.level, max(0.0, e.until - now))
-                for n, e in sorted(self._state.items())
+                ProviderState(n, s.failures, s.level, max(0.0, s.until - now))
+                for n, s in sorted(self._state.items())
             ]
 
     def cooldowns(self) -> dict[str, float]:
         """Return the providers cooling down now, with the seconds left for each."""
         now = self._clock()
         with self._lock:
-            return {n: e.until - now for n, e in self._state.items() if e.until > now}
+            return {n: s.until - now for n, s in self._state.items() if s.until > now}
 
 
 # The methods names_with_state() stands for, as defined here (a patched class no longer

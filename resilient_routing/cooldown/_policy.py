@@ -1,38 +1,47 @@
-"""When a provider's failures start a cooldown, and for how long: shared by every tracker."""
+"""When a provider's failures start a cooldown, and for how long: the rules every tracker keeps.
+
+:meth:`CooldownPolicy.failed` is the whole rule of a failure, as a pure transition from one
+:class:`Standing` to the next. The in-memory tracker applies it under a lock; the Redis Lua
+script is its atomic mirror on the server, held to it by the tracker contract suite.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import tenacity
 from tenacity.wait import wait_base
 
+from resilient_routing import _validate
 from resilient_routing._exceptions import InvalidConfigError
 
 from ._retry_after import retry_after_seconds
 
-__all__ = ["CooldownPolicy"]
+__all__ = ["CLEAN", "CooldownPolicy", "Standing", "policy_of"]
 
 #: Consecutive cooldowns after which the schedule stops growing on its own.
 _MAX_LEVELS = 32
 
 
-def is_count(value: object) -> bool:
-    """Return whether ``value`` is an int >= 1 (and not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+class Standing(NamedTuple):
+    """What a tracker remembers of one provider between failures (immutable).
+
+    Attributes:
+        failures: consecutive failures counted toward the next cooldown.
+        level: consecutive cooldowns without a success in between.
+        until: when its cooldown ends (the tracker's clock); ``-inf`` when it never started.
+    """
+
+    failures: int = 0
+    level: int = 0
+    until: float = -math.inf
 
 
-def _positive_number(
-    name: str, value: object, *, allow_zero: bool = True, unit: str = " of seconds"
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidConfigError(f"{name} must be a finite number{unit}, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise InvalidConfigError(f"{name} must be {bound}, got {value!r}")
-    return float(value)
+#: A provider with no failure since its last success.
+CLEAN = Standing()
 
 
 class CooldownPolicy:
@@ -70,37 +79,32 @@ class CooldownPolicy:
         backoff: wait_base | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        if not is_count(failure_threshold):
-            raise InvalidConfigError(
-                f"failure_threshold must be an int >= 1, got {failure_threshold!r}"
-            )
-        self.failure_threshold = failure_threshold
-        self.cooldown = _positive_number("cooldown", cooldown, allow_zero=False)
-        self.max_cooldown = _positive_number("max_cooldown", max_cooldown)
+        self.failure_threshold = _validate.count("failure_threshold", failure_threshold)
+        self.cooldown = _validate.number("cooldown", cooldown, low_open=True, unit=" of seconds")
+        self.max_cooldown = _validate.number("max_cooldown", max_cooldown, unit=" of seconds")
         if self.max_cooldown < self.cooldown:
             raise InvalidConfigError(
                 f"max_cooldown ({max_cooldown!r}) must be >= cooldown ({cooldown!r})"
             )
-        self.growth = _positive_number("growth", growth, unit=" (a factor)")
-        if self.growth < 1:
-            raise InvalidConfigError(f"growth must be >= 1, got {growth!r}")
-        if backoff is not None and not callable(backoff):
-            raise InvalidConfigError(
-                f"backoff must be a tenacity wait strategy (callable), got {backoff!r}"
-            )
+        self.growth = _validate.number("growth", growth, low=1.0, unit=" (a factor)")
+        if backoff is not None:
+            _validate.callable_("backoff", backoff, "a tenacity wait strategy (callable)")
         self.backoff: wait_base = backoff or tenacity.wait_exponential(
             multiplier=self.cooldown, exp_base=self.growth, max=self.max_cooldown
         )
-        if not callable(wall_clock):
-            raise InvalidConfigError(
-                f"wall_clock must be a callable returning Unix time, got {wall_clock!r}"
-            )
-        self.wall_clock = wall_clock
+        self.wall_clock = _validate.callable_(
+            "wall_clock", wall_clock, "a callable returning Unix time"
+        )
         # The default schedule is deterministic: compute it once. A user's backoff may draw
         # random jitter, so it is asked every time.
         self._fixed: tuple[float, ...] | None = None
         if backoff is None:
             self._fixed = self.schedule()
+
+    @property
+    def custom_backoff(self) -> bool:
+        """Whether the lengths come from a user's ``backoff`` (which may draw jitter)."""
+        return self._fixed is None
 
     def cooldown_for(self, level: int) -> float:
         """Return the seconds of the ``level``-th consecutive cooldown (1-based), capped."""
@@ -130,3 +134,60 @@ class CooldownPolicy:
         """Return the cooldown a server asked for through Retry-After, capped, if any."""
         seconds = retry_after_seconds(exc, self.wall_clock)
         return None if seconds is None else min(seconds, self.max_cooldown)
+
+    def failed(self, standing: Standing, now: float, hinted: float | None) -> tuple[Standing, bool]:
+        """Return a provider's standing after a failure at ``now``, and whether it began a cooldown.
+
+        During a cooldown a failure starts no other one; a server's Retry-After (``hinted``
+        seconds) may lengthen it, never shorten it. Otherwise the failure counts: a
+        Retry-After starts a cooldown of that length at once, whatever the threshold; reaching
+        ``failure_threshold`` starts the next consecutive cooldown (its length grows with its
+        level). A cooldown that starts clears the count.
+
+        Args:
+            standing: what the tracker remembers of the provider.
+            now: the time of the failure, on the tracker's clock.
+            hinted: the capped Retry-After of the failure (:meth:`hinted`), if any.
+        """
+        failures, level, until = standing
+        if now < until:
+            if hinted is not None and now + hinted > until:
+                return Standing(failures, level, now + hinted), False
+            return standing, False
+        if hinted is not None:
+            return Standing(0, level, now + hinted), True
+        failures += 1
+        if failures >= self.failure_threshold:
+            level += 1
+            return Standing(0, level, now + self.cooldown_for(level)), True
+        return Standing(failures, level, until), False
+
+
+def policy_of(policy: CooldownPolicy | None, owner: str, **options: Any) -> CooldownPolicy:
+    """Return ``policy``, or the policy the keyword ``options`` make.
+
+    Raises:
+        InvalidConfigError: both a policy and policy options that differ from the defaults
+            were given (one would silently win), or ``policy`` is not a CooldownPolicy.
+    """
+    if policy is None:
+        return CooldownPolicy(**options)
+    if not isinstance(policy, CooldownPolicy):
+        raise InvalidConfigError(f"{owner}: policy must be a CooldownPolicy, got {policy!r}")
+    given = sorted(name for name, value in options.items() if value != _DEFAULTS[name])
+    if given:
+        raise InvalidConfigError(
+            f"{owner}: pass either policy= or the options it is made of, not both (got policy= "
+            f"and {', '.join(f'{name}=' for name in given)})"
+        )
+    return policy
+
+
+_DEFAULTS: dict[str, Any] = {
+    "failure_threshold": 3,
+    "cooldown": 30.0,
+    "max_cooldown": 300.0,
+    "growth": 2.0,
+    "backoff": None,
+    "wall_clock": time.time,
+}

@@ -25,7 +25,7 @@ from ._protocol import Strategy
 from ._registry import available_strategies, get_strategy, register_strategy
 
 if TYPE_CHECKING:
-    from resilient_routing.cooldown._redis.tracker import RedisCounter
+    from resilient_routing.cooldown._redis.counter import RedisCounter
 
 __all__ = [
     "Fallback",
@@ -47,7 +47,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # RedisCounter imports redis: only when asked for.
     if name == "RedisCounter":
-        from resilient_routing.cooldown._redis.tracker import RedisCounter
+        from resilient_routing.cooldown._redis.counter import RedisCounter
 
         return RedisCounter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

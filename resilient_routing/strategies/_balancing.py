@@ -7,13 +7,12 @@ core appends it to whatever order they return.
 from __future__ import annotations
 
 import itertools
-import math
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from resilient_routing._exceptions import InvalidConfigError
+from resilient_routing import _validate
 from resilient_routing._routing.providers import provider_name
 
 __all__ = ["LeastBusy", "LeastLatency", "LoadBalanced", "Weighted"]
@@ -55,19 +54,10 @@ class Weighted:
     def __init__(
         self, *, weights: Mapping[str, float] | None = None, rng: random.Random | None = None
     ) -> None:
-        checked: dict[str, float] = {}
-        for name, weight in (weights or {}).items():
-            if (
-                isinstance(weight, bool)
-                or not isinstance(weight, (int, float))
-                or not math.isfinite(weight)
-                or weight < 0
-            ):
-                raise InvalidConfigError(
-                    f"weight of {name!r} must be a finite number >= 0, got {weight!r}"
-                )
-            checked[name] = float(weight)
-        self.weights = checked
+        self.weights = {
+            name: _validate.number(f"weight of {name!r}", weight)
+            for name, weight in (weights or {}).items()
+        }
         self._rng = rng or random.Random()
 
     def order(self, providers: Sequence[Any]) -> Iterable[int]:
@@ -97,9 +87,7 @@ class LeastLatency:
     __slots__ = ("_ewma", "alpha")
 
     def __init__(self, *, alpha: float = 0.3) -> None:
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
-            raise InvalidConfigError(f"alpha must be a number in (0, 1], got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = _validate.number("alpha", alpha, high=1.0, low_open=True)
         self._ewma: dict[str, float] = {}
 
     def latency(self, name: str) -> float | None:

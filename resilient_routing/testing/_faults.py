@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import math
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from resilient_routing import _validate
 from resilient_routing._exceptions import InvalidConfigError
 from resilient_routing._routing.providers import provider_name
 
@@ -29,20 +29,11 @@ class InjectedTimeoutError(TimeoutError):
 
 
 def _rate(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidConfigError(f"{name} must be a share between 0 and 1, got {value!r}")
-    return float(value)
+    return _validate.number(name, value, high=1.0, unit=" (a share of calls)")
 
 
 def _seconds(name: str, value: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise InvalidConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
-    return float(value)
+    return _validate.seconds(name, value, zero=True)
 
 
 @dataclass(frozen=True, slots=True)

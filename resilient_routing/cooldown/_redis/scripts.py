@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = [
-    "_CLEAR",
-    "_CLEAR_ALL",
-    "_COUNTER",
-    "_FAILURE",
-    "_PEEK",
-    "_SNAPSHOT",
-    "_STATES",
-    "_Keys",
-]
+__all__ = ["CLEAR", "CLEAR_ALL", "COUNTER", "FAILURE", "PEEK", "SNAPSHOT", "STATES", "Keys"]
 
 # ---------------------------------------------------------------------------------------
 # Lua. Numbers go to redis.call() through string.format('%.0f'): Lua 5.1 would print large
@@ -47,7 +38,7 @@ end
 # ARGV: now ('' = server time), name, channel, keep ms, index ttl ms, threshold,
 #       Retry-After ms ('' = none), cooldown ms of level 1, 2, ... (the last one repeats).
 # Returns {1 if this failure started a cooldown, remaining ms, seq}.
-_FAILURE = (
+FAILURE = (
     _PRELUDE
     + """
 local now, server_ms, us = stamp(ARGV[1])
@@ -108,7 +99,7 @@ return {started, remaining, seq}
 
 # KEYS: state hash, names, cooling, seq. ARGV: name, channel, index ttl ms.
 # Returns {1 if there was state to clear, seq}.
-_CLEAR = (
+CLEAR = (
     _PRELUDE
     + """
 local _, _, us = stamp('')
@@ -126,7 +117,7 @@ return {1, seq}
 # KEYS: names, cooling, seq. ARGV: key prefix of the state hashes, channel, index ttl ms.
 # The state hashes are named from the index: with a hash-tagged prefix ("{rr}") they share
 # its cluster slot. Returns seq.
-_CLEAR_ALL = (
+CLEAR_ALL = (
     _PRELUDE
     + """
 local _, _, us = stamp('')
@@ -142,7 +133,7 @@ return seq
 
 # KEYS: names, cooling, seq. ARGV: now.
 # Returns {seq, names with state, {name, remaining ms, ...} of those cooling down}.
-_SNAPSHOT = (
+SNAPSHOT = (
     _PRELUDE
     + """
 local now, server_ms, us = stamp(ARGV[1])
@@ -158,7 +149,7 @@ return {current_seq(KEYS[3], us), names, flat}
 )
 
 # KEYS: state hash, seq. ARGV: now. Returns {1 if it has state, remaining ms, seq}.
-_PEEK = (
+PEEK = (
     _PRELUDE
     + """
 local now, _, us = stamp(ARGV[1])
@@ -173,7 +164,7 @@ return {1, math.max((tonumber(state[2]) or 0) - now, 0), current_seq(KEYS[2], us
 # KEYS: names zset. ARGV: now ms ('' = server time), the state key prefix. Read-only, for
 # operators: {name, failures, level, remaining ms, ...} for every provider with state. (It
 # reads keys it is not given: fine on one server, not on a Redis Cluster.)
-_STATES = (
+STATES = (
     _PRELUDE
     + """
 local now = stamp(ARGV[1])
@@ -192,14 +183,14 @@ return out
 )
 
 # KEYS: counter. ARGV: ttl ms. Returns the incremented counter.
-_COUNTER = """
+COUNTER = """
 local value = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return value
 """
 
 
-class _Keys:
+class Keys:
     """The names of a prefix's keys and channel."""
 
     __slots__ = ("channel", "cooling", "names", "prefix", "seq", "state_prefix")

@@ -34,84 +34,86 @@ How it works:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Self, TypeVar
 
 import redis
 import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from tenacity.wait import wait_base
 
-from resilient_routing._exceptions import InvalidConfigError
-from resilient_routing.cooldown._policy import CooldownPolicy
-
-__all__ = ["AsyncRedisCooldownTracker", "RedisCooldownTracker", "RedisCounter"]
-
+from resilient_routing import _validate
+from resilient_routing._exceptions import error_text
+from resilient_routing.cooldown._breaker import Breaker
+from resilient_routing.cooldown._policy import CooldownPolicy, policy_of
 from resilient_routing.cooldown._state import ProviderState
 
-from .scripts import (
-    _CLEAR,
-    _CLEAR_ALL,
-    _COUNTER,
-    _FAILURE,
-    _PEEK,
-    _SNAPSHOT,
-    _STATES,
-    _Keys,
+from . import scripts
+from .client import (
+    FAILURES,
+    UNREACHABLE,
+    ServerClock,
+    advise_on_client,
+    check_client,
+    check_prefix,
+    database,
+    make_client,
+    socket_timeout,
+    text,
 )
-from .view import (
-    _FAILURES,
-    _POLL,
-    _advise_on_client,
-    _Breaker,
-    _check_client,
-    _check_logger,
-    _check_prefix,
-    _Clock,
-    _describe,
-    _parse_snapshot,
-    _seconds,
-    _TaskListener,
-    _text,
-    _ThreadListener,
-    _View,
-)
+from .listener import POLL, TaskListener, ThreadListener
+from .view import View, parse_snapshot
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["AsyncRedisCooldownTracker", "RedisCooldownTracker"]
+
+ClientT = TypeVar("ClientT")
+
+_DEFAULT_LOGGER = logging.getLogger("resilient_routing")
+
+#: What a script is run with: its keys and its arguments.
+Call = tuple[list[str], list[str]]
 
 
-class _RedisTrackerBase:
-    """Configuration and the reading of replies, shared by the sync and async trackers."""
+class _RedisTracker(Generic[ClientT]):
+    """What both Redis trackers share: options, the scripts' calls, the reading of replies.
 
+    The sync and async trackers differ only in how they wait: their public methods are twins
+    over these pieces.
+    """
+
+    _is_async: ClassVar[bool]
     policy: CooldownPolicy
 
     def __init__(
         self,
-        client: Any,
+        client: ClientT,
         *,
-        is_async: bool,
-        prefix: str,
-        failure_threshold: int,
-        cooldown: float,
-        max_cooldown: float,
-        growth: float,
-        backoff: wait_base | None,
-        clock: Callable[[], float] | None,
-        wall_clock: Callable[[], float],
-        state_ttl: float,
-        listen: bool,
-        retry_interval: float,
-        health_check_interval: float,
-        logger: logging.Logger | None,
+        prefix: str = "resilient_routing",
+        failure_threshold: int = 3,
+        cooldown: float = 30.0,
+        max_cooldown: float = 300.0,
+        growth: float = 2.0,
+        backoff: wait_base | None = None,
+        clock: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        state_ttl: float = 3600.0,
+        listen: bool = True,
+        retry_interval: float = 2.0,
+        health_check_interval: float = 5.0,
+        logger: logging.Logger | None = None,
+        policy: CooldownPolicy | None = None,
     ) -> None:
         owner = type(self).__name__
-        self.policy = CooldownPolicy(
+        self.policy = policy_of(
+            policy,
+            owner,
             failure_threshold=failure_threshold,
             cooldown=cooldown,
             max_cooldown=max_cooldown,
@@ -119,38 +121,81 @@ class _RedisTrackerBase:
             backoff=backoff,
             wall_clock=wall_clock,
         )
-        _check_client(client, is_async, owner)
-        self.prefix = _check_prefix(prefix)
-        self._clock = _Clock(clock)
-        keep_ms = round(_seconds("state_ttl", state_ttl) * 1000)
-        self._retry_interval = _seconds("retry_interval", retry_interval)
-        self._health_interval = _seconds("health_check_interval", health_check_interval)
-        if not isinstance(listen, bool):
-            raise InvalidConfigError(f"listen must be a bool, got {listen!r}")
-        self._listen = listen
-        self._logger = _check_logger(logger)
-        _advise_on_client(client, self._logger, owner)
-        pool_kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-        self._keys = _Keys(self.prefix, int(pool_kwargs.get("db", 0) or 0))
-        self._view = _View()
-        self._breaker = _Breaker(self._retry_interval, self._logger, f"{owner}({self.prefix!r})")
+        check_client(client, self._is_async, owner)
+        self.prefix = check_prefix(prefix)
+        self._clock = ServerClock(clock)
+        keep_ms = round(_validate.seconds("state_ttl", state_ttl) * 1000)
+        self._listen = _validate.flag("listen", listen)
+        self._logger = _DEFAULT_LOGGER if logger is None else _validate.logger("logger", logger)
+        advise_on_client(client, self._logger, owner)
+        self._client = client
+        self._keys = keys = scripts.Keys(self.prefix, database(client))
+        self._view = View()
+        self._breaker = Breaker(
+            _validate.seconds("retry_interval", retry_interval),
+            self._logger,
+            f"{owner}({self.prefix!r})",
+            UNREACHABLE,
+        )
         self._owns_client = False
+        register: Any = client.register_script  # type: ignore[attr-defined]
         # register_script is local (no round trip) for both clients; the scripts load on use.
-        self._failure: Any = client.register_script(_FAILURE)
-        self._clear: Any = client.register_script(_CLEAR)
-        self._clear_all: Any = client.register_script(_CLEAR_ALL)
-        self._peek: Any = client.register_script(_PEEK)
-        self._snapshot: Any = client.register_script(_SNAPSHOT)
+        self._failure: Any = register(scripts.FAILURE)
+        self._clear: Any = register(scripts.CLEAR)
+        self._clear_all: Any = register(scripts.CLEAR_ALL)
+        self._peek: Any = register(scripts.PEEK)
+        self._snapshot: Any = register(scripts.SNAPSHOT)
+        self._states: Any = register(scripts.STATES)
         index_ttl_ms = keep_ms + round(self.policy.max_cooldown * 1000) + 1000
         self._index_ttl = str(index_ttl_ms)
-        self._failure_tail = [
-            str(keep_ms),
-            self._index_ttl,
-            str(self.policy.failure_threshold),
-        ]
+        self._failure_tail = [str(keep_ms), self._index_ttl, str(self.policy.failure_threshold)]
         # A user's backoff may draw jitter: then each failure takes a fresh schedule.
-        self._jitter = backoff is not None
+        self._jitter = self.policy.custom_backoff
         self._schedule = self._schedule_ms()
+        health = _validate.seconds("health_check_interval", health_check_interval)
+        routing = [self._failure, self._clear, self._clear_all, self._peek, self._snapshot]
+        listener = TaskListener if self._is_async else ThreadListener
+        self._listener: Any = listener(
+            client,  # type: ignore[arg-type]
+            routing,
+            self._view,
+            self._breaker,
+            keys,
+            self._clock,
+            health,
+        )
+        # An abandoned tracker must not leave its listener (and connection) behind.
+        weakref.finalize(self, self._listener.stop_soon)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = 0.5,
+        client_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Self:
+        """Return a tracker on a new client for ``url``, configured to fail open quickly.
+
+        The client never retries a failed command and gives up on a silent server after
+        ``socket_timeout`` seconds; the tracker closes it when it is closed.
+
+        Args:
+            url: a Redis URL, such as ``redis://localhost:6379/0``.
+            socket_timeout: seconds to wait for a connection or a reply. Default 0.5.
+            client_options: more keyword arguments for the client's ``from_url``.
+            **options: the tracker's keyword options (``prefix``, ``failure_threshold``...).
+
+        Returns:
+            The tracker, owning its client.
+        """
+        client = make_client(
+            url, is_async=cls._is_async, timeout=socket_timeout, options=client_options
+        )
+        tracker = cls(client, **options)
+        tracker._owns_client = True
+        return tracker
 
     def __repr__(self) -> str:
         p = self.policy
@@ -160,12 +205,12 @@ class _RedisTrackerBase:
             f"max_cooldown={p.max_cooldown}, growth={p.growth})"
         )
 
+    # -- the scripts' keys and arguments -------------------------------------------------
+
     def _schedule_ms(self) -> list[str]:
         return [str(max(0, round(s * 1000))) for s in self.policy.schedule()]
 
-    def _failure_call(
-        self, name: str, exc: BaseException, now: float
-    ) -> tuple[list[str], list[str]]:
+    def _failure_call(self, name: str, exc: BaseException, now: float) -> Call:
         hinted = self.policy.hinted(exc)
         hinted_ms = "" if hinted is None else str(max(1, math.ceil(hinted * 1000)))
         keys = self._keys
@@ -173,31 +218,31 @@ class _RedisTrackerBase:
         schedule = self._schedule_ms() if self._jitter else self._schedule
         return [keys.state(name), keys.names, keys.cooling, keys.seq], args + schedule
 
-    def _clear_call(self, name: str) -> tuple[list[str], list[str]]:
+    def _clear_call(self, name: str) -> Call:
         keys = self._keys
         return (
             [keys.state(name), keys.names, keys.cooling, keys.seq],
             [name, keys.channel, self._index_ttl],
         )
 
-    def _clear_all_call(self) -> tuple[list[str], list[str]]:
+    def _clear_all_call(self) -> Call:
         keys = self._keys
-        return [keys.names, keys.cooling, keys.seq], [
-            keys.state_prefix,
-            keys.channel,
-            self._index_ttl,
-        ]
+        return (
+            [keys.names, keys.cooling, keys.seq],
+            [keys.state_prefix, keys.channel, self._index_ttl],
+        )
 
-    def _routing_scripts(self) -> list[Any]:
-        """The scripts the listener preloads on every (re)subscription."""
-        return [self._failure, self._clear, self._clear_all, self._peek, self._snapshot]
-
-    def _peek_call(self, name: str, now: float) -> tuple[list[str], list[str]]:
+    def _peek_call(self, name: str, now: float) -> Call:
         return [self._keys.state(name), self._keys.seq], [self._clock.arg(now)]
 
-    def _snapshot_call(self, now: float) -> tuple[list[str], list[str]]:
+    def _snapshot_call(self, now: float) -> Call:
         keys = self._keys
         return [keys.names, keys.cooling, keys.seq], [self._clock.arg(now)]
+
+    def _states_call(self) -> Call:
+        return [self._keys.names], [self._clock.arg(self._clock.now()), self._keys.state_prefix]
+
+    # -- the replies -----------------------------------------------------------------------
 
     def _failure_done(self, name: str, reply: Any, now: float) -> bool:
         started, remaining_ms, seq = (int(v) for v in reply)
@@ -217,8 +262,27 @@ class _RedisTrackerBase:
     def _clear_all_done(self, reply: Any) -> None:
         self._view.clear_all(int(reply))
 
+    @staticmethod
+    def _states_done(reply: Any) -> list[ProviderState]:
+        items = list(reply)
+        states = [
+            ProviderState(
+                text(items[k]), int(items[k + 1]), int(items[k + 2]), int(items[k + 3]) / 1000.0
+            )
+            for k in range(0, len(items), 4)
+        ]
+        return sorted(states, key=lambda s: s.name)
 
-class RedisCooldownTracker(_RedisTrackerBase):
+    def _local_remaining(self, name: str) -> float | None:
+        """The seconds left for ``name`` from the local view, None when it cannot tell."""
+        if self._view.live and not self._breaker.down:
+            return self._view.remaining(name, self._clock.now())
+        if self._listen:
+            self._listener.ensure_started()
+        return None
+
+
+class RedisCooldownTracker(_RedisTracker[redis.Redis]):
     """Cooldown state shared through Redis by every process using one server and ``prefix``.
 
     The same rules as :class:`~resilient_routing.InMemoryCooldownTracker` (threshold, growing
@@ -264,6 +328,8 @@ class RedisCooldownTracker(_RedisTrackerBase):
         health_check_interval: seconds of silence after which the listener pings Redis; a
             ping unanswered for as long counts as an outage. Default 5.
         logger: where outages are reported. Default ``logging.getLogger("resilient_routing")``.
+        policy: a :class:`~resilient_routing.cooldown.CooldownPolicy` instead of the options
+            it is made of (``failure_threshold`` to ``wall_clock``).
 
     Raises:
         InvalidConfigError: an option is invalid.
@@ -271,92 +337,7 @@ class RedisCooldownTracker(_RedisTrackerBase):
 
     #: Calls block on network I/O: async routed functions refuse this tracker.
     blocking_io: Final = True
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        prefix: str = "resilient_routing",
-        failure_threshold: int = 3,
-        cooldown: float = 30.0,
-        max_cooldown: float = 300.0,
-        growth: float = 2.0,
-        backoff: wait_base | None = None,
-        clock: Callable[[], float] | None = None,
-        wall_clock: Callable[[], float] = time.time,
-        state_ttl: float = 3600.0,
-        listen: bool = True,
-        retry_interval: float = 2.0,
-        health_check_interval: float = 5.0,
-        logger: logging.Logger | None = None,
-    ) -> None:
-        super().__init__(
-            client,
-            is_async=False,
-            prefix=prefix,
-            failure_threshold=failure_threshold,
-            cooldown=cooldown,
-            max_cooldown=max_cooldown,
-            growth=growth,
-            backoff=backoff,
-            clock=clock,
-            wall_clock=wall_clock,
-            state_ttl=state_ttl,
-            listen=listen,
-            retry_interval=retry_interval,
-            health_check_interval=health_check_interval,
-            logger=logger,
-        )
-        self._client = client
-        self._states = client.register_script(_STATES)
-        self._listener = _ThreadListener(
-            client,
-            self._routing_scripts(),
-            self._view,
-            self._breaker,
-            self._keys,
-            self._clock,
-            self._health_interval,
-        )
-        # An abandoned tracker must not leave its thread (and connection) behind.
-        weakref.finalize(self, self._listener.request_stop)
-        self._socket_timeout = _socket_timeout(client)
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        socket_timeout: float = 0.5,
-        client_options: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> RedisCooldownTracker:
-        """Return a tracker on a new client for ``url``, configured to fail open quickly.
-
-        The client never retries a failed command and gives up on a silent server after
-        ``socket_timeout`` seconds; the tracker closes it when it is closed.
-
-        Args:
-            url: a Redis URL, such as ``redis://localhost:6379/0``.
-            socket_timeout: seconds to wait for a connection or a reply. Default 0.5.
-            client_options: more keyword arguments for ``redis.Redis.from_url``.
-            **options: the tracker's keyword options (``prefix``, ``failure_threshold``...).
-
-        Returns:
-            The tracker, owning its client.
-        """
-        client = redis.Redis.from_url(
-            url,
-            **{
-                "socket_timeout": socket_timeout,
-                "socket_connect_timeout": socket_timeout,
-                "retry": Retry(NoBackoff(), 0),
-                **(client_options or {}),
-            },
-        )
-        tracker = cls(client, **options)
-        tracker._owns_client = True
-        return tracker
+    _is_async = False
 
     def __enter__(self) -> Self:
         return self
@@ -374,7 +355,7 @@ class RedisCooldownTracker(_RedisTrackerBase):
 
         The tracker still works afterwards, asking Redis at every check.
         """
-        self._listener.close(timeout=_POLL + self._socket_timeout + 1.0)
+        self._listener.close(timeout=POLL + socket_timeout(self._client) + 1.0)
         if self._owns_client:
             self._client.close()
 
@@ -392,14 +373,14 @@ class RedisCooldownTracker(_RedisTrackerBase):
         self._listener.ensure_started()
         return self._view.ready.wait(timeout)
 
-    def _call(self, script: Any, keys: list[str], args: list[str]) -> Any:
+    def _call(self, script: Any, call: Call) -> Any:
         """Run a script, or return None (fail open) when Redis is not answering."""
         if not self._breaker.allow():
             return None
         since = time.monotonic()
         try:
-            reply = script(keys=keys, args=args)
-        except _FAILURES as exc:
+            reply = script(keys=call[0], args=call[1])
+        except FAILURES as exc:
             self._breaker.failed(exc)
             return None
         self._breaker.succeeded(since)
@@ -411,12 +392,11 @@ class RedisCooldownTracker(_RedisTrackerBase):
 
     def cooldown_remaining(self, name: str) -> float:
         """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
-        if self._view.live and not self._breaker.down:
-            return self._view.remaining(name, self._clock.now())
-        if self._listen:
-            self._listener.ensure_started()
+        remaining = self._local_remaining(name)
+        if remaining is not None:
+            return remaining
         now = self._clock.now()
-        reply = self._call(self._peek, *self._peek_call(name, now))
+        reply = self._call(self._peek, self._peek_call(name, now))
         return 0.0 if reply is None else self._peek_done(name, reply, now)
 
     def record_failure(self, name: str, exc: BaseException) -> bool:
@@ -427,7 +407,7 @@ class RedisCooldownTracker(_RedisTrackerBase):
         if self._listen:
             self._listener.ensure_started()
         now = self._clock.now()
-        reply = self._call(self._failure, *self._failure_call(name, exc, now))
+        reply = self._call(self._failure, self._failure_call(name, exc, now))
         return False if reply is None else self._failure_done(name, reply, now)
 
     def record_success(self, name: str) -> None:
@@ -438,7 +418,7 @@ class RedisCooldownTracker(_RedisTrackerBase):
         if self._view.can_skip_success(name):
             return
         now = self._clock.now()
-        reply = self._call(self._clear, *self._clear_call(name))
+        reply = self._call(self._clear, self._clear_call(name))
         if reply is not None:
             self._clear_done(name, reply, now)
 
@@ -453,17 +433,18 @@ class RedisCooldownTracker(_RedisTrackerBase):
             ConnectionError: with ``strict``, Redis did not answer.
         """
         now = self._clock.now()
-        if name is None:
-            script, (keys, args) = self._clear_all, self._clear_all_call()
-        else:
-            script, (keys, args) = self._clear, self._clear_call(name)
+        script, call = (
+            (self._clear_all, self._clear_all_call())
+            if name is None
+            else (self._clear, self._clear_call(name))
+        )
         if strict:
             try:
-                reply = script(keys=keys, args=args)
-            except _FAILURES as exc:
-                raise ConnectionError(_describe(exc)) from exc
+                reply = script(keys=call[0], args=call[1])
+            except FAILURES as exc:
+                raise ConnectionError(error_text(exc)) from exc
         else:
-            reply = self._call(script, keys, args)
+            reply = self._call(script, call)
         if reply is None:
             return
         if name is None:
@@ -479,33 +460,23 @@ class RedisCooldownTracker(_RedisTrackerBase):
         Raises:
             ConnectionError: Redis did not answer.
         """
+        keys, args = self._states_call()
         try:
-            reply = self._states(
-                keys=[self._keys.names],
-                args=[self._clock.arg(self._clock.now()), self._keys.state_prefix],
-            )
-        except _FAILURES as exc:
-            raise ConnectionError(_describe(exc)) from exc
-        items = list(reply)
-        states = [
-            ProviderState(
-                _text(items[k]), int(items[k + 1]), int(items[k + 2]), int(items[k + 3]) / 1000.0
-            )
-            for k in range(0, len(items), 4)
-        ]
-        return sorted(states, key=lambda s: s.name)
+            reply = self._states(keys=keys, args=args)
+        except FAILURES as exc:
+            raise ConnectionError(error_text(exc)) from exc
+        return self._states_done(reply)
 
     def cooldowns(self) -> dict[str, float]:
         """Return the providers cooling down now, with the seconds left for each.
 
         Read from Redis (one round trip); empty while Redis is not answering.
         """
-        now = self._clock.now()
-        reply = self._call(self._snapshot, *self._snapshot_call(now))
-        return {} if reply is None else _parse_snapshot(reply)[2]
+        reply = self._call(self._snapshot, self._snapshot_call(self._clock.now()))
+        return {} if reply is None else parse_snapshot(reply)[2]
 
 
-class AsyncRedisCooldownTracker(_RedisTrackerBase):
+class AsyncRedisCooldownTracker(_RedisTracker[redis.asyncio.Redis]):
     """:class:`RedisCooldownTracker` for async routed functions, on ``redis.asyncio``.
 
     The same options, rules, keys and events as :class:`RedisCooldownTracker` (the two can
@@ -529,90 +500,13 @@ class AsyncRedisCooldownTracker(_RedisTrackerBase):
         retry_interval: see :class:`RedisCooldownTracker`.
         health_check_interval: see :class:`RedisCooldownTracker`.
         logger: see :class:`RedisCooldownTracker`.
+        policy: see :class:`RedisCooldownTracker`.
 
     Raises:
         InvalidConfigError: an option is invalid.
     """
 
-    def __init__(
-        self,
-        client: redis.asyncio.Redis,
-        *,
-        prefix: str = "resilient_routing",
-        failure_threshold: int = 3,
-        cooldown: float = 30.0,
-        max_cooldown: float = 300.0,
-        growth: float = 2.0,
-        backoff: wait_base | None = None,
-        clock: Callable[[], float] | None = None,
-        wall_clock: Callable[[], float] = time.time,
-        state_ttl: float = 3600.0,
-        listen: bool = True,
-        retry_interval: float = 2.0,
-        health_check_interval: float = 5.0,
-        logger: logging.Logger | None = None,
-    ) -> None:
-        super().__init__(
-            client,
-            is_async=True,
-            prefix=prefix,
-            failure_threshold=failure_threshold,
-            cooldown=cooldown,
-            max_cooldown=max_cooldown,
-            growth=growth,
-            backoff=backoff,
-            clock=clock,
-            wall_clock=wall_clock,
-            state_ttl=state_ttl,
-            listen=listen,
-            retry_interval=retry_interval,
-            health_check_interval=health_check_interval,
-            logger=logger,
-        )
-        self._client = client
-        self._listener = _TaskListener(
-            client,
-            self._routing_scripts(),
-            self._view,
-            self._breaker,
-            self._keys,
-            self._clock,
-            self._health_interval,
-        )
-        weakref.finalize(self, self._listener.cancel_soon)
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        socket_timeout: float = 0.5,
-        client_options: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> AsyncRedisCooldownTracker:
-        """Return a tracker on a new ``redis.asyncio`` client for ``url``, failing open fast.
-
-        Args:
-            url: a Redis URL, such as ``redis://localhost:6379/0``.
-            socket_timeout: seconds to wait for a connection or a reply. Default 0.5.
-            client_options: more keyword arguments for ``redis.asyncio.Redis.from_url``.
-            **options: the tracker's keyword options (``prefix``, ``failure_threshold``...).
-
-        Returns:
-            The tracker, owning its client (closed by :meth:`aclose`).
-        """
-        client = redis.asyncio.Redis.from_url(
-            url,
-            **{
-                "socket_timeout": socket_timeout,
-                "socket_connect_timeout": socket_timeout,
-                "retry": AsyncRetry(NoBackoff(), 0),
-                **(client_options or {}),
-            },
-        )
-        tracker = cls(client, **options)
-        tracker._owns_client = True
-        return tracker
+    _is_async = True
 
     async def __aenter__(self) -> Self:
         return self
@@ -646,14 +540,14 @@ class AsyncRedisCooldownTracker(_RedisTrackerBase):
         self._listener.ensure_started()
         await self._listener.live.wait()
 
-    async def _call(self, script: Any, keys: list[str], args: list[str]) -> Any:
+    async def _call(self, script: Any, call: Call) -> Any:
         """Run a script, or return None (fail open) when Redis is not answering."""
         if not self._breaker.allow():
             return None
         since = time.monotonic()
         try:
-            reply = await script(keys=keys, args=args)
-        except _FAILURES as exc:
+            reply = await script(keys=call[0], args=call[1])
+        except FAILURES as exc:
             self._breaker.failed(exc)
             return None
         self._breaker.succeeded(since)
@@ -665,12 +559,11 @@ class AsyncRedisCooldownTracker(_RedisTrackerBase):
 
     async def cooldown_remaining(self, name: str) -> float:
         """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
-        if self._view.live and not self._breaker.down:
-            return self._view.remaining(name, self._clock.now())
-        if self._listen:
-            self._listener.ensure_started()
+        remaining = self._local_remaining(name)
+        if remaining is not None:
+            return remaining
         now = self._clock.now()
-        reply = await self._call(self._peek, *self._peek_call(name, now))
+        reply = await self._call(self._peek, self._peek_call(name, now))
         return 0.0 if reply is None else self._peek_done(name, reply, now)
 
     async def record_failure(self, name: str, exc: BaseException) -> bool:
@@ -681,7 +574,7 @@ class AsyncRedisCooldownTracker(_RedisTrackerBase):
         if self._listen:
             self._listener.ensure_started()
         now = self._clock.now()
-        reply = await self._call(self._failure, *self._failure_call(name, exc, now))
+        reply = await self._call(self._failure, self._failure_call(name, exc, now))
         return False if reply is None else self._failure_done(name, reply, now)
 
     async def record_success(self, name: str) -> None:
@@ -692,101 +585,39 @@ class AsyncRedisCooldownTracker(_RedisTrackerBase):
         if self._view.can_skip_success(name):
             return
         now = self._clock.now()
-        reply = await self._call(self._clear, *self._clear_call(name))
+        reply = await self._call(self._clear, self._clear_call(name))
         if reply is not None:
             self._clear_done(name, reply, now)
 
     async def reset(self, name: str | None = None) -> None:
         """Forget the state of ``name``, or of every provider sharing the prefix when None."""
+        now = self._clock.now()
         if name is None:
-            reply = await self._call(self._clear_all, *self._clear_all_call())
+            reply = await self._call(self._clear_all, self._clear_all_call())
             if reply is not None:
                 self._clear_all_done(reply)
             return
-        now = self._clock.now()
-        reply = await self._call(self._clear, *self._clear_call(name))
+        reply = await self._call(self._clear, self._clear_call(name))
         if reply is not None:
             self._clear_done(name, reply, now)
+
+    async def states(self) -> list[ProviderState]:
+        """Return every provider with state under the prefix, sorted by name (one round trip).
+
+        Raises:
+            ConnectionError: Redis did not answer.
+        """
+        keys, args = self._states_call()
+        try:
+            reply = await self._states(keys=keys, args=args)
+        except FAILURES as exc:
+            raise ConnectionError(error_text(exc)) from exc
+        return self._states_done(reply)
 
     async def cooldowns(self) -> dict[str, float]:
         """Return the providers cooling down now, with the seconds left for each.
 
         Read from Redis (one round trip); empty while Redis is not answering.
         """
-        now = self._clock.now()
-        reply = await self._call(self._snapshot, *self._snapshot_call(now))
-        return {} if reply is None else _parse_snapshot(reply)[2]
-
-
-def _socket_timeout(client: object) -> float:
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    value = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
-    return float(value) if isinstance(value, (int, float)) else 5.0
-
-
-class RedisCounter:
-    """A counter shared through Redis, for a round robin spread over several processes.
-
-    ``RoundRobin(counter=RedisCounter(client))`` rotates providers across every process
-    sharing the server, key and prefix, as one. Each call is one ``INCR`` (a Lua script that
-    also refreshes the key's TTL). Fail-open: while Redis is not answering, the counter
-    continues from a local count (the rotation stays fair within the process) and tries
-    Redis again after ``retry_interval`` seconds.
-
-    It blocks on I/O like :class:`RedisCooldownTracker`: in an async routed function each call
-    waits for one round trip on the event loop.
-
-    Args:
-        client: a ``redis.Redis`` (see :class:`RedisCooldownTracker` on timeouts).
-        key: which counter, under the prefix. Default ``"round_robin"``.
-        prefix: namespace of the key. Default ``"resilient_routing"``.
-        ttl: seconds the counter outlives its last use. Default 86400.
-        retry_interval: seconds the counter stays local after a Redis error. Default 2.
-        logger: where outages are reported. Default ``logging.getLogger("resilient_routing")``.
-
-    Raises:
-        InvalidConfigError: an option is invalid.
-    """
-
-    #: Calls block on network I/O.
-    blocking_io: Final = True
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        key: str = "round_robin",
-        prefix: str = "resilient_routing",
-        ttl: float = 86400.0,
-        retry_interval: float = 2.0,
-        logger: logging.Logger | None = None,
-    ) -> None:
-        _check_client(client, False, "RedisCounter")
-        if not isinstance(key, str) or not key:
-            raise InvalidConfigError(f"key must be a non-empty str, got {key!r}")
-        self.key = f"{_check_prefix(prefix)}:counter:{key}"
-        self._ttl = str(round(_seconds("ttl", ttl) * 1000))
-        self._script = client.register_script(_COUNTER)
-        self._local = itertools.count()
-        self._breaker = _Breaker(
-            _seconds("retry_interval", retry_interval),
-            _check_logger(logger),
-            f"RedisCounter({self.key!r})",
-        )
-        _advise_on_client(client, self._breaker.logger, "RedisCounter", fix="")
-
-    def __repr__(self) -> str:
-        return f"RedisCounter(key={self.key!r})"
-
-    def __call__(self) -> int:
-        """Return the next value of the shared counter (of the local one during an outage)."""
-        if self._breaker.allow():
-            since = time.monotonic()
-            try:
-                value = int(cast(Any, self._script(keys=[self.key], args=[self._ttl])))
-            except _FAILURES as exc:
-                self._breaker.failed(exc)
-            else:
-                self._breaker.succeeded(since)
-                return value
-        return next(self._local)
+        reply = await self._call(self._snapshot, self._snapshot_call(self._clock.now()))
+        return {} if reply is None else parse_snapshot(reply)[2]

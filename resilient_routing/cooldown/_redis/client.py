@@ -1,0 +1,144 @@
+"""What the Redis trackers need of a client: checks, advice, and the errors that fail open."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from resilient_routing import _validate
+from resilient_routing._exceptions import InvalidConfigError
+
+__all__ = [
+    "FAILURES",
+    "UNREACHABLE",
+    "ServerClock",
+    "advise_on_client",
+    "check_client",
+    "check_prefix",
+    "database",
+    "make_client",
+    "socket_timeout",
+    "text",
+]
+
+# Errors that mean "Redis is not answering": they open the breaker instead of reaching the
+# routed call. OSError covers sockets that redis-py did not wrap; ValueError a name the
+# client cannot encode (a lone surrogate), which must not reach the routed call either.
+FAILURES: Final = (RedisError, OSError, ValueError)
+# Of those, the ones that mean the server could not be reached at all.
+UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def text(value: object) -> str:
+    """Return a reply element as text, whether the client decodes responses or not."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def check_prefix(prefix: object) -> str:
+    """Return ``prefix`` if it is a non-empty str."""
+    return _validate.text("prefix", prefix)
+
+
+def _is_async_client(client: object) -> bool:
+    return inspect.iscoroutinefunction(getattr(client, "execute_command", None))
+
+
+def check_client(client: object, want_async: bool, owner: str) -> None:
+    if not callable(getattr(client, "register_script", None)) or not callable(
+        getattr(client, "pubsub", None)
+    ):
+        kind = "redis.asyncio.Redis" if want_async else "redis.Redis"
+        raise InvalidConfigError(f"{owner} takes a {kind} client, got {client!r}")
+    if _is_async_client(client) != want_async:
+        if want_async:
+            raise InvalidConfigError(
+                f"{owner} takes a redis.asyncio.Redis client, got the sync {client!r}: "
+                "use RedisCooldownTracker with it"
+            )
+        raise InvalidConfigError(
+            f"{owner} takes a redis.Redis client, got the async {client!r}: "
+            "use AsyncRedisCooldownTracker with it"
+        )
+
+
+def advise_on_client(
+    client: object, logger: logging.Logger, owner: str, fix: str = " (or use {owner}.from_url())"
+) -> None:
+    """Warn once when the client would make an outage cost far more than a timeout."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return
+    retry = kwargs.get("retry")
+    get_retries = getattr(retry, "get_retries", None)
+    retries = get_retries() if callable(get_retries) else 0
+    timeout = kwargs.get("socket_timeout")
+    if retries or timeout is None or timeout > 1.0:
+        budget = "forever" if timeout is None else f"about {(retries + 1) * timeout:g} s"
+        logger.warning(
+            "%s: the Redis client retries failed commands %d times with socket_timeout=%s, so "
+            "a hung Redis server may stall a routed call %s before the tracker fails open; "
+            "build the client with retry=Retry(NoBackoff(), 0) and socket_timeout=0.5%s",
+            owner,
+            retries,
+            timeout,
+            budget,
+            fix.format(owner=owner),
+        )
+
+
+def database(client: object) -> int:
+    """Return the database number the client talks to (pub/sub spans databases)."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    return int((kwargs or {}).get("db", 0) or 0)
+
+
+def socket_timeout(client: object) -> float:
+    """Return the client's socket timeout in seconds (redis-py's default when unset)."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    value = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
+    return float(value) if isinstance(value, (int, float)) else 5.0
+
+
+def make_client(url: str, *, is_async: bool, timeout: float, options: dict[str, Any] | None) -> Any:
+    """Return a client for ``url`` that fails fast: no retries, ``timeout`` s per socket wait."""
+    factory: Any = redis.asyncio.Redis if is_async else redis.Redis
+    retry = AsyncRetry(NoBackoff(), 0) if is_async else Retry(NoBackoff(), 0)
+    return factory.from_url(
+        url,
+        **{
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": retry,
+            **(options or {}),
+        },
+    )
+
+
+class ServerClock:
+    """Local time for deadlines, and the "now" the scripts are given ('' = server time)."""
+
+    __slots__ = ("now", "server_time")
+
+    def __init__(self, clock: Callable[[], float] | None) -> None:
+        if clock is not None:
+            _validate.callable_("clock", clock, "a callable returning seconds")
+        self.now: Callable[[], float] = clock or time.monotonic
+        self.server_time = clock is None
+
+    def arg(self, now: float) -> str:
+        return "" if self.server_time else str(round(now * 1000))

@@ -1,0 +1,362 @@
+"""The listeners that keep a tracker's view current from pub/sub: a thread, or a task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+import weakref
+from typing import Any, Final, cast
+
+import redis
+import redis.asyncio
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from resilient_routing.cooldown._breaker import Breaker
+
+from .client import ServerClock, text
+from .scripts import Keys
+from .view import View, parse_snapshot
+
+__all__ = ["POLL", "TaskListener", "ThreadListener"]
+
+#: Seconds a listener waits for messages before it looks at its stop flag again.
+POLL: Final = 0.1
+
+
+class _Health:
+    """Pings an idle subscription so that a hung server is noticed, not waited on forever."""
+
+    __slots__ = ("heard", "interval", "ping_sent")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.heard = time.monotonic()
+        self.ping_sent: float | None = None
+
+    def heard_from_server(self, now: float) -> float | None:
+        """Record that the server spoke; return when the pending ping was sent, if any."""
+        sent = self.ping_sent
+        self.heard = now
+        self.ping_sent = None
+        return sent
+
+    def ping_due(self, now: float, breaker: Breaker) -> bool:
+        """Return whether to send a PING now.
+
+        Raises:
+            redis.exceptions.TimeoutError: the last PING got no answer in time.
+        """
+        if self.ping_sent is not None:
+            if now - self.ping_sent > self.interval:
+                raise RedisTimeoutError(f"no reply to PING within {self.interval:g} s")
+            return False
+        # While the breaker is open the listener's PING is the probe that closes it.
+        due = now - self.heard >= self.interval or (breaker.down and breaker.allow())
+        if due:
+            self.ping_sent = now
+        return due
+
+
+class ListenerBase:
+    """The listener's decisions, shared by the thread (sync) and the task (async) runners."""
+
+    def __init__(
+        self,
+        view: View,
+        breaker: Breaker,
+        keys: Keys,
+        clock: ServerClock,
+        health_interval: float,
+    ) -> None:
+        self.view = view
+        self.breaker = breaker
+        self.keys = keys
+        self.clock = clock
+        self.health_interval = health_interval
+        self.last_event_seq = 0
+        self.went_live = False
+
+    def snapshot_call(self) -> tuple[list[str], list[str], float]:
+        now = self.clock.now()
+        return [self.keys.names, self.keys.cooling, self.keys.seq], [self.clock.arg(now)], now
+
+    def loaded(self, reply: Any, now: float, since: float) -> None:
+        seq, dirty, cooling = parse_snapshot(reply)
+        self.view.load(seq, dirty, cooling, now)
+        self.view.set_live(True)
+        self.went_live = True
+        self.breaker.succeeded(since)
+
+    def event(self, data: object) -> bool:
+        """Apply one event; return True when the view must be reloaded."""
+        try:
+            op, seq_text, remaining_text, name = text(data).split("|", 3)
+            seq, remaining = int(seq_text), int(remaining_text) / 1000.0
+        except ValueError:
+            return False  # not ours: someone else publishes on the channel
+        if seq <= self.last_event_seq:
+            # Events are numbered in the order they are published: a smaller number means the
+            # server's sequence went back (its clock did), so nothing local can be trusted.
+            self.view.wipe()
+            self.last_event_seq = seq
+            return True
+        self.last_event_seq = seq
+        if op == "Z":
+            self.view.clear_all(seq)
+        elif op in ("C", "F", "X"):
+            self.view.apply(name, seq, op != "X", remaining, self.clock.now())
+        return False
+
+    def ended(self, exc: BaseException, since: float) -> bool:
+        """A session started at ``since`` ended on ``exc``; return whether to reconnect at once."""
+        self.view.set_live(False)
+        went_live, self.went_live = self.went_live, False
+        if went_live and time.monotonic() - since >= self.breaker.interval:
+            # A long-lived subscription cut once (a server restart, a killed client) may come
+            # back at once: try again before declaring Redis lost. Short ones (a server that
+            # keeps dropping us) go through the breaker, lest the listener spin.
+            return True
+        self.breaker.failed(exc)
+        return False
+
+
+class ThreadListener(ListenerBase):
+    """Keeps a sync tracker's view current from a daemon thread."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        scripts: list[Any],
+        view: View,
+        breaker: Breaker,
+        keys: Keys,
+        clock: ServerClock,
+        health_interval: float,
+    ) -> None:
+        super().__init__(view, breaker, keys, clock, health_interval)
+        self.client = client
+        self.scripts = scripts
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.start_lock = threading.Lock()
+        self.closed = False
+        self.pubsub: Any = None
+        _THREAD_LISTENERS.add(self)
+
+    def after_fork(self) -> None:
+        # The thread did not survive the fork; the child starts its own on first use.
+        self.thread = None
+        self.stop_event = threading.Event()
+        self.start_lock = threading.Lock()
+        self.view.after_fork()
+        self.breaker.after_fork()
+
+    def ensure_started(self) -> None:
+        if self.thread is not None or self.closed:
+            return
+        with self.start_lock:
+            if self.thread is None and not self.closed:
+                thread = threading.Thread(
+                    target=self.run,
+                    name=f"resilient_routing-redis-listener[{self.keys.prefix}]",
+                    daemon=True,
+                )
+                self.thread = thread
+                thread.start()
+
+    def stop_soon(self) -> None:
+        self.closed = True
+        self.stop_event.set()
+
+    def close(self, timeout: float) -> None:
+        with self.start_lock:
+            self.closed = True
+            thread = self.thread
+        self.stop_event.set()
+        if thread is None or thread is threading.current_thread():
+            return
+        # Shutting the socket down wakes the listener from its wait at once; closing it is
+        # left to the listener, which owns the connection.
+        sock = getattr(getattr(self.pubsub, "connection", None), "_sock", None)
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        thread.join(timeout)
+
+    def run(self) -> None:
+        stop = self.stop_event
+        resume = False
+        while not stop.is_set():
+            if not resume and not self.breaker.allow():
+                stop.wait(max(self.breaker.wait_time(), 0.01))
+                continue
+            since = time.monotonic()
+            try:
+                self.session(stop, since)
+                resume = False
+            except Exception as exc:  # the listener must outlive any error
+                if stop.is_set():
+                    break
+                resume = self.ended(exc, since)
+        self.view.set_live(False)
+
+    def session(self, stop: threading.Event, since: float) -> None:
+        self.last_event_seq = 0
+        pubsub = self.pubsub = cast(Any, self.client).pubsub()
+        try:
+            pubsub.subscribe(self.keys.channel)
+            health = _Health(self.health_interval)
+            while not stop.is_set():
+                message = pubsub.get_message(timeout=POLL)
+                now = time.monotonic()
+                if message is not None:
+                    sent = health.heard_from_server(now)
+                    kind = message["type"]
+                    if kind == "message":
+                        if self.event(message["data"]):
+                            self.reload(since)
+                    elif kind == "subscribe":
+                        # First subscription, or redis-py's own reconnection: either way
+                        # events may have been missed.
+                        self.reload(since)
+                    elif kind == "pong" and sent is not None:
+                        self.breaker.succeeded(sent, ping=True)
+                if health.ping_due(now, self.breaker):
+                    pubsub.ping()
+        finally:
+            self.view.set_live(False)
+            self.pubsub = None
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+    def reload(self, since: float) -> None:
+        # Loading the scripts here, in the background, spares callers the NOSCRIPT round trips
+        # after a server restart.
+        pipe = cast(Any, self.client).pipeline(transaction=False)
+        for script in self.scripts:
+            pipe.script_load(script.script)
+        pipe.execute()
+        keys, args, now = self.snapshot_call()
+        self.loaded(self.scripts[-1](keys=keys, args=args), now, since)
+
+
+#: Every live thread listener, for the one at-fork hook (os.register_at_fork cannot be undone,
+#: so one hook per tracker would outlive its tracker).
+_THREAD_LISTENERS: weakref.WeakSet[ThreadListener] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for listener in list(_THREAD_LISTENERS):
+        listener.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class TaskListener(ListenerBase):
+    """Keeps an async tracker's view current from a task in the tracker's event loop."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        scripts: list[Any],
+        view: View,
+        breaker: Breaker,
+        keys: Keys,
+        clock: ServerClock,
+        health_interval: float,
+    ) -> None:
+        super().__init__(view, breaker, keys, clock, health_interval)
+        self.client = client
+        self.scripts = scripts
+        self.task: asyncio.Task[None] | None = None
+        self.closed = False
+        self.live = asyncio.Event()
+
+    def ensure_started(self) -> None:
+        task = self.task
+        if self.closed or (task is not None and not task.done()):
+            return
+        self.task = asyncio.get_running_loop().create_task(
+            self.run(), name=f"resilient_routing-redis-listener[{self.keys.prefix}]"
+        )
+
+    def stop_soon(self) -> None:
+        """Stop the task from any thread (the tracker was garbage-collected unclosed)."""
+        self.closed = True
+        task = self.task
+        if task is not None and not task.done():
+            with contextlib.suppress(RuntimeError):
+                task.get_loop().call_soon_threadsafe(task.cancel)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        task, self.task = self.task, None
+        if task is None or task.done():
+            return
+        if task.get_loop() is not asyncio.get_running_loop():
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            return
+        # On Python 3.11, asyncio.wait_for (which redis.asyncio wraps every send in) loses a
+        # cancellation that lands as the send completes: cancel again until the task is done.
+        # It also stops by itself at its next look at `closed`.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=POLL)
+
+    async def run(self) -> None:
+        resume = False
+        try:
+            while not self.closed:
+                if not resume and not self.breaker.allow():
+                    await asyncio.sleep(min(max(self.breaker.wait_time(), 0.01), POLL * 5))
+                    continue
+                since = time.monotonic()
+                try:
+                    await self.session(since)
+                except Exception as exc:  # the listener must outlive any error
+                    resume = self.ended(exc, since)
+        finally:
+            self.view.set_live(False)
+
+    async def session(self, since: float) -> None:
+        self.last_event_seq = 0
+        pubsub = self.client.pubsub()
+        try:
+            await pubsub.subscribe(self.keys.channel)
+            health = _Health(self.health_interval)
+            while not self.closed:
+                wait = max(0.01, min(self.health_interval, POLL * 5))
+                message = await pubsub.get_message(timeout=wait)
+                now = time.monotonic()
+                if message is not None:
+                    sent = health.heard_from_server(now)
+                    kind = message["type"]
+                    if kind == "message":
+                        if self.event(message["data"]):
+                            await self.reload(since)
+                    elif kind == "subscribe":
+                        await self.reload(since)
+                    elif kind == "pong" and sent is not None:
+                        self.breaker.succeeded(sent, ping=True)
+                if health.ping_due(now, self.breaker):
+                    await pubsub.ping()
+        finally:
+            self.view.set_live(False)
+            self.live.clear()
+            with contextlib.suppress(Exception):
+                await cast(Any, pubsub).aclose()
+
+    async def reload(self, since: float) -> None:
+        pipe = cast(Any, self.client).pipeline(transaction=False)
+        for script in self.scripts:
+            pipe.script_load(script.script)
+        await pipe.execute()
+        keys, args, now = self.snapshot_call()
+        self.loaded(await self.scripts[-1](keys=keys, args=args), now, since)
+        self.live.set()
