@@ -68,9 +68,9 @@ def __getattr__(name: str) -> _Any:
     # Loaded when first asked for: the Redis trackers import redis (the core never needs it),
     # and RouteResult and the typing protocols cost import time that plain calls do not need.
     if name in ("RedisCooldownTracker", "AsyncRedisCooldownTracker"):
-        from .cooldown._redis import tracker
+        from . import cooldown
 
-        return getattr(tracker, name)
+        return getattr(cooldown, name)
     if name == "RouteResult":
         from ._result import RouteResult
 

@@ -88,42 +88,32 @@ class PrometheusListener:
         self._clock = clock
         self._lock = threading.Lock()
         self._cooling: dict[str, float] = {}
-        self._calls = Counter(
-            "calls",
-            "Routed calls, by function and outcome.",
-            ("function", "outcome"),
-            namespace=namespace,
-            registry=registry,
+
+        def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter:
+            return Counter(name, doc, labels, namespace=namespace, registry=registry)
+
+        def histogram(name: str, doc: str, labels: tuple[str, ...]) -> Histogram:
+            return Histogram(
+                name, doc, labels, namespace=namespace, registry=registry, buckets=buckets
+            )
+
+        calls, attempts = ("function", "outcome"), ("provider", "outcome")
+        self._calls = counter("calls", "Routed calls, by function and outcome.", calls)
+        self._call_duration = histogram(
+            "call_duration_seconds", "Duration of routed calls, by function and outcome.", calls
         )
-        self._call_duration = Histogram(
-            "call_duration_seconds",
-            "Duration of routed calls, by function and outcome.",
-            ("function", "outcome"),
-            namespace=namespace,
-            registry=registry,
-            buckets=buckets,
+        self._attempts = counter(
+            "attempts", "Provider attempts, by provider and outcome.", attempts
         )
-        self._attempts = Counter(
-            "attempts",
-            "Provider attempts, by provider and outcome.",
-            ("provider", "outcome"),
-            namespace=namespace,
-            registry=registry,
-        )
-        self._attempt_duration = Histogram(
+        self._attempt_duration = histogram(
             "attempt_duration_seconds",
             "Duration of provider attempts, by provider and outcome.",
-            ("provider", "outcome"),
-            namespace=namespace,
-            registry=registry,
-            buckets=buckets,
+            attempts,
         )
-        self._cooldowns = Counter(
+        self._cooldowns = counter(
             "cooldowns_started",
             "Cooldowns started by provider failures, by provider.",
             ("provider",),
-            namespace=namespace,
-            registry=registry,
         )
         in_cooldown = Gauge(
             "providers_in_cooldown",

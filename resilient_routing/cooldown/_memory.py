@@ -6,13 +6,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Container
-from typing import TYPE_CHECKING
-
-from tenacity.wait import wait_base
+from typing import TYPE_CHECKING, Unpack
 
 from resilient_routing import _validate
 
-from ._policy import CLEAN, CooldownPolicy, Standing, policy_of
+from ._policy import CLEAN, CooldownPolicy, PolicyOptions, Standing, policy_of
 
 if TYPE_CHECKING:
     from ._state import ProviderState
@@ -35,14 +33,13 @@ class InMemoryCooldownTracker:
     success, at most ``max_entries`` of them (the least recently failed are forgotten first).
 
     Args:
-        failure_threshold: consecutive failures that start a cooldown. Default 3.
-        cooldown: seconds of a first cooldown. Default 30.
-        max_cooldown: the longest cooldown, whatever the growth or Retry-After. Default 300.
-        growth: factor between consecutive cooldowns (>= 1; 1 disables growth). Default 2.
-        backoff: a tenacity wait strategy for the N-th consecutive cooldown, instead of
-            ``cooldown`` and ``growth``.
+        failure_threshold: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        cooldown: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        max_cooldown: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        growth: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        backoff: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         clock: monotonic seconds; inject ``resilient_routing.testing.FakeClock`` in tests.
-        wall_clock: Unix time, to read an HTTP-date Retry-After.
+        wall_clock: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         max_entries: the most providers whose state is kept at once. Default 10,000.
         policy: a :class:`~resilient_routing.cooldown.CooldownPolicy` instead of the options
             it is made of (``failure_threshold`` to ``wall_clock``), to share one between
@@ -54,26 +51,12 @@ class InMemoryCooldownTracker:
     def __init__(
         self,
         *,
-        failure_threshold: int = 3,
-        cooldown: float = 30.0,
-        max_cooldown: float = 300.0,
-        growth: float = 2.0,
-        backoff: wait_base | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
         max_entries: int = 10_000,
         policy: CooldownPolicy | None = None,
+        **options: Unpack[PolicyOptions],
     ) -> None:
-        self.policy = policy_of(
-            policy,
-            "InMemoryCooldownTracker",
-            failure_threshold=failure_threshold,
-            cooldown=cooldown,
-            max_cooldown=max_cooldown,
-            growth=growth,
-            backoff=backoff,
-            wall_clock=wall_clock,
-        )
+        self.policy = policy_of(policy, "InMemoryCooldownTracker", options)
         self._clock = _validate.callable_("clock", clock, "a callable returning seconds")
         self._max_entries = _validate.count("max_entries", max_entries)
         self._state: OrderedDict[str, Standing] = OrderedDict()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple, TypedDict
 
 import tenacity
 from tenacity.wait import wait_base
@@ -20,7 +20,7 @@ from resilient_routing._exceptions import InvalidConfigError
 
 from ._retry_after import retry_after_seconds
 
-__all__ = ["CLEAN", "CooldownPolicy", "Standing", "policy_of"]
+__all__ = ["CLEAN", "CooldownPolicy", "PolicyOptions", "Standing", "policy_of"]
 
 #: Consecutive cooldowns after which the schedule stops growing on its own.
 _MAX_LEVELS = 32
@@ -47,16 +47,20 @@ CLEAN = Standing()
 class CooldownPolicy:
     """The rules every tracker applies; the trackers differ only in where they keep state.
 
+    Every tracker takes these options, or a policy made of them (``policy=``).
+
     Args:
-        failure_threshold: consecutive failures that start a cooldown (>= 1).
-        cooldown: seconds of the first cooldown.
+        failure_threshold: consecutive failures that start a cooldown (>= 1). Default 3.
+        cooldown: seconds of the first cooldown. Default 30.
         max_cooldown: no cooldown lasts longer, whatever the growth or a server's Retry-After.
+            Default 300.
         growth: each consecutive cooldown (the provider reached the threshold again without a
-            success since its previous cooldown) lasts ``growth`` times longer (>= 1).
+            success since its previous cooldown) lasts ``growth`` times longer (>= 1; 1
+            disables growth). Default 2.
         backoff: a tenacity wait strategy giving the length of the N-th consecutive cooldown
             as its ``attempt_number``; replaces ``cooldown`` and ``growth`` when given
             (``tenacity.wait_random_exponential`` for jitter, say).
-        wall_clock: Unix time, to read an HTTP-date ``Retry-After``.
+        wall_clock: Unix time, to read an HTTP-date ``Retry-After``. Default ``time.time``.
     """
 
     __slots__ = (
@@ -163,31 +167,32 @@ class CooldownPolicy:
         return Standing(failures, level, until), False
 
 
-def policy_of(policy: CooldownPolicy | None, owner: str, **options: Any) -> CooldownPolicy:
+class PolicyOptions(TypedDict, total=False):
+    """The keyword options every tracker passes on to its :class:`CooldownPolicy`."""
+
+    failure_threshold: int
+    cooldown: float
+    max_cooldown: float
+    growth: float
+    backoff: wait_base | None
+    wall_clock: Callable[[], float]
+
+
+def policy_of(policy: CooldownPolicy | None, owner: str, options: PolicyOptions) -> CooldownPolicy:
     """Return ``policy``, or the policy the keyword ``options`` make.
 
     Raises:
-        InvalidConfigError: both a policy and policy options that differ from the defaults
-            were given (one would silently win), or ``policy`` is not a CooldownPolicy.
+        InvalidConfigError: both a policy and policy options were given (one would silently
+            win), or ``policy`` is not a CooldownPolicy.
     """
     if policy is None:
         return CooldownPolicy(**options)
     if not isinstance(policy, CooldownPolicy):
         raise InvalidConfigError(f"{owner}: policy must be a CooldownPolicy, got {policy!r}")
-    given = sorted(name for name, value in options.items() if value != _DEFAULTS[name])
-    if given:
+    if options:
+        given = ", ".join(f"{name}=" for name in sorted(options))
         raise InvalidConfigError(
             f"{owner}: pass either policy= or the options it is made of, not both (got policy= "
-            f"and {', '.join(f'{name}=' for name in given)})"
+            f"and {given})"
         )
     return policy
-
-
-_DEFAULTS: dict[str, Any] = {
-    "failure_threshold": 3,
-    "cooldown": 30.0,
-    "max_cooldown": 300.0,
-    "growth": 2.0,
-    "backoff": None,
-    "wall_clock": time.time,
-}

@@ -134,38 +134,41 @@ class FaultInjector:
             return "slow", fault
         return None
 
+    def _act(self, provider: Any) -> tuple[float, BaseException | None]:
+        """Return how long this call waits first, and what it raises then (None: it runs)."""
+        drawn = self._draw(provider)
+        if drawn is None:
+            return 0.0, None
+        what, fault = drawn
+        if what == "fail":
+            return 0.0, fault.error()
+        if what == "timeout":
+            error = InjectedTimeoutError(f"injected timeout of {provider_name(provider)!r}")
+            return fault.timeout_after, error
+        return fault.slow_by, None
+
     def __call__(self, fn: F) -> F:
         """Wrap ``fn(provider, ...)`` (sync or async) with the faults."""
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(provider: Any, *args: Any, **kwargs: Any) -> Any:
-                drawn = self._draw(provider)
-                if drawn is not None:
-                    what, fault = drawn
-                    if what == "fail":
-                        raise fault.error()
-                    if what == "timeout":
-                        await self._async_sleep(fault.timeout_after)
-                        raise InjectedTimeoutError(
-                            f"injected timeout of {provider_name(provider)!r}"
-                        )
-                    await self._async_sleep(fault.slow_by)
+                wait, error = self._act(provider)
+                if wait:
+                    await self._async_sleep(wait)
+                if error is not None:
+                    raise error
                 return await fn(provider, *args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def wrapper(provider: Any, *args: Any, **kwargs: Any) -> Any:
-            drawn = self._draw(provider)
-            if drawn is not None:
-                what, fault = drawn
-                if what == "fail":
-                    raise fault.error()
-                if what == "timeout":
-                    self._sleep(fault.timeout_after)
-                    raise InjectedTimeoutError(f"injected timeout of {provider_name(provider)!r}")
-                self._sleep(fault.slow_by)
+            wait, error = self._act(provider)
+            if wait:
+                self._sleep(wait)
+            if error is not None:
+                raise error
             return fn(provider, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

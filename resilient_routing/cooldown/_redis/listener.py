@@ -66,12 +66,16 @@ class ListenerBase:
 
     def __init__(
         self,
+        client: Any,
+        scripts: list[Any],
         view: View,
         breaker: Breaker,
         keys: Keys,
         clock: ServerClock,
         health_interval: float,
     ) -> None:
+        self.client = client
+        self.scripts = scripts
         self.view = view
         self.breaker = breaker
         self.keys = keys
@@ -127,19 +131,10 @@ class ListenerBase:
 class ThreadListener(ListenerBase):
     """Keeps a sync tracker's view current from a daemon thread."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        scripts: list[Any],
-        view: View,
-        breaker: Breaker,
-        keys: Keys,
-        clock: ServerClock,
-        health_interval: float,
-    ) -> None:
-        super().__init__(view, breaker, keys, clock, health_interval)
-        self.client = client
-        self.scripts = scripts
+    client: redis.Redis
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
         self.start_lock = threading.Lock()
@@ -260,19 +255,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class TaskListener(ListenerBase):
     """Keeps an async tracker's view current from a task in the tracker's event loop."""
 
-    def __init__(
-        self,
-        client: redis.asyncio.Redis,
-        scripts: list[Any],
-        view: View,
-        breaker: Breaker,
-        keys: Keys,
-        clock: ServerClock,
-        health_interval: float,
-    ) -> None:
-        super().__init__(view, breaker, keys, clock, health_interval)
-        self.client = client
-        self.scripts = scripts
+    client: redis.asyncio.Redis
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.task: asyncio.Task[None] | None = None
         self.closed = False
         self.live = asyncio.Event()

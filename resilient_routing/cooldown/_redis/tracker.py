@@ -1,288 +1,29 @@
-"""Cooldown state shared through Redis, so every process using one server and prefix agrees.
-
-How it works:
-
-- **One Lua script per state change.** Counting a failure, clearing a provider and resetting
-  everything are each a single ``EVALSHA`` (scripts registered once with redis-py's
-  ``register_script``, which reloads them after a server restart): no read-then-write race, so
-  when many processes fail one provider at once exactly one of them starts the cooldown.
-- **Server time.** The scripts read the clock with ``TIME`` on the server, never the clients'
-  clocks, which disagree between hosts; only tests inject a clock (``clock=``).
-- **Keys** (``P`` is the prefix), each with a TTL so that abandoned providers vanish:
-
-  ========================  ============================================================
-  ``P:p:<name>``            hash: ``f`` consecutive failures, ``l`` consecutive cooldowns,
-                            ``u`` end of the cooldown (ms)
-  ``P:names``               sorted set: providers with state -> when their hash expires
-  ``P:cooling``             sorted set: providers cooling down -> end of the cooldown
-  ``P:seq``                 the sequence number of the last published event
-  ``P:events:<db>``         pub/sub channel: ``op|seq|remaining_ms|name`` (pub/sub spans
-                            databases, so the channel names the database)
-  ========================  ============================================================
-
-- **A local view, no round trip on the happy path.** Each tracker keeps which providers are
-  cooling down (name -> local deadline) and which have state in Redis ("dirty": a success of
-  a provider that never failed costs nothing). A background listener (a daemon thread, or a
-  task for the async tracker) subscribes to ``P:events:<db>`` and, on every (re)subscription,
-  reloads the whole state from the two sorted sets. Events and replies carry a sequence
-  number anchored to the server's clock, so a late event never overwrites newer state.
-- **Fail-open.** Any Redis error opens a breaker of the tracker's own for ``retry_interval``
-  seconds: providers count as available, outcomes are not recorded, nothing raises, one
-  WARNING when Redis is lost and one INFO when it is back. Then one caller (or the listener)
-  probes; the others keep failing open until it answers.
-"""
+"""The sync and async Redis trackers: twins over :class:`~.base.RedisTrackerBase`."""
 
 from __future__ import annotations
 
-import logging
-import math
 import time
-import weakref
-from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Self, TypeVar
+from typing import Any, Final, Self
 
 import redis
 import redis.asyncio
-from tenacity.wait import wait_base
 
-from resilient_routing import _validate
 from resilient_routing._exceptions import error_text
-from resilient_routing.cooldown._breaker import Breaker
-from resilient_routing.cooldown._policy import CooldownPolicy, policy_of
 from resilient_routing.cooldown._state import ProviderState
 
-from . import scripts
+from .base import Call, RedisTrackerBase
 from .client import (
     FAILURES,
-    UNREACHABLE,
-    ServerClock,
-    advise_on_client,
-    check_client,
-    check_prefix,
-    database,
-    make_client,
     socket_timeout,
-    text,
 )
-from .listener import POLL, TaskListener, ThreadListener
-from .view import View, parse_snapshot
-
-if TYPE_CHECKING:
-    pass
+from .listener import POLL
+from .view import parse_snapshot
 
 __all__ = ["AsyncRedisCooldownTracker", "RedisCooldownTracker"]
 
-ClientT = TypeVar("ClientT")
 
-_DEFAULT_LOGGER = logging.getLogger("resilient_routing")
-
-#: What a script is run with: its keys and its arguments.
-Call = tuple[list[str], list[str]]
-
-
-class _RedisTracker(Generic[ClientT]):
-    """What both Redis trackers share: options, the scripts' calls, the reading of replies.
-
-    The sync and async trackers differ only in how they wait: their public methods are twins
-    over these pieces.
-    """
-
-    _is_async: ClassVar[bool]
-    policy: CooldownPolicy
-
-    def __init__(
-        self,
-        client: ClientT,
-        *,
-        prefix: str = "resilient_routing",
-        failure_threshold: int = 3,
-        cooldown: float = 30.0,
-        max_cooldown: float = 300.0,
-        growth: float = 2.0,
-        backoff: wait_base | None = None,
-        clock: Callable[[], float] | None = None,
-        wall_clock: Callable[[], float] = time.time,
-        state_ttl: float = 3600.0,
-        listen: bool = True,
-        retry_interval: float = 2.0,
-        health_check_interval: float = 5.0,
-        logger: logging.Logger | None = None,
-        policy: CooldownPolicy | None = None,
-    ) -> None:
-        owner = type(self).__name__
-        self.policy = policy_of(
-            policy,
-            owner,
-            failure_threshold=failure_threshold,
-            cooldown=cooldown,
-            max_cooldown=max_cooldown,
-            growth=growth,
-            backoff=backoff,
-            wall_clock=wall_clock,
-        )
-        check_client(client, self._is_async, owner)
-        self.prefix = check_prefix(prefix)
-        self._clock = ServerClock(clock)
-        keep_ms = round(_validate.seconds("state_ttl", state_ttl) * 1000)
-        self._listen = _validate.flag("listen", listen)
-        self._logger = _DEFAULT_LOGGER if logger is None else _validate.logger("logger", logger)
-        advise_on_client(client, self._logger, owner)
-        self._client = client
-        self._keys = keys = scripts.Keys(self.prefix, database(client))
-        self._view = View()
-        self._breaker = Breaker(
-            _validate.seconds("retry_interval", retry_interval),
-            self._logger,
-            f"{owner}({self.prefix!r})",
-            UNREACHABLE,
-        )
-        self._owns_client = False
-        register: Any = client.register_script  # type: ignore[attr-defined]
-        # register_script is local (no round trip) for both clients; the scripts load on use.
-        self._failure: Any = register(scripts.FAILURE)
-        self._clear: Any = register(scripts.CLEAR)
-        self._clear_all: Any = register(scripts.CLEAR_ALL)
-        self._peek: Any = register(scripts.PEEK)
-        self._snapshot: Any = register(scripts.SNAPSHOT)
-        self._states: Any = register(scripts.STATES)
-        index_ttl_ms = keep_ms + round(self.policy.max_cooldown * 1000) + 1000
-        self._index_ttl = str(index_ttl_ms)
-        self._failure_tail = [str(keep_ms), self._index_ttl, str(self.policy.failure_threshold)]
-        # A user's backoff may draw jitter: then each failure takes a fresh schedule.
-        self._jitter = self.policy.custom_backoff
-        self._schedule = self._schedule_ms()
-        health = _validate.seconds("health_check_interval", health_check_interval)
-        routing = [self._failure, self._clear, self._clear_all, self._peek, self._snapshot]
-        listener = TaskListener if self._is_async else ThreadListener
-        self._listener: Any = listener(
-            client,  # type: ignore[arg-type]
-            routing,
-            self._view,
-            self._breaker,
-            keys,
-            self._clock,
-            health,
-        )
-        # An abandoned tracker must not leave its listener (and connection) behind.
-        weakref.finalize(self, self._listener.stop_soon)
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        socket_timeout: float = 0.5,
-        client_options: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> Self:
-        """Return a tracker on a new client for ``url``, configured to fail open quickly.
-
-        The client never retries a failed command and gives up on a silent server after
-        ``socket_timeout`` seconds; the tracker closes it when it is closed.
-
-        Args:
-            url: a Redis URL, such as ``redis://localhost:6379/0``.
-            socket_timeout: seconds to wait for a connection or a reply. Default 0.5.
-            client_options: more keyword arguments for the client's ``from_url``.
-            **options: the tracker's keyword options (``prefix``, ``failure_threshold``...).
-
-        Returns:
-            The tracker, owning its client.
-        """
-        client = make_client(
-            url, is_async=cls._is_async, timeout=socket_timeout, options=client_options
-        )
-        tracker = cls(client, **options)
-        tracker._owns_client = True
-        return tracker
-
-    def __repr__(self) -> str:
-        p = self.policy
-        return (
-            f"{type(self).__name__}(prefix={self.prefix!r}, "
-            f"failure_threshold={p.failure_threshold}, cooldown={p.cooldown}, "
-            f"max_cooldown={p.max_cooldown}, growth={p.growth})"
-        )
-
-    # -- the scripts' keys and arguments -------------------------------------------------
-
-    def _schedule_ms(self) -> list[str]:
-        return [str(max(0, round(s * 1000))) for s in self.policy.schedule()]
-
-    def _failure_call(self, name: str, exc: BaseException, now: float) -> Call:
-        hinted = self.policy.hinted(exc)
-        hinted_ms = "" if hinted is None else str(max(1, math.ceil(hinted * 1000)))
-        keys = self._keys
-        args = [self._clock.arg(now), name, keys.channel, *self._failure_tail, hinted_ms]
-        schedule = self._schedule_ms() if self._jitter else self._schedule
-        return [keys.state(name), keys.names, keys.cooling, keys.seq], args + schedule
-
-    def _clear_call(self, name: str) -> Call:
-        keys = self._keys
-        return (
-            [keys.state(name), keys.names, keys.cooling, keys.seq],
-            [name, keys.channel, self._index_ttl],
-        )
-
-    def _clear_all_call(self) -> Call:
-        keys = self._keys
-        return (
-            [keys.names, keys.cooling, keys.seq],
-            [keys.state_prefix, keys.channel, self._index_ttl],
-        )
-
-    def _peek_call(self, name: str, now: float) -> Call:
-        return [self._keys.state(name), self._keys.seq], [self._clock.arg(now)]
-
-    def _snapshot_call(self, now: float) -> Call:
-        keys = self._keys
-        return [keys.names, keys.cooling, keys.seq], [self._clock.arg(now)]
-
-    def _states_call(self) -> Call:
-        return [self._keys.names], [self._clock.arg(self._clock.now()), self._keys.state_prefix]
-
-    # -- the replies -----------------------------------------------------------------------
-
-    def _failure_done(self, name: str, reply: Any, now: float) -> bool:
-        started, remaining_ms, seq = (int(v) for v in reply)
-        self._view.apply(name, seq, True, remaining_ms / 1000.0, now)
-        return started == 1
-
-    def _peek_done(self, name: str, reply: Any, now: float) -> float:
-        exists, remaining_ms, seq = (int(v) for v in reply)
-        self._view.apply(name, seq, bool(exists), remaining_ms / 1000.0, now)
-        self._view.note_checked(name)
-        return remaining_ms / 1000.0
-
-    def _clear_done(self, name: str, reply: Any, now: float) -> None:
-        _, seq = (int(v) for v in reply)
-        self._view.apply(name, seq, False, 0.0, now)
-
-    def _clear_all_done(self, reply: Any) -> None:
-        self._view.clear_all(int(reply))
-
-    @staticmethod
-    def _states_done(reply: Any) -> list[ProviderState]:
-        items = list(reply)
-        states = [
-            ProviderState(
-                text(items[k]), int(items[k + 1]), int(items[k + 2]), int(items[k + 3]) / 1000.0
-            )
-            for k in range(0, len(items), 4)
-        ]
-        return sorted(states, key=lambda s: s.name)
-
-    def _local_remaining(self, name: str) -> float | None:
-        """The seconds left for ``name`` from the local view, None when it cannot tell."""
-        if self._view.live and not self._breaker.down:
-            return self._view.remaining(name, self._clock.now())
-        if self._listen:
-            self._listener.ensure_started()
-        return None
-
-
-class RedisCooldownTracker(_RedisTracker[redis.Redis]):
+class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
     """Cooldown state shared through Redis by every process using one server and ``prefix``.
 
     The same rules as :class:`~resilient_routing.InMemoryCooldownTracker` (threshold, growing
@@ -310,15 +51,14 @@ class RedisCooldownTracker(_RedisTracker[redis.Redis]):
         prefix: namespace of the keys and of the events channel; trackers sharing a server
             and a prefix share their state. For Redis Cluster use a hash tag (``"{rr}"``) so
             that every key lands in one slot.
-        failure_threshold: consecutive failures that start a cooldown. Default 3.
-        cooldown: seconds of a first cooldown. Default 30.
-        max_cooldown: the longest cooldown, whatever the growth or Retry-After. Default 300.
-        growth: factor between consecutive cooldowns (>= 1; 1 disables growth). Default 2.
-        backoff: a tenacity wait strategy for the N-th consecutive cooldown, instead of
-            ``cooldown`` and ``growth``.
+        failure_threshold: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        cooldown: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        max_cooldown: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        growth: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        backoff: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         clock: for tests only: a clock (``resilient_routing.testing.FakeClock``) whose time
             the scripts use instead of the server's. Default None: the server's ``TIME``.
-        wall_clock: Unix time, to read an HTTP-date Retry-After.
+        wall_clock: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         state_ttl: seconds a provider's failure count and cooldown growth outlive its last
             failure or cooldown in Redis before expiring. Default 3600.
         listen: keep a local view current through pub/sub (a background thread). False: ask
@@ -476,7 +216,7 @@ class RedisCooldownTracker(_RedisTracker[redis.Redis]):
         return {} if reply is None else parse_snapshot(reply)[2]
 
 
-class AsyncRedisCooldownTracker(_RedisTracker[redis.asyncio.Redis]):
+class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
     """:class:`RedisCooldownTracker` for async routed functions, on ``redis.asyncio``.
 
     The same options, rules, keys and events as :class:`RedisCooldownTracker` (the two can

@@ -1,0 +1,224 @@
+"""What both Redis trackers share: options, the scripts' calls, the reading of replies."""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, Self, TypeVar, Unpack
+
+from resilient_routing import _validate
+from resilient_routing.cooldown._breaker import Breaker
+from resilient_routing.cooldown._policy import CooldownPolicy, PolicyOptions, policy_of
+from resilient_routing.cooldown._state import ProviderState
+
+from . import scripts
+from .client import (
+    UNREACHABLE,
+    ServerClock,
+    advise_on_client,
+    check_client,
+    check_prefix,
+    database,
+    make_client,
+    text,
+)
+from .listener import TaskListener, ThreadListener
+from .view import View
+
+__all__ = ["Call", "RedisTrackerBase"]
+
+ClientT = TypeVar("ClientT")
+
+_DEFAULT_LOGGER = logging.getLogger("resilient_routing")
+
+#: What a script is run with: its keys and its arguments.
+Call = tuple[list[str], list[str]]
+
+
+class RedisTrackerBase(Generic[ClientT]):
+    """What both Redis trackers share: options, the scripts' calls, the reading of replies.
+
+    The sync and async trackers differ only in how they wait: their public methods are twins
+    over these pieces.
+    """
+
+    _is_async: ClassVar[bool]
+    policy: CooldownPolicy
+
+    def __init__(
+        self,
+        client: ClientT,
+        *,
+        prefix: str = "resilient_routing",
+        clock: Callable[[], float] | None = None,
+        state_ttl: float = 3600.0,
+        listen: bool = True,
+        retry_interval: float = 2.0,
+        health_check_interval: float = 5.0,
+        logger: logging.Logger | None = None,
+        policy: CooldownPolicy | None = None,
+        **options: Unpack[PolicyOptions],
+    ) -> None:
+        owner = type(self).__name__
+        self.policy = policy_of(policy, owner, options)
+        check_client(client, self._is_async, owner)
+        self.prefix = check_prefix(prefix)
+        self._clock = ServerClock(clock)
+        keep_ms = round(_validate.seconds("state_ttl", state_ttl) * 1000)
+        self._listen = _validate.flag("listen", listen)
+        self._logger = _DEFAULT_LOGGER if logger is None else _validate.logger("logger", logger)
+        advise_on_client(client, self._logger, owner)
+        self._client = client
+        self._keys = keys = scripts.Keys(self.prefix, database(client))
+        self._view = View()
+        self._breaker = Breaker(
+            _validate.seconds("retry_interval", retry_interval),
+            self._logger,
+            f"{owner}({self.prefix!r})",
+            UNREACHABLE,
+        )
+        self._owns_client = False
+        register: Any = client.register_script  # type: ignore[attr-defined]
+        # register_script is local (no round trip) for both clients; the scripts load on use.
+        self._failure: Any = register(scripts.FAILURE)
+        self._clear: Any = register(scripts.CLEAR)
+        self._clear_all: Any = register(scripts.CLEAR_ALL)
+        self._peek: Any = register(scripts.PEEK)
+        self._snapshot: Any = register(scripts.SNAPSHOT)
+        self._states: Any = register(scripts.STATES)
+        index_ttl_ms = keep_ms + round(self.policy.max_cooldown * 1000) + 1000
+        self._index_ttl = str(index_ttl_ms)
+        self._failure_tail = [str(keep_ms), self._index_ttl, str(self.policy.failure_threshold)]
+        # A user's backoff may draw jitter: then each failure takes a fresh schedule.
+        self._jitter = self.policy.custom_backoff
+        self._schedule = self._schedule_ms()
+        health = _validate.seconds("health_check_interval", health_check_interval)
+        routing = [self._failure, self._clear, self._clear_all, self._peek, self._snapshot]
+        listener = TaskListener if self._is_async else ThreadListener
+        self._listener: Any = listener(
+            client,
+            routing,
+            self._view,
+            self._breaker,
+            keys,
+            self._clock,
+            health,
+        )
+        # An abandoned tracker must not leave its listener (and connection) behind.
+        weakref.finalize(self, self._listener.stop_soon)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = 0.5,
+        client_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Self:
+        """Return a tracker on a new client for ``url``, configured to fail open quickly.
+
+        The client never retries a failed command and gives up on a silent server after
+        ``socket_timeout`` seconds; the tracker closes it when it is closed.
+
+        Args:
+            url: a Redis URL, such as ``redis://localhost:6379/0``.
+            socket_timeout: seconds to wait for a connection or a reply. Default 0.5.
+            client_options: more keyword arguments for the client's ``from_url``.
+            **options: the tracker's keyword options (``prefix``, ``failure_threshold``...).
+
+        Returns:
+            The tracker, owning its client.
+        """
+        client = make_client(
+            url, is_async=cls._is_async, timeout=socket_timeout, options=client_options
+        )
+        tracker = cls(client, **options)
+        tracker._owns_client = True
+        return tracker
+
+    def __repr__(self) -> str:
+        p = self.policy
+        return (
+            f"{type(self).__name__}(prefix={self.prefix!r}, "
+            f"failure_threshold={p.failure_threshold}, cooldown={p.cooldown}, "
+            f"max_cooldown={p.max_cooldown}, growth={p.growth})"
+        )
+
+    # -- the scripts' keys and arguments -------------------------------------------------
+
+    def _schedule_ms(self) -> list[str]:
+        return [str(max(0, round(s * 1000))) for s in self.policy.schedule()]
+
+    def _failure_call(self, name: str, exc: BaseException, now: float) -> Call:
+        hinted = self.policy.hinted(exc)
+        hinted_ms = "" if hinted is None else str(max(1, math.ceil(hinted * 1000)))
+        keys = self._keys
+        args = [self._clock.arg(now), name, keys.channel, *self._failure_tail, hinted_ms]
+        schedule = self._schedule_ms() if self._jitter else self._schedule
+        return [keys.state(name), keys.names, keys.cooling, keys.seq], args + schedule
+
+    def _clear_call(self, name: str) -> Call:
+        keys = self._keys
+        return (
+            [keys.state(name), keys.names, keys.cooling, keys.seq],
+            [name, keys.channel, self._index_ttl],
+        )
+
+    def _clear_all_call(self) -> Call:
+        keys = self._keys
+        return (
+            [keys.names, keys.cooling, keys.seq],
+            [keys.state_prefix, keys.channel, self._index_ttl],
+        )
+
+    def _peek_call(self, name: str, now: float) -> Call:
+        return [self._keys.state(name), self._keys.seq], [self._clock.arg(now)]
+
+    def _snapshot_call(self, now: float) -> Call:
+        keys = self._keys
+        return [keys.names, keys.cooling, keys.seq], [self._clock.arg(now)]
+
+    def _states_call(self) -> Call:
+        return [self._keys.names], [self._clock.arg(self._clock.now()), self._keys.state_prefix]
+
+    # -- the replies -----------------------------------------------------------------------
+
+    def _failure_done(self, name: str, reply: Any, now: float) -> bool:
+        started, remaining_ms, seq = (int(v) for v in reply)
+        self._view.apply(name, seq, True, remaining_ms / 1000.0, now)
+        return started == 1
+
+    def _peek_done(self, name: str, reply: Any, now: float) -> float:
+        exists, remaining_ms, seq = (int(v) for v in reply)
+        self._view.apply(name, seq, bool(exists), remaining_ms / 1000.0, now)
+        self._view.note_checked(name)
+        return remaining_ms / 1000.0
+
+    def _clear_done(self, name: str, reply: Any, now: float) -> None:
+        _, seq = (int(v) for v in reply)
+        self._view.apply(name, seq, False, 0.0, now)
+
+    def _clear_all_done(self, reply: Any) -> None:
+        self._view.clear_all(int(reply))
+
+    @staticmethod
+    def _states_done(reply: Any) -> list[ProviderState]:
+        items = list(reply)
+        states = [
+            ProviderState(
+                text(items[k]), int(items[k + 1]), int(items[k + 2]), int(items[k + 3]) / 1000.0
+            )
+            for k in range(0, len(items), 4)
+        ]
+        return sorted(states, key=lambda s: s.name)
+
+    def _local_remaining(self, name: str) -> float | None:
+        """The seconds left for ``name`` from the local view, None when it cannot tell."""
+        if self._view.live and not self._breaker.down:
+            return self._view.remaining(name, self._clock.now())
+        if self._listen:
+            self._listener.ensure_started()
+        return None
