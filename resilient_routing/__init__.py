@@ -8,7 +8,7 @@ or your own strategy, skipping providers that are cooling down after failures.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from ._config import UNSET, Config, configure, get_config
+from ._config import Config, configure, get_config
 from ._decorator import routed
 from ._exceptions import (
     AllProvidersFailedError,
@@ -21,6 +21,7 @@ from ._execute import execute, execute_async
 from ._recovery import wait_for_recovery
 from ._routing.providers import provider_name
 from ._routing.report import last_route
+from ._validate import UNSET
 from .cooldown._memory import InMemoryCooldownTracker
 from .cooldown._protocol import AsyncCooldownTracker, CooldownTracker
 from .strategies._protocol import Strategy

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 import wrapt
 
 from ._exceptions import InvalidConfigError
-from ._routing.runners import Runner
 
 if TYPE_CHECKING:
     from ._routing.route import Route
+    from ._routing.runners import Runner
 
 __all__ = ["RoutedFunction", "routed_class", "visible_signature"]
 

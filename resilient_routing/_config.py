@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _validate
-from ._exceptions import InvalidConfigError
+from ._validate import UNSET, AnyTracker, Unset
 from .cooldown._memory import InMemoryCooldownTracker
-from .cooldown._protocol import AsyncCooldownTracker, CooldownTracker
 
 if TYPE_CHECKING:
     from .events import Listener
 
 __all__ = ["UNSET", "Config", "Unset", "configure", "get_config"]
-
-
-class Unset(enum.Enum):
-    """The type of :data:`UNSET`."""
-
-    UNSET = "UNSET"
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-#: Tells "option omitted" apart from ``None`` (which means "no cooldown tracking").
-UNSET: Final = Unset.UNSET
-
-AnyTracker = CooldownTracker | AsyncCooldownTracker
 
 
 class Config:
@@ -119,19 +102,6 @@ def current() -> Config:
     return _current
 
 
-def check_tracker(tracker: object, option: str) -> AnyTracker | None:
-    """Return ``tracker`` if it is a cooldown tracker (sync or async) or None.
-
-    Raises:
-        InvalidConfigError: it is neither.
-    """
-    if tracker is None or isinstance(tracker, (CooldownTracker, AsyncCooldownTracker)):
-        return tracker
-    raise InvalidConfigError(
-        f"{option} must be a CooldownTracker, an AsyncCooldownTracker or None, got {tracker!r}"
-    )
-
-
 def configure(
     *,
     cooldown: AnyTracker | Literal[Unset.UNSET] | None = UNSET,
@@ -161,7 +131,7 @@ def configure(
         new = Config(
             cooldown=_current.cooldown
             if cooldown is UNSET
-            else check_tracker(cooldown, "configure(cooldown=...)"),
+            else _validate.tracker("configure(cooldown=...)", cooldown),
             exempt_providers=_current.exempt_providers
             if exempt_providers is UNSET
             else _validate.names("configure(exempt_providers=...)", exempt_providers),

@@ -6,14 +6,19 @@ Each returns the value in the form the library keeps (a float, a frozenset...) o
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from ._exceptions import InvalidConfigError
+from .cooldown._protocol import AsyncCooldownTracker, CooldownTracker
 
 __all__ = [
+    "UNSET",
+    "AnyTracker",
+    "Unset",
     "callable_",
     "count",
     "exception_filter",
@@ -24,9 +29,25 @@ __all__ = [
     "number",
     "seconds",
     "text",
+    "tracker",
 ]
 
 T = TypeVar("T")
+
+
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: Tells "option omitted" apart from ``None`` (which means "no cooldown tracking").
+UNSET: Final = Unset.UNSET
+
+AnyTracker = CooldownTracker | AsyncCooldownTracker
 
 #: What ``fallback_on=`` and ``cooldown_on=`` accept.
 ExceptionFilter = (
@@ -167,4 +188,13 @@ def exception_filter(option: str, value: object) -> Callable[[Exception], bool]:
     raise InvalidConfigError(
         f"{option} must be an exception type, a tuple of them or a predicate "
         f"exc -> bool, got {value!r}"
+    )
+
+
+def tracker(option: str, value: object) -> AnyTracker | None:
+    """Return ``value`` if it is a cooldown tracker (sync or async) or None."""
+    if value is None or isinstance(value, (CooldownTracker, AsyncCooldownTracker)):
+        return value
+    raise InvalidConfigError(
+        f"{option} must be a CooldownTracker, an AsyncCooldownTracker or None, got {value!r}"
     )

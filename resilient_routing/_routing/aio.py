@@ -12,29 +12,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from resilient_routing import _config
-from resilient_routing._config import UNSET
+from resilient_routing._validate import UNSET
 
 from . import report
 from .decision import ATTEMPT, CHECK, RECORD, TALLY, Decision
 from .route import UNTRACKED, Route
+from .tasks import cancelling
 
-__all__ = ["cancelling", "runner"]
+__all__ = ["runner"]
 
 _DEBUG = logging.DEBUG
 
 #: What an async route's runner is: ``run(fn, args, kwargs, want_result)`` returns the
 #: coroutine of the response (or of its RouteResult).
 Runner = Callable[..., Awaitable[Any]]
-
-
-def cancelling() -> bool:
-    """Whether the running task is being cancelled.
-
-    Some client wrappers turn ``CancelledError`` into an ordinary exception; taking that for a
-    provider failure (and falling over) would defeat the cancellation.
-    """
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def runner(route: Route) -> Runner:

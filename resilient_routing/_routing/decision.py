@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import tenacity
 
-from resilient_routing._config import Config
 from resilient_routing._exceptions import (
     AllProvidersFailedError,
     InvalidConfigError,
@@ -45,6 +44,7 @@ from . import report
 from .providers import read_providers
 
 if TYPE_CHECKING:
+    from resilient_routing._config import Config
     from resilient_routing._result import RouteResult
 
     from .route import Route

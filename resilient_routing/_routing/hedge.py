@@ -22,9 +22,9 @@ from typing import Any
 
 from resilient_routing import _config
 
-from .aio import cancelling
 from .decision import ATTEMPT, CHECK, RECORD, TALLY, WAIT, Decision
 from .route import Route
+from .tasks import cancelling
 
 __all__ = ["async_runner", "default_executor", "sync_runner"]
 

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from resilient_routing import _config, _validate
-from resilient_routing._config import UNSET, AnyTracker, Unset
-from resilient_routing._validate import ExceptionFilter
+from resilient_routing import _validate
+from resilient_routing._validate import UNSET, AnyTracker, ExceptionFilter, Unset
 from resilient_routing.strategies._protocol import capabilities
 from resilient_routing.strategies._registry import get_strategy
 
@@ -93,17 +92,13 @@ def _strategy(option: str, value: object) -> object:
     return value
 
 
-def _tracker(option: str, value: object) -> object:
-    return _config.check_tracker(value, option)
-
-
 def _optional(check: Callable[[str, object], object]) -> Callable[[str, object], object]:
     return lambda option, value: None if value is None else check(option, value)
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "strategy": _strategy,
-    "cooldown": _tracker,
+    "cooldown": _validate.tracker,
     "exempt": _optional(_validate.names),
     "fallback_on": _validate.exception_filter,
     "cooldown_on": _optional(_validate.exception_filter),

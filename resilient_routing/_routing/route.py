@@ -6,16 +6,18 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from resilient_routing import _config
-from resilient_routing._config import UNSET, AnyTracker, Config
 from resilient_routing._exceptions import InvalidConfigError
+from resilient_routing._validate import UNSET, AnyTracker
 from resilient_routing.cooldown._memory import names_with_state
 from resilient_routing.strategies._protocol import capabilities
 from resilient_routing.strategies._registry import get_strategy
 
-from .options import Options
+if TYPE_CHECKING:
+    from resilient_routing._config import Config
+
+    from .options import Options
 
 __all__ = ["UNTRACKED", "Route", "default_clock"]
 
@@ -235,8 +237,3 @@ class Route:
                 seen.add(i)
                 yield i
         yield terminus
-
-
-def current_config() -> Config:
-    """Return the global configuration in force (read once per call)."""
-    return _config._current

@@ -14,7 +14,7 @@ from types import MethodType
 from typing import Any, cast
 
 from resilient_routing import _config
-from resilient_routing._config import UNSET
+from resilient_routing._validate import UNSET
 
 from . import report
 from .decision import ATTEMPT, CHECK, RECORD, TALLY, Decision
