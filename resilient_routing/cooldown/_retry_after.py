@@ -1,36 +1,59 @@
-"""Reading a server's ``Retry-After`` from a provider's exception.
+"""Reading a server's ``Retry-After`` from a provider's exception, wherever its client put it.
 
-Works on the errors of the openai SDK and httpx (``exc.response.headers``, an
-``httpx.Headers``), requests (``exc.response.headers``, a case-insensitive dict; note that a
-``requests.Response`` for an error status is *falsy*), aiohttp (``exc.headers``) and on any
-exception carrying a ``retry_after`` attribute in seconds.
+- a ``retry_after`` attribute, in seconds (any exception);
+- ``exc.response.headers``: openai, anthropic, httpx, requests (whose error ``Response`` is
+  *falsy*), google-genai and litellm; ``Retry-After`` in seconds or as an HTTP date, and the
+  millisecond ``retry-after-ms`` that openai and anthropic send beside it;
+- ``exc.response`` as a dict: botocore's ``ClientError``, whose
+  ``["ResponseMetadata"]["HTTPHeaders"]`` holds lower-cased headers, among them AWS's
+  ``x-amz-retry-after`` in milliseconds;
+- ``exc.headers``: aiohttp;
+- a ``google.rpc.RetryInfo`` in the error's details: Gemini's ``retryDelay`` (``"27s"``) on
+  google-genai's ``APIError`` (the JSON body) and google-api-core's errors (JSON dicts from
+  REST, messages from gRPC).
+
+A hint that cannot be read is no hint: whatever a broken exception, response or header object
+raises while being read, the failure is simply counted without one.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 __all__ = ["retry_after_seconds"]
 
+# Seconds are plain ASCII decimals: float() would also take "1_000", "١٢" or "inf".
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+# A google.protobuf.Duration in JSON: "27s", "1.5s".
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)s", re.ASCII)
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
 
 def _number(value: object) -> float | None:
+    """Return a number of seconds from an int, float, timedelta or decimal text, if it is one.
+
+    Huge values come back as ``inf`` (the tracker caps them at ``max_cooldown``).
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, (str, bytes)):
-        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        return value.total_seconds()
+    if isinstance(value, int):
         try:
-            seconds = float(text.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return seconds if math.isfinite(seconds) else None
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else None
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if isinstance(value, str):
+        text = value.strip()
+        return float(text) if _DECIMAL.fullmatch(text) else None
+    return None
 
 
 def _header(headers: object, name: str) -> object:
@@ -40,18 +63,18 @@ def _header(headers: object, name: str) -> object:
     value = getter(name)
     if value is None and isinstance(headers, Mapping):
         # A plain dict is case-sensitive; httpx.Headers and requests' dict are not.
-        lowered = name.lower()
         for key, candidate in headers.items():
-            if isinstance(key, str) and key.lower() == lowered:
+            if isinstance(key, str) and key.lower() == name:
                 return candidate
     return value
 
 
 def _from_headers(headers: object, wall_clock: Callable[[], float]) -> float | None:
-    # openai's servers send a precise millisecond hint beside the standard header.
-    millis = _number(_header(headers, "retry-after-ms"))
-    if millis is not None:
-        return millis / 1000.0
+    # Precise millisecond hints first (openai and anthropic; AWS), then the standard header.
+    for name in ("retry-after-ms", "x-amz-retry-after"):
+        millis = _number(_header(headers, name))
+        if millis is not None:
+            return millis / 1000.0
     raw = _header(headers, "retry-after")
     seconds = _number(raw)
     if seconds is not None:
@@ -62,14 +85,60 @@ def _from_headers(headers: object, wall_clock: Callable[[], float]) -> float | N
         # Imported here: HTTP dates are rare, and email.utils costs milliseconds at import.
         from email.utils import parsedate_to_datetime
 
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
+        when = parsedate_to_datetime(raw)
         if when.tzinfo is None:
             return None
         return when.timestamp() - wall_clock()
     return None
+
+
+def _from_details(details: object) -> float | None:
+    """Return the delay of a google.rpc.RetryInfo among an error's details, if there is one."""
+    if isinstance(details, Mapping):  # google-genai: the whole JSON body of the error
+        error = details.get("error")
+        details = error.get("details") if isinstance(error, Mapping) else None
+    if isinstance(details, (str, bytes)) or not isinstance(details, (list, tuple)):
+        return None
+    for detail in details:
+        if isinstance(detail, Mapping):  # JSON (REST)
+            if detail.get("@type") == _RETRY_INFO:
+                delay = detail.get("retryDelay")
+                match = _DURATION.fullmatch(delay.strip()) if isinstance(delay, str) else None
+                return float(match.group(1)) if match else None
+            continue
+        delay = getattr(detail, "retry_delay", None)  # a RetryInfo message (gRPC)
+        if delay is not None:
+            seconds, nanos = getattr(delay, "seconds", None), getattr(delay, "nanos", 0)
+            if isinstance(seconds, int) and isinstance(nanos, int):
+                return seconds + nanos / 1e9
+    return None
+
+
+def _read(exc: BaseException, wall_clock: Callable[[], float]) -> float | None:
+    hint = getattr(exc, "retry_after", None)
+    # Most failures carry no hint at all: they cost a few attribute lookups, nothing more.
+    seconds = None if hint is None else _number(hint)
+    if seconds is None:
+        response = getattr(exc, "response", None)
+        if isinstance(response, Mapping):  # botocore
+            metadata = response.get("ResponseMetadata")
+            if isinstance(metadata, Mapping):
+                headers = metadata.get("HTTPHeaders")
+                if headers is not None:
+                    seconds = _from_headers(headers, wall_clock)
+        elif response is not None:
+            headers = getattr(response, "headers", None)
+            if headers is not None:
+                seconds = _from_headers(headers, wall_clock)
+    if seconds is None:
+        headers = getattr(exc, "headers", None)
+        if headers is not None:
+            seconds = _from_headers(headers, wall_clock)
+    if seconds is None:
+        details = getattr(exc, "details", None)
+        if details is not None:
+            seconds = _from_details(details)
+    return seconds
 
 
 def retry_after_seconds(exc: BaseException, wall_clock: Callable[[], float]) -> float | None:
@@ -80,22 +149,14 @@ def retry_after_seconds(exc: BaseException, wall_clock: Callable[[], float]) -> 
         wall_clock: returns the current Unix time; an HTTP-date is read against it.
 
     Returns:
-        A positive number of seconds, or ``None`` when the exception carries no usable hint
-        (absent, unparsable, zero or already past).
+        A positive number of seconds (``inf`` for a hint too large to represent), or ``None``
+        when the exception carries no usable hint: absent, unreadable, not a plain decimal,
+        zero, or already past.
     """
-    hint = getattr(exc, "retry_after", None)
-    # Most failures carry no hint at all: they cost three attribute lookups, nothing more.
-    seconds = None if hint is None else _number(hint)
-    if seconds is None:
-        response = getattr(exc, "response", None)
-        if response is not None:
-            headers = getattr(response, "headers", None)
-            if headers is not None:
-                seconds = _from_headers(headers, wall_clock)
-    if seconds is None:
-        headers = getattr(exc, "headers", None)
-        if headers is not None:
-            seconds = _from_headers(headers, wall_clock)
-    if seconds is None or seconds <= 0:
+    try:
+        seconds = _read(exc, wall_clock)
+    except Exception:
+        return None
+    if seconds is None or not seconds > 0:
         return None
     return seconds
