@@ -172,8 +172,14 @@ def logger(option: str, value: object) -> logging.Logger:
 
 
 def exception_filter(option: str, value: object) -> Callable[[Exception], bool]:
-    """Return ``fallback_on=`` / ``cooldown_on=`` as a predicate ``exc -> bool``."""
+    """Return ``fallback_on=`` / ``cooldown_on=`` as a predicate ``exc -> bool``.
+
+    Exception types must be ones a routed call can catch: ``KeyboardInterrupt``,
+    ``SystemExit``, ``GeneratorExit`` and ``asyncio.CancelledError`` always propagate, so
+    naming one could never take effect.
+    """
     if isinstance(value, type) and issubclass(value, BaseException):
+        _catchable(option, (value,))
         cls = value
         return lambda exc: isinstance(exc, cls)
     if isinstance(value, tuple):
@@ -181,6 +187,7 @@ def exception_filter(option: str, value: object) -> Callable[[Exception], bool]:
             raise InvalidConfigError(
                 f"{option} tuple must hold exception types only, got {value!r}"
             )
+        _catchable(option, value)
         types = value
         return lambda exc: isinstance(exc, types)
     if callable(value) and not isinstance(value, type):
@@ -193,8 +200,22 @@ def exception_filter(option: str, value: object) -> Callable[[Exception], bool]:
 
 def tracker(option: str, value: object) -> AnyTracker | None:
     """Return ``value`` if it is a cooldown tracker (sync or async) or None."""
+    if isinstance(value, type):
+        raise InvalidConfigError(
+            f"{option} must be a tracker instance such as {value.__name__}(), got the class "
+            f"{value!r}"
+        )
     if value is None or isinstance(value, (CooldownTracker, AsyncCooldownTracker)):
         return value
     raise InvalidConfigError(
         f"{option} must be a CooldownTracker, an AsyncCooldownTracker or None, got {value!r}"
     )
+
+
+def _catchable(option: str, types: tuple[type[BaseException], ...]) -> None:
+    for cls in types:
+        if not issubclass(cls, Exception) and cls is not BaseException:
+            raise InvalidConfigError(
+                f"{option} names {cls.__name__}, which is not an Exception: it always "
+                "propagates unrecorded, so it could never fall over"
+            )

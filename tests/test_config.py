@@ -77,3 +77,9 @@ def test_config_copies_keep_their_type() -> None:
     assert copy.copy(config) == config
     assert type(copy.copy(mine)) is Mine and copy.copy(mine) == mine
     assert mine != config  # not the same type
+
+
+def test_a_tracker_class_is_refused_with_the_fix() -> None:
+    """configure(cooldown=TheClass) names the instance it should be."""
+    with pytest.raises(InvalidConfigError, match=r"InMemoryCooldownTracker\(\), got the class"):
+        configure(cooldown=InMemoryCooldownTracker)  # type: ignore[arg-type]

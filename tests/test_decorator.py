@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import wrapt
 
-from resilient_routing import InvalidConfigError, RouteResult, routed
+from resilient_routing import InMemoryCooldownTracker, InvalidConfigError, RouteResult, routed
 from resilient_routing.strategies import RoundRobin
 
 
@@ -209,6 +209,10 @@ def test_function_with_keyword_only_parameters_is_refused() -> None:
         ({"fallback_on": 3}, "fallback_on"),
         ({"fallback_on": (Down, 3)}, "exception types only"),
         ({"fallback_on": int}, "fallback_on"),
+        ({"fallback_on": KeyboardInterrupt}, "not an Exception: it always propagates"),
+        ({"fallback_on": (ValueError, SystemExit)}, "names SystemExit"),
+        ({"cooldown_on": GeneratorExit}, "cooldown_on names GeneratorExit"),
+        ({"cooldown": InMemoryCooldownTracker}, r"instance such as InMemoryCooldownTracker\(\)"),
         ({"logger": "app"}, "logging.Logger"),
     ],
 )

@@ -243,3 +243,26 @@ def test_states_report_failures_level_and_remaining(clock: FakeClock) -> None:
     clock.advance(10)
     assert tracker.states() == [ProviderState("a", 0, 1, 20.0), ProviderState("b", 1, 0, 0.0)]
     assert tracker.states()[0].cooling and not tracker.states()[1].cooling
+
+
+def test_a_full_tracker_forgets_a_provider_that_is_not_cooling(clock: FakeClock) -> None:
+    """A flood of other names' failures does not push out a cooldown in force."""
+    tracker = InMemoryCooldownTracker(failure_threshold=3, max_entries=3, clock=clock)
+    hinted = Exception("429")
+    hinted.retry_after = 60  # type: ignore[attr-defined]
+    assert tracker.record_failure("cooling", hinted)
+    for n in range(100):
+        tracker.record_failure(f"noise{n}", Exception())
+    assert tracker.cooldown_remaining("cooling") == 60
+    assert len(tracker.states()) == 3
+    clock.advance(61)  # its cooldown over, it is the next to go
+    tracker.record_failure("new", Exception())
+    assert "cooling" not in {s.name for s in tracker.states()}
+
+
+def test_a_tracker_full_of_cooldowns_still_takes_new_names(clock: FakeClock) -> None:
+    """When every kept provider cools down, the least recently failed one is forgotten."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, max_entries=2, clock=clock)
+    for name in "abc":
+        assert tracker.record_failure(name, Exception())
+    assert [s.name for s in tracker.states()] == ["b", "c"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = ["InMemoryCooldownTracker", "names_with_state"]
 
+#: How many of the least recently failed providers eviction looks at for one not cooling.
+_EVICTION_SCAN = 32
+
 
 class InMemoryCooldownTracker:
     """Cooldown state kept in this process: thread-safe, allocation-free on the happy path.
@@ -30,7 +34,9 @@ class InMemoryCooldownTracker:
     ``max_cooldown``; during a cooldown such a failure may lengthen it, never shorten it.
 
     Memory is bounded: the tracker keeps state only for providers that failed since their last
-    success, at most ``max_entries`` of them (the least recently failed are forgotten first).
+    success, at most ``max_entries`` of them. To make room it forgets the least recently
+    failed provider that is not cooling down (looking at the 32 least recently failed), so a
+    flood of failures of other names does not lift a cooldown in force.
 
     Args:
         failure_threshold: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
@@ -90,13 +96,26 @@ class InMemoryCooldownTracker:
             standing = state.get(name)
             if standing is None:
                 if len(state) >= self._max_entries:
-                    state.popitem(last=False)
+                    self._evict(now)
                 standing = CLEAN
             else:
                 # Most recently failed last: eviction takes the least recently failed first.
                 state.move_to_end(name)
             state[name], started = self.policy.failed(standing, now, hinted)
             return started
+
+    def _evict(self, now: float) -> None:
+        """Forget one provider to make room: the least recently failed one not cooling down.
+
+        Among the ``_EVICTION_SCAN`` least recently failed (a bounded look, so that a full
+        tracker stays fast); when all of those cool down, the least recently failed goes.
+        """
+        state = self._state
+        for name, standing in itertools.islice(state.items(), _EVICTION_SCAN):
+            if standing.until <= now:
+                del state[name]
+                return
+        state.popitem(last=False)
 
     def record_success(self, name: str) -> None:
         """Count a success of ``name``: failures and cooldown growth start again from zero."""
