@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -113,11 +114,22 @@ def unique_prefix(label: str = "t") -> str:
     return f"rrtest:{label}:{uuid.uuid4().hex[:12]}"
 
 
+def key(prefix: str, suffix: str) -> str:
+    """The name of one of a prefix's keys: the prefix in braces (a cluster hash tag)."""
+    return "{" + prefix + "}:" + suffix
+
+
+def state_key(prefix: str, name: str) -> str:
+    """The key of a provider's state hash: named by the SHA-1 of its UTF-8 name."""
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return key(prefix, "p:" + digest)
+
+
 def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
     """Remove every key under ``prefix`` (best effort: the server may be gone)."""
     client = sync_client(url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        keys = list(client.scan_iter(match=key(prefix, "*"), count=1000))
         if keys:
             client.delete(*keys)
     except redis.RedisError:

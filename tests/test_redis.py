@@ -29,8 +29,10 @@ from .redis_support import (
     counting_client,
     delete_prefix,
     free_port,
+    key,
     require_redis,
     run_async,
+    state_key,
     sync_client,
     unique_prefix,
 )
@@ -131,21 +133,23 @@ def test_every_key_is_namespaced_and_expires(
     tracker.record_failure("b", Down())
     tracker.record_failure("b", Down())
     tracker.record_failure("c", RateLimited(5))
-    keys = sorted(k.decode() for k in client.scan_iter(match=f"{prefix}:*"))
-    assert keys == [
-        f"{prefix}:cooling",
-        f"{prefix}:names",
-        f"{prefix}:p:a",
-        f"{prefix}:p:b",
-        f"{prefix}:p:c",
-        f"{prefix}:seq",
-    ]
+    keys = sorted(k.decode() for k in client.scan_iter(match=key(prefix, "*")))
+    assert keys == sorted(
+        [
+            key(prefix, "cooling"),
+            key(prefix, "names"),
+            state_key(prefix, "a"),
+            state_key(prefix, "b"),
+            state_key(prefix, "c"),
+            key(prefix, "seq"),
+        ]
+    )
     ttls = {k: client.pttl(k) for k in keys}
     assert all(ttl > 0 for ttl in ttls.values()), ttls
     # A provider with failures only keeps its state state_ttl; one cooling down, that much more.
-    assert 590_000 < ttls[f"{prefix}:p:a"] <= 600_000
-    assert 620_000 < ttls[f"{prefix}:p:b"] <= 630_000
-    channel = f"{prefix}:events:{client.connection_pool.connection_kwargs.get('db', 0)}"
+    assert 590_000 < ttls[state_key(prefix, "a")] <= 600_000
+    assert 620_000 < ttls[state_key(prefix, "b")] <= 630_000
+    channel = key(prefix, f"events:{client.connection_pool.connection_kwargs.get('db', 0)}")
     assert client.pubsub_numsub(channel) == [(channel.encode(), 1)]
 
 
@@ -158,10 +162,10 @@ def test_a_success_removes_the_providers_keys(
         tracker.record_failure(name, Down())
     tracker.record_success("a")
     tracker.reset("b")
-    assert client.exists(f"{prefix}:p:a", f"{prefix}:p:b") == 0
-    assert client.exists(f"{prefix}:p:c") == 1
+    assert client.exists(state_key(prefix, "a"), state_key(prefix, "b")) == 0
+    assert client.exists(state_key(prefix, "c")) == 1
     tracker.reset()
-    assert [k for k in client.scan_iter(match=f"{prefix}:*") if not k.endswith(b":seq")] == []
+    assert [k for k in client.scan_iter(match=key(prefix, "*")) if not k.endswith(b":seq")] == []
 
 
 def test_scripts_survive_a_script_flush(
@@ -184,7 +188,7 @@ def test_server_time_is_used_without_a_clock(
     assert tracker.record_failure("a", Down()) is True
     seconds, micros = client.time()
     server_ms = seconds * 1000 + micros // 1000
-    ends = int(client.hget(f"{prefix}:p:a", "u") or 0)
+    ends = int(client.hget(state_key(prefix, "a"), "u") or 0)
     assert 29_000 < ends - server_ms <= 30_000
     assert 29.0 < tracker.cooldown_remaining("a") <= 30.0
 
@@ -605,7 +609,7 @@ def test_redis_counter_rotates_across_instances(client: redis.Redis, prefix: str
     providers = ["a", "b", "c"]
     picked = [(first if i % 2 else second).order(providers) for i in range(6)]
     assert [tuple(p) for p in picked] == [(1,), (2,), (0,), (1,), (2,), (0,)]
-    assert 0 < client.pttl(f"{prefix}:counter:round_robin") <= 86_400_000
+    assert 0 < client.pttl(key(prefix, "counter:round_robin")) <= 86_400_000
     other.close()
 
 
@@ -620,7 +624,7 @@ def test_redis_counter_fails_open_to_a_local_count(caplog: pytest.LogCaptureFixt
         assert [counter() for _ in range(3)] == [0, 1, 2]
         client.close()
     assert [r.levelname for r in caplog.records] == ["WARNING"]
-    assert repr(counter) == "RedisCounter(key='resilient_routing:counter:k')"
+    assert repr(counter) == "RedisCounter(key='{resilient_routing}:counter:k')"
 
 
 def test_redis_counter_validation(client: redis.Redis) -> None:
@@ -640,10 +644,10 @@ def test_a_sequence_going_back_makes_the_listener_reload(
     """Sequence numbers follow the server's clock: if it jumps back, views reload everything."""
     a = make(failure_threshold=1)
     b = make(failure_threshold=1)
-    client.set(f"{prefix}:seq", str(10**17))  # as if written before the clock went back
+    client.set(key(prefix, "seq"), str(10**17))  # as if written before the clock went back
     a.record_failure("x", Down())
     assert eventually(lambda: not b.is_available("x"))
-    client.delete(f"{prefix}:seq")  # the next event is numbered from the clock again: smaller
+    client.delete(key(prefix, "seq"))  # the next event is numbered from the clock again: smaller
     a.record_failure("y", Down())
     assert eventually(lambda: not b.is_available("y"))
     assert eventually(lambda: b._view.floor < 10**17)
@@ -655,7 +659,7 @@ def test_a_sequence_going_back_makes_the_listener_reload(
 def test_the_view_forgets_clean_providers_beyond_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Memory is bounded: past the limit, providers with nothing in Redis are forgotten."""
+    """Memory is bounded: past the limit the view forgets providers, clean ones first."""
     from resilient_routing.cooldown._redis import view as _redis_view
 
     monkeypatch.setattr(_redis_view, "_MAX_LOCAL", 4)
@@ -664,8 +668,36 @@ def test_the_view_forgets_clean_providers_beyond_its_bound(
     for i in range(5):
         view.apply(f"clean{i}", 2 + i, False, 0.0, now=0.0)
         view.note_checked(f"clean{i}")
-    assert set(view.seqs) == {"dirty", "clean4"}  # pruned when clean3 went past 4
+    assert set(view.seqs) == {"dirty", "clean2", "clean3", "clean4"}
     assert view.dirty == {"dirty"}
+    assert len(view.checked) == 4
+    assert not view.incomplete and view.remaining("never-seen", 0.0) == 0.0
+    for i in range(5):  # only providers with state now: the oldest of those goes
+        view.apply(f"cooling{i}", 10 + i, True, 30.0, now=0.0)
+    assert set(view.seqs) == {"cooling1", "cooling2", "cooling3", "cooling4"}
+    # Having forgotten providers with state, it no longer presumes an unknown one clean.
+    assert view.incomplete
+    assert view.remaining("dirty", 0.0) is None
+    assert view.remaining("cooling4", 0.0) == 30.0
+    assert not view.can_skip_success("dirty")
+    view.load(20, ["a"], {}, now=0.0)  # a full reload within the bound is complete again
+    assert not view.incomplete and view.remaining("dirty", 0.0) == 0.0
+
+
+def test_a_view_past_its_bound_asks_redis_about_providers_it_forgot(
+    make: Callable[..., RedisCooldownTracker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the view forgot providers with state, their checks go to Redis, still right."""
+    from resilient_routing.cooldown._redis import view as _redis_view
+
+    monkeypatch.setattr(_redis_view, "_MAX_LOCAL", 3)
+    tracker = make(failure_threshold=1, cooldown=60)
+    assert tracker.wait_synced(5.0)
+    for name in ("p0", "p1", "p2", "p3", "p4"):
+        assert tracker.record_failure(name, Down()) is True
+    assert tracker._view.incomplete
+    assert all(tracker.cooldown_remaining(n) == pytest.approx(60, abs=1) for n in ("p0", "p4"))
+    assert tracker.is_available("never-failed")
 
 
 def test_async_tracker_methods(url: str, clock: FakeClock, prefix: str) -> None:
@@ -729,7 +761,7 @@ def test_foreign_messages_on_the_channel_are_ignored(
     """Someone else publishing on the events channel disturbs nothing."""
     a = make(failure_threshold=1)
     b = make(failure_threshold=1)
-    channel = f"{prefix}:events:{client.connection_pool.connection_kwargs.get('db', 0)}"
+    channel = key(prefix, f"events:{client.connection_pool.connection_kwargs.get('db', 0)}")
     client.publish(channel, "hello")
     client.publish(channel, "C|x|y|z")
     a.record_failure("p", Down())
@@ -773,3 +805,48 @@ def test_async_close_survives_a_lost_cancellation(
 
     assert run_async(scenario) < 1.0
     assert swallowed == [True]
+
+
+NAMES = [
+    "names",
+    "cooling",
+    "seq",
+    "p:x",
+    "",
+    "名字",
+    "a\x00b",
+    "lone \ud800 surrogate",
+    "x" * 5000,
+]
+
+
+def test_any_string_is_a_name_with_state_of_its_own(
+    make: Callable[..., RedisCooldownTracker], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Names that look like keys, empty, non-ASCII, NUL or lone surrogates: each its own state."""
+    tracker = make(failure_threshold=1, cooldown=60)
+    other = make(failure_threshold=1, cooldown=60)  # another process on the same prefix
+    for i, name in enumerate(NAMES):
+        assert tracker.record_failure(name, Down()) is True
+        assert not tracker.is_available(name)
+        assert all(tracker.is_available(later) for later in NAMES[i + 1 :])
+    assert eventually(lambda: all(not other.is_available(n) for n in NAMES))
+    assert {s.name for s in tracker.states()} == set(NAMES)
+    tracker.record_success(NAMES[-2])
+    assert eventually(lambda: other.is_available(NAMES[-2]))
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_prefixes_never_share_keys(make: Callable[..., RedisCooldownTracker], prefix: str) -> None:
+    """'x:p:y' under one prefix and 'y' under the prefix that ends with ':p:x' stay apart."""
+    outer = make(prefix=prefix, failure_threshold=1)
+    inner = make(prefix=f"{prefix}:p:x", failure_threshold=1)
+    assert outer.record_failure("x:p:y", Down()) is True
+    assert inner.is_available("y")
+    assert inner.cooldown_remaining("y") == 0.0
+    assert [s.name for s in inner.states()] == []
+    assert inner.record_failure("names", Down()) is True  # not the other prefix's index
+    assert outer.record_failure("a", Down()) is True
+    assert sorted(s.name for s in outer.states()) == ["a", "x:p:y"]
+    inner.reset()
+    delete_prefix(f"{prefix}:p:x")

@@ -33,8 +33,8 @@ ClientT = TypeVar("ClientT")
 
 _DEFAULT_LOGGER = logging.getLogger("resilient_routing")
 
-#: What a script is run with: its keys and its arguments.
-Call = tuple[list[str], list[str]]
+#: What a script is run with: its keys and its arguments (names go as bytes).
+Call = tuple[list[str], list[str | bytes]]
 
 
 class RedisTrackerBase(Generic[ClientT]):
@@ -156,15 +156,17 @@ class RedisTrackerBase(Generic[ClientT]):
         hinted = self.policy.hinted(exc)
         hinted_ms = "" if hinted is None else str(max(1, math.ceil(hinted * 1000)))
         keys = self._keys
-        args = [self._clock.arg(now), name, keys.channel, *self._failure_tail, hinted_ms]
+        raw = scripts.encoded(name)
+        args = [self._clock.arg(now), raw, keys.channel, *self._failure_tail, hinted_ms]
         schedule = self._schedule_ms() if self._jitter else self._schedule
-        return [keys.state(name), keys.names, keys.cooling, keys.seq], args + schedule
+        return [keys.state(raw), keys.names, keys.cooling, keys.seq], args + schedule
 
     def _clear_call(self, name: str) -> Call:
         keys = self._keys
+        raw = scripts.encoded(name)
         return (
-            [keys.state(name), keys.names, keys.cooling, keys.seq],
-            [name, keys.channel, self._index_ttl],
+            [keys.state(raw), keys.names, keys.cooling, keys.seq],
+            [raw, keys.channel, self._index_ttl],
         )
 
     def _clear_all_call(self) -> Call:
@@ -175,7 +177,7 @@ class RedisTrackerBase(Generic[ClientT]):
         )
 
     def _peek_call(self, name: str, now: float) -> Call:
-        return [self._keys.state(name), self._keys.seq], [self._clock.arg(now)]
+        return [self._keys.state(scripts.encoded(name)), self._keys.seq], [self._clock.arg(now)]
 
     def _snapshot_call(self, now: float) -> Call:
         keys = self._keys
@@ -218,7 +220,9 @@ class RedisTrackerBase(Generic[ClientT]):
     def _local_remaining(self, name: str) -> float | None:
         """The seconds left for ``name`` from the local view, None when it cannot tell."""
         if self._view.live and not self._breaker.down:
-            return self._view.remaining(name, self._clock.now())
-        if self._listen:
+            remaining = self._view.remaining(name, self._clock.now())
+            if remaining is not None:
+                return remaining
+        elif self._listen:
             self._listener.ensure_started()
         return None

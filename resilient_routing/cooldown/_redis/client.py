@@ -42,9 +42,15 @@ UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def text(value: object) -> str:
-    """Return a reply element as text, whether the client decodes responses or not."""
+    """Return a reply element as text, whether the client decodes responses or not.
+
+    Names come back as they went (UTF-8, lone surrogates kept: see ``scripts.encoded``).
+    """
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        try:
+            return value.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:  # not written by a tracker
+            return value.decode("utf-8", "replace")
     return str(value)
 
 

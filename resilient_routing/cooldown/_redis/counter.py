@@ -13,7 +13,7 @@ from resilient_routing import _validate
 from resilient_routing.cooldown._breaker import Breaker
 
 from .client import FAILURES, UNREACHABLE, advise_on_client, check_client, check_prefix
-from .scripts import COUNTER
+from .scripts import COUNTER, Keys
 
 __all__ = ["RedisCounter"]
 
@@ -59,7 +59,7 @@ class RedisCounter:
     ) -> None:
         check_client(client, False, "RedisCounter")
         key = _validate.text("key", key)
-        self.key = f"{check_prefix(prefix)}:counter:{key}"
+        self.key = Keys(check_prefix(prefix)).counter(key)
         self._ttl = str(round(_validate.seconds("ttl", ttl) * 1000))
         self._script = client.register_script(COUNTER)
         self._local = itertools.count()

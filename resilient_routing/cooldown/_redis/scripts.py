@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["CLEAR", "CLEAR_ALL", "COUNTER", "FAILURE", "PEEK", "SNAPSHOT", "STATES", "Keys"]
+import hashlib
+
+__all__ = [
+    "CLEAR",
+    "CLEAR_ALL",
+    "COUNTER",
+    "FAILURE",
+    "PEEK",
+    "PROBE",
+    "SNAPSHOT",
+    "STATES",
+    "Keys",
+    "encoded",
+]
 
 # ---------------------------------------------------------------------------------------
 # Lua. Numbers go to redis.call() through string.format('%.0f'): Lua 5.1 would print large
@@ -74,7 +87,7 @@ else
 end
 local remaining = math.max(ends - now, 0)
 local ttl = remaining + keep
-redis.call('HSET', KEYS[1], 'f', n(failures), 'l', n(level), 'u', n(ends))
+redis.call('HSET', KEYS[1], 'f', n(failures), 'l', n(level), 'u', n(ends), 'n', name)
 redis.call('PEXPIRE', KEYS[1], n(ttl))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', n(server_ms))
 redis.call('ZADD', KEYS[2], n(server_ms + ttl), name)
@@ -115,14 +128,14 @@ return {1, seq}
 )
 
 # KEYS: names, cooling, seq. ARGV: key prefix of the state hashes, channel, index ttl ms.
-# The state hashes are named from the index: with a hash-tagged prefix ("{rr}") they share
-# its cluster slot. Returns seq.
+# The state hashes are named from the index (the prefix and the SHA-1 of the name): they
+# share the hash-tagged prefix's cluster slot. Returns seq.
 CLEAR_ALL = (
     _PRELUDE
     + """
 local _, _, us = stamp('')
 for _, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  redis.call('DEL', ARGV[1] .. name)
+  redis.call('DEL', ARGV[1] .. redis.sha1hex(name))
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 local seq = next_seq(KEYS[3], us, tonumber(ARGV[3]))
@@ -170,7 +183,7 @@ STATES = (
 local now = stamp(ARGV[1])
 local out = {}
 for _, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local s = redis.call('HMGET', ARGV[2] .. name, 'f', 'l', 'u')
+  local s = redis.call('HMGET', ARGV[2] .. redis.sha1hex(name), 'f', 'l', 'u')
   if s[1] or s[2] or s[3] then
     out[#out + 1] = name
     out[#out + 1] = tonumber(s[1]) or 0
@@ -182,6 +195,13 @@ return out
 """
 )
 
+# KEYS: probe. ARGV: ttl ms. A harmless write: whether the server takes scripts that write
+# again (out of memory, read-only and permission errors refuse them while PING answers).
+PROBE = """
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+"""
+
 # KEYS: counter. ARGV: ttl ms. Returns the incremented counter.
 COUNTER = """
 local value = redis.call('INCR', KEYS[1])
@@ -190,19 +210,40 @@ return value
 """
 
 
-class Keys:
-    """The names of a prefix's keys and channel."""
+def encoded(name: str) -> bytes:
+    """Return a provider's name as Redis stores it: UTF-8, lone surrogates kept as they are.
 
-    __slots__ = ("channel", "cooling", "names", "prefix", "seq", "state_prefix")
+    Any str is a valid name, even one the strict UTF-8 codec refuses.
+    """
+    return name.encode("utf-8", "surrogatepass")
+
+
+class Keys:
+    """The names of a prefix's keys and channel.
+
+    Every key starts with the prefix in braces, a Redis Cluster hash tag, so that a prefix's
+    keys share one slot (and one server); a provider's state hash is named by the SHA-1 of its
+    name, so that no name, whatever its characters, can reach another name's or another
+    prefix's keys.
+    """
+
+    __slots__ = ("channel", "cooling", "names", "prefix", "probe", "seq", "state_prefix")
 
     def __init__(self, prefix: str, db: int = 0) -> None:
         self.prefix = prefix
-        self.state_prefix = f"{prefix}:p:"
-        self.names = f"{prefix}:names"
-        self.cooling = f"{prefix}:cooling"
-        self.seq = f"{prefix}:seq"
+        tag = "{" + prefix + "}"
+        self.state_prefix = f"{tag}:p:"
+        self.names = f"{tag}:names"
+        self.cooling = f"{tag}:cooling"
+        self.seq = f"{tag}:seq"
+        self.probe = f"{tag}:probe"
         # Pub/sub ignores database numbers: the channel names the database its keys live in.
-        self.channel = f"{prefix}:events:{db}"
+        self.channel = f"{tag}:events:{db}"
 
-    def state(self, name: str) -> str:
-        return self.state_prefix + name
+    def state(self, name: bytes) -> str:
+        """Return the key of the state hash of a provider (its name as :func:`encoded`)."""
+        return self.state_prefix + hashlib.sha1(name, usedforsecurity=False).hexdigest()
+
+    def counter(self, key: str) -> str:
+        """Return the key of a shared counter."""
+        return "{" + self.prefix + "}:counter:" + key

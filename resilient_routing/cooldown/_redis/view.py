@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -26,19 +27,41 @@ class View:
     Every update carries the sequence number of the state it describes; an update older than
     what is known of that provider (or than the last full reload) is ignored, so the order in
     which replies and events reach the process does not matter.
+
+    Bounded: it holds at most ``_MAX_LOCAL`` providers. Past that, each update forgets one,
+    in constant time: the least recently updated provider with nothing in Redis, else the
+    least recently updated of all. Once it has forgotten a provider with state in Redis it is
+    *incomplete*: a provider it does not hold is no longer presumed clean (its check asks
+    Redis) until a full reload or a reset of everything.
     """
 
-    __slots__ = ("checked", "deadlines", "dirty", "floor", "live", "lock", "ready", "seqs")
+    __slots__ = (
+        "_clean",
+        "_held",
+        "checked",
+        "deadlines",
+        "dirty",
+        "floor",
+        "incomplete",
+        "live",
+        "lock",
+        "ready",
+        "seqs",
+    )
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ready = threading.Event()
         self.live = False
         self.floor = 0
+        self.incomplete = False
         self.deadlines: dict[str, float] = {}
         self.dirty: set[str] = set()
         self.seqs: dict[str, int] = {}
-        self.checked: dict[str, float] = {}
+        # The providers held, least recently updated first: all of them, and the clean ones.
+        self._held: OrderedDict[str, None] = OrderedDict()
+        self._clean: OrderedDict[str, None] = OrderedDict()
+        self.checked: OrderedDict[str, float] = OrderedDict()
 
     def after_fork(self) -> None:
         self.lock = threading.Lock()
@@ -52,74 +75,106 @@ class View:
         else:
             self.ready.clear()
 
-    def remaining(self, name: str, now: float) -> float:
+    def remaining(self, name: str, now: float) -> float | None:
+        """Return the seconds left in the cooldown of ``name``; None when the view cannot tell."""
         deadline = self.deadlines.get(name)
-        if deadline is None or deadline <= now:
-            return 0.0
-        return deadline - now
+        if deadline is None:
+            return None if self.incomplete and name not in self.seqs else 0.0
+        return deadline - now if deadline > now else 0.0
 
     def apply(self, name: str, seq: int, dirty: bool, remaining: float, now: float) -> None:
         """Record the state of ``name`` as of ``seq``, unless something newer is known."""
         with self.lock:
             if seq <= self.floor or seq <= self.seqs.get(name, 0):
                 return
-            self.seqs[name] = seq
-            if remaining > 0:
-                self.deadlines[name] = now + remaining
-            else:
-                self.deadlines.pop(name, None)
-            if dirty:
-                self.dirty.add(name)
-            else:
-                self.dirty.discard(name)
-            if len(self.seqs) > _MAX_LOCAL:
-                self._forget_clean(now)
+            self._hold(name, seq, dirty, now + remaining if remaining > 0 else None)
 
-    def _forget_clean(self, now: float) -> None:
-        for name in [n for n in self.seqs if n not in self.dirty]:
-            del self.seqs[name]
+    def _hold(self, name: str, seq: int, dirty: bool, deadline: float | None) -> None:
+        self.seqs[name] = seq
+        self._held[name] = None
+        self._held.move_to_end(name)
+        if deadline is not None:
+            self.deadlines[name] = deadline
+        else:
             self.deadlines.pop(name, None)
+        if dirty:
+            self.dirty.add(name)
+        else:
+            self.dirty.discard(name)
+        if dirty or deadline is not None:
+            self._clean.pop(name, None)
+        else:
+            self._clean[name] = None
+            self._clean.move_to_end(name)
+        if len(self.seqs) > _MAX_LOCAL:
+            self._forget_one()
+
+    def _forget_one(self) -> None:
+        if self._clean:
+            name, _ = self._clean.popitem(last=False)
+            del self._held[name]
+        else:
+            name, _ = self._held.popitem(last=False)
+            self.incomplete = True
+        del self.seqs[name]
+        self.deadlines.pop(name, None)
+        self.dirty.discard(name)
+
+    def _reset(self, floor: int) -> None:
+        self.deadlines, self.dirty, self.seqs, self.floor = {}, set(), {}, floor
+        self._held.clear()
+        self._clean.clear()
         self.checked.clear()
+        self.incomplete = False
 
     def clear_all(self, seq: int) -> None:
+        """Every provider was reset as of ``seq`` (what is newer stays)."""
         with self.lock:
             if seq <= self.floor:
                 return
-            self.floor = seq
-            newer = {n: s for n, s in self.seqs.items() if s > seq}
-            self.deadlines = {n: d for n, d in self.deadlines.items() if n in newer}
-            self.dirty = {n for n in self.dirty if n in newer}
-            self.seqs = newer
+            newer = [(n, s) for n, s in self.seqs.items() if s > seq]
+            kept = [(n, s, n in self.dirty, self.deadlines.get(n)) for n, s in newer]
+            self._reset(seq)
+            for name, s, dirty, deadline in kept:
+                self._hold(name, s, dirty, deadline)
 
     def load(self, seq: int, dirty: Iterable[str], cooling: dict[str, float], now: float) -> None:
         """Replace the view with a full reload as of ``seq`` (keeping anything newer)."""
         with self.lock:
             if seq < self.floor:
                 # The server's sequence went back (its clock did): nothing local can be trusted.
-                self.seqs.clear()
+                self._reset(self.floor)
             newer = {n: s for n, s in self.seqs.items() if s > seq}
-            deadlines = {n: now + r for n, r in cooling.items() if n not in newer}
-            deadlines.update({n: d for n, d in self.deadlines.items() if n in newer})
-            marked = {n for n in dirty if n not in newer}
-            marked.update(n for n in self.dirty if n in newer)
-            self.deadlines, self.dirty, self.seqs, self.floor = deadlines, marked, newer, seq
-            self.checked.clear()
+            kept = [(n, s, n in self.dirty, self.deadlines.get(n)) for n, s in newer.items()]
+            marked = set(dirty)
+            self._reset(seq)
+            # The dirty ones first, the cooling ones last: past the bound, the first go first.
+            for name in marked - newer.keys() - cooling.keys():
+                self._hold(name, seq, True, None)
+            for name, left in cooling.items():
+                if name not in newer:
+                    self._hold(name, seq, name in marked, now + left)
+            for name, s, was_dirty, deadline in kept:
+                self._hold(name, s, was_dirty, deadline)
 
     def wipe(self) -> None:
+        """Forget everything (the server's sequence went back)."""
         with self.lock:
-            self.deadlines, self.dirty, self.seqs, self.floor = {}, set(), {}, 0
-            self.checked.clear()
+            self._reset(0)
 
     def note_checked(self, name: str) -> None:
-        if len(self.checked) > _MAX_LOCAL:
-            self.checked.clear()
-        self.checked[name] = time.monotonic()
+        """``name`` was just read clean from Redis (polling mode)."""
+        checked = self.checked
+        checked[name] = time.monotonic()
+        checked.move_to_end(name)
+        if len(checked) > _MAX_LOCAL:
+            checked.popitem(last=False)
 
     def can_skip_success(self, name: str) -> bool:
         """Whether a success of ``name`` has nothing to clear in Redis, as far as is known."""
         if name in self.dirty:
             return False
-        if self.live:
+        if self.live and not (self.incomplete and name not in self.seqs):
             return True
         checked = self.checked.get(name)
         return checked is not None and time.monotonic() - checked < _CHECKED_FOR
