@@ -157,9 +157,16 @@ class RedisTrackerBase(Generic[ClientT]):
         hinted_ms = "" if hinted is None else str(max(1, math.ceil(hinted * 1000)))
         keys = self._keys
         raw = scripts.encoded(name)
-        args = [self._clock.arg(now), raw, keys.channel, *self._failure_tail, hinted_ms]
         schedule = self._schedule_ms() if self._jitter else self._schedule
-        return [keys.state(raw), keys.names, keys.cooling, keys.seq], args + schedule
+        args: list[str | bytes] = [
+            self._clock.arg(now),
+            raw,
+            keys.channel,
+            *self._failure_tail,
+            hinted_ms,
+            *schedule,
+        ]
+        return [keys.state(raw), keys.names, keys.cooling, keys.seq], args
 
     def _clear_call(self, name: str) -> Call:
         keys = self._keys
