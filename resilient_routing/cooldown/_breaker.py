@@ -5,35 +5,46 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Literal
 
 from resilient_routing._exceptions import error_text
 
-__all__ = ["Breaker"]
+__all__ = ["Breaker", "Proof"]
+
+#: What an answer proves: ``"ping"``, the server is reachable; ``"read"``, it runs scripts;
+#: ``"write"``, it runs scripts that write (memory, replica role and permissions allow it).
+Proof = Literal["ping", "read", "write"]
 
 
 class Breaker:
     """After a Redis error, stop asking Redis for ``interval`` seconds; log each transition once.
 
-    When the interval is over, ONE caller is let through as a probe (the others keep failing
-    open until it answers), so a hung server costs one client timeout per interval.
+    When the interval is over, ONE request is let through as a probe (the others keep failing
+    open until it answers), so a hung server costs one client timeout per interval. What
+    closes the breaker depends on what opened it: after the server could not be reached, any
+    answer does; after it refused a request while reachable (out of memory, a read-only
+    replica, a permission), only a write that succeeds does, so reads and pings neither close
+    it nor use up the probe.
+
+    The WARNING that tells the loss is logged before any caller can see the breaker open, and
+    the INFO that tells the recovery before any caller can see it closed.
 
     Args:
         interval: seconds to fail open after an error, between probes.
         logger: where the loss and the recovery are told.
         label: names the tracker in the log lines.
-        unreachable: the errors that mean the server could not be reached at all (after
-            others, only a request's success, not a bare ping, proves recovery).
+        unreachable: the errors that mean the server could not be reached at all.
     """
 
     __slots__ = (
         "_down_since",
         "_lock",
         "_reopen_at",
-        "_unreachable",
         "down",
         "interval",
         "label",
         "logger",
+        "needs_write",
         "unreachable",
     )
 
@@ -49,18 +60,21 @@ class Breaker:
         self.logger = logger
         self.label = label
         self.down = False
+        #: The server refused a request while reachable: only a write proves it recovered.
+        self.needs_write = False
         self._down_since = 0.0
         self._reopen_at = 0.0
-        self._unreachable = False
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
 
-    def allow(self) -> bool:
-        """Return whether to ask Redis now."""
+    def allow(self, writes: bool = True) -> bool:
+        """Return whether a request (one that ``writes``, or only reads) may ask Redis now."""
         if not self.down:
             return True
+        if self.needs_write and not writes:
+            return False  # it could not prove the recovery: leave the probe to a write
         now = time.monotonic()
         with self._lock:
             if now < self._reopen_at:
@@ -72,43 +86,49 @@ class Breaker:
         """Return the seconds before the next probe is allowed."""
         return max(0.0, self._reopen_at - time.monotonic()) if self.down else 0.0
 
-    def failed(self, exc: BaseException) -> None:
-        """Redis did not answer: fail open for ``interval`` seconds."""
+    def failed(self, exc: BaseException) -> bool:
+        """Redis did not answer: fail open for ``interval`` seconds.
+
+        Returns:
+            Whether this failure opened the breaker (the tracker then drops the idle
+            connections of its pool, which the same fault most likely broke too).
+        """
         now = time.monotonic()
         with self._lock:
             self._reopen_at = now + self.interval
-            # A server that answers PING may still refuse scripts (out of memory, a read-only
-            # replica, no channel permission): then only a script's success proves recovery.
-            self._unreachable = isinstance(exc, self.unreachable)
+            self.needs_write = not isinstance(exc, self.unreachable)
             if self.down:
-                return
-            self.down = True
+                return False
+            self.logger.warning(
+                "%s lost Redis (%s): providers count as available and failures are not "
+                "recorded until it answers again (next attempt in %g s)",
+                self.label,
+                error_text(exc),
+                self.interval,
+                extra={"error_type": type(exc).__name__, "redis_tracker": self.label},
+            )
             self._down_since = now
-        self.logger.warning(
-            "%s lost Redis (%s): providers count as available and failures are not recorded "
-            "until it answers again (next attempt in %g s)",
-            self.label,
-            error_text(exc),
-            self.interval,
-            extra={"error_type": type(exc).__name__, "redis_tracker": self.label},
-        )
+            self.down = True
+            return True
 
-    def succeeded(self, since: float, *, ping: bool = False) -> None:
-        """Redis answered a request sent at ``since`` (time.monotonic()).
+    def succeeded(self, since: float, proof: Proof) -> None:
+        """Redis answered a request sent at ``since`` (``time.monotonic()``).
 
         Args:
             since: when the request was sent.
-            ping: it was only a PING, which proves the server reachable, not usable.
+            proof: what the answer proves (see :data:`Proof`).
         """
         if not self.down:
             return
         with self._lock:
             # An answer to a request sent before the outage was noticed proves nothing.
-            if not self.down or since < self._down_since or (ping and not self._unreachable):
+            if not self.down or since < self._down_since:
                 return
+            if self.needs_write and proof != "write":
+                return
+            self.logger.info(
+                "%s reached Redis again: tracking cooldowns again",
+                self.label,
+                extra={"redis_tracker": self.label},
+            )
             self.down = False
-        self.logger.info(
-            "%s reached Redis again: tracking cooldowns again",
-            self.label,
-            extra={"redis_tracker": self.label},
-        )

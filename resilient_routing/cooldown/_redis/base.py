@@ -80,14 +80,7 @@ class RedisTrackerBase(Generic[ClientT]):
             UNREACHABLE,
         )
         self._owns_client = False
-        register: Any = client.register_script  # type: ignore[attr-defined]
-        # register_script is local (no round trip) for both clients; the scripts load on use.
-        self._failure: Any = register(scripts.FAILURE)
-        self._clear: Any = register(scripts.CLEAR)
-        self._clear_all: Any = register(scripts.CLEAR_ALL)
-        self._peek: Any = register(scripts.PEEK)
-        self._snapshot: Any = register(scripts.SNAPSHOT)
-        self._states: Any = register(scripts.STATES)
+        self._scripts = scripts.Registered(client)
         index_ttl_ms = keep_ms + round(self.policy.max_cooldown * 1000) + 1000
         self._index_ttl = str(index_ttl_ms)
         self._failure_tail = [str(keep_ms), self._index_ttl, str(self.policy.failure_threshold)]
@@ -95,11 +88,10 @@ class RedisTrackerBase(Generic[ClientT]):
         self._jitter = self.policy.custom_backoff
         self._schedule = self._schedule_ms()
         health = _validate.seconds("health_check_interval", health_check_interval)
-        routing = [self._failure, self._clear, self._clear_all, self._peek, self._snapshot]
         listener = TaskListener if self._is_async else ThreadListener
         self._listener: Any = listener(
             client,
-            routing,
+            self._scripts,
             self._view,
             self._breaker,
             keys,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -28,6 +29,8 @@ __all__ = [
     "check_client",
     "check_prefix",
     "database",
+    "drop_idle",
+    "drop_idle_async",
     "make_client",
     "socket_timeout",
     "text",
@@ -118,6 +121,26 @@ def socket_timeout(client: object) -> float:
     kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
     value = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
     return float(value) if isinstance(value, (int, float)) else 5.0
+
+
+def drop_idle(client: Any) -> None:
+    """Close the idle connections of a sync client's pool (those checked out stay).
+
+    When a fault breaks one connection it breaks the pooled ones too: each would fail once
+    more on its next use, and each failure would look like a new outage.
+    """
+    disconnect = getattr(getattr(client, "connection_pool", None), "disconnect", None)
+    if callable(disconnect):
+        with contextlib.suppress(Exception):
+            disconnect(inuse_connections=False)
+
+
+async def drop_idle_async(client: Any) -> None:
+    """The async twin of :func:`drop_idle`."""
+    disconnect = getattr(getattr(client, "connection_pool", None), "disconnect", None)
+    if callable(disconnect):
+        with contextlib.suppress(Exception):
+            await disconnect(inuse_connections=False)
 
 
 def make_client(url: str, *, is_async: bool, timeout: float, options: dict[str, Any] | None) -> Any:

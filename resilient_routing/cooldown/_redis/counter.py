@@ -12,7 +12,14 @@ import redis
 from resilient_routing import _validate
 from resilient_routing.cooldown._breaker import Breaker
 
-from .client import FAILURES, UNREACHABLE, advise_on_client, check_client, check_prefix
+from .client import (
+    FAILURES,
+    UNREACHABLE,
+    advise_on_client,
+    check_client,
+    check_prefix,
+    drop_idle,
+)
 from .scripts import COUNTER, Keys
 
 __all__ = ["RedisCounter"]
@@ -61,6 +68,7 @@ class RedisCounter:
         key = _validate.text("key", key)
         self.key = Keys(check_prefix(prefix)).counter(key)
         self._ttl = str(round(_validate.seconds("ttl", ttl) * 1000))
+        self._client = client
         self._script = client.register_script(COUNTER)
         self._local = itertools.count()
         self._breaker = Breaker(
@@ -81,8 +89,9 @@ class RedisCounter:
             try:
                 value = int(cast(Any, self._script(keys=[self.key], args=[self._ttl])))
             except FAILURES as exc:
-                self._breaker.failed(exc)
+                if self._breaker.failed(exc):
+                    drop_idle(self._client)
             else:
-                self._breaker.succeeded(since)
+                self._breaker.succeeded(since, "write")
                 return value
         return next(self._local)

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 import redis
 import redis.asyncio
@@ -17,8 +17,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from resilient_routing.cooldown._breaker import Breaker
 
-from .client import ServerClock, text
-from .scripts import Keys
+from .client import FAILURES, ServerClock, drop_idle, drop_idle_async, text
+from .scripts import Keys, Registered
 from .view import View, parse_snapshot
 
 __all__ = ["POLL", "TaskListener", "ThreadListener"]
@@ -44,8 +44,12 @@ class _Health:
         self.ping_sent = None
         return sent
 
-    def ping_due(self, now: float, breaker: Breaker) -> bool:
-        """Return whether to send a PING now.
+    def due(self, now: float, breaker: Breaker) -> Literal["ping", "probe"] | None:
+        """Return what to send now: a PING, a probe script, or nothing.
+
+        While the breaker is open the listener probes, once per interval: with a PING when
+        the server could not be reached, with a script that writes when it refused requests
+        (only that proves it takes them again).
 
         Raises:
             redis.exceptions.TimeoutError: the last PING got no answer in time.
@@ -53,12 +57,14 @@ class _Health:
         if self.ping_sent is not None:
             if now - self.ping_sent > self.interval:
                 raise RedisTimeoutError(f"no reply to PING within {self.interval:g} s")
-            return False
-        # While the breaker is open the listener's PING is the probe that closes it.
-        due = now - self.heard >= self.interval or (breaker.down and breaker.allow())
-        if due:
-            self.ping_sent = now
-        return due
+            return None
+        if breaker.down and breaker.allow():
+            if breaker.needs_write:
+                return "probe"
+        elif now - self.heard < self.interval:
+            return None
+        self.ping_sent = now
+        return "ping"
 
 
 class ListenerBase:
@@ -67,7 +73,7 @@ class ListenerBase:
     def __init__(
         self,
         client: Any,
-        scripts: list[Any],
+        scripts: Registered,
         view: View,
         breaker: Breaker,
         keys: Keys,
@@ -88,12 +94,15 @@ class ListenerBase:
         now = self.clock.now()
         return [self.keys.names, self.keys.cooling, self.keys.seq], [self.clock.arg(now)], now
 
+    def probe_call(self) -> tuple[list[str], list[str]]:
+        return [self.keys.probe], [str(max(1, round(self.breaker.interval * 1000)))]
+
     def loaded(self, reply: Any, now: float, since: float) -> None:
         seq, dirty, cooling = parse_snapshot(reply)
         self.view.load(seq, dirty, cooling, now)
         self.view.set_live(True)
         self.went_live = True
-        self.breaker.succeeded(since)
+        self.breaker.succeeded(since, "read")
 
     def event(self, data: object) -> bool:
         """Apply one event; return True when the view must be reloaded."""
@@ -115,17 +124,21 @@ class ListenerBase:
             self.view.apply(name, seq, op != "X", remaining, self.clock.now())
         return False
 
-    def ended(self, exc: BaseException, since: float) -> bool:
-        """A session started at ``since`` ended on ``exc``; return whether to reconnect at once."""
+    def ended(self, exc: BaseException, since: float) -> tuple[bool, bool]:
+        """A session started at ``since`` ended on ``exc``.
+
+        Returns:
+            Whether to reconnect at once, and whether this opened the breaker (then the
+            pool's idle connections are dropped: the same fault most likely broke them).
+        """
         self.view.set_live(False)
         went_live, self.went_live = self.went_live, False
         if went_live and time.monotonic() - since >= self.breaker.interval:
             # A long-lived subscription cut once (a server restart, a killed client) may come
             # back at once: try again before declaring Redis lost. Short ones (a server that
             # keeps dropping us) go through the breaker, lest the listener spin.
-            return True
-        self.breaker.failed(exc)
-        return False
+            return True, False
+        return False, self.breaker.failed(exc)
 
 
 class ThreadListener(ListenerBase):
@@ -196,7 +209,9 @@ class ThreadListener(ListenerBase):
             except Exception as exc:  # the listener must outlive any error
                 if stop.is_set():
                     break
-                resume = self.ended(exc, since)
+                resume, opened = self.ended(exc, since)
+                if opened:
+                    drop_idle(self.client)
         self.view.set_live(False)
 
     def session(self, stop: threading.Event, since: float) -> None:
@@ -219,9 +234,12 @@ class ThreadListener(ListenerBase):
                         # events may have been missed.
                         self.reload(since)
                     elif kind == "pong" and sent is not None:
-                        self.breaker.succeeded(sent, ping=True)
-                if health.ping_due(now, self.breaker):
+                        self.breaker.succeeded(sent, "ping")
+                due = health.due(now, self.breaker)
+                if due == "ping":
                     pubsub.ping()
+                elif due == "probe":
+                    self.probe()
         finally:
             self.view.set_live(False)
             self.pubsub = None
@@ -232,11 +250,21 @@ class ThreadListener(ListenerBase):
         # Loading the scripts here, in the background, spares callers the NOSCRIPT round trips
         # after a server restart.
         pipe = cast(Any, self.client).pipeline(transaction=False)
-        for script in self.scripts:
+        for script in self.scripts.all:
             pipe.script_load(script.script)
         pipe.execute()
         keys, args, now = self.snapshot_call()
-        self.loaded(self.scripts[-1](keys=keys, args=args), now, since)
+        self.loaded(self.scripts.snapshot(keys=keys, args=args), now, since)
+
+    def probe(self) -> None:
+        since = time.monotonic()
+        keys, args = self.probe_call()
+        try:
+            self.scripts.probe(keys=keys, args=args)
+        except FAILURES as exc:
+            self.breaker.failed(exc)
+        else:
+            self.breaker.succeeded(since, "write")
 
 
 #: Every live thread listener, for the one at-fork hook (os.register_at_fork cannot be undone,
@@ -306,7 +334,9 @@ class TaskListener(ListenerBase):
                 try:
                     await self.session(since)
                 except Exception as exc:  # the listener must outlive any error
-                    resume = self.ended(exc, since)
+                    resume, opened = self.ended(exc, since)
+                    if opened:
+                        await drop_idle_async(self.client)
         finally:
             self.view.set_live(False)
 
@@ -329,9 +359,12 @@ class TaskListener(ListenerBase):
                     elif kind == "subscribe":
                         await self.reload(since)
                     elif kind == "pong" and sent is not None:
-                        self.breaker.succeeded(sent, ping=True)
-                if health.ping_due(now, self.breaker):
+                        self.breaker.succeeded(sent, "ping")
+                due = health.due(now, self.breaker)
+                if due == "ping":
                     await pubsub.ping()
+                elif due == "probe":
+                    await self.probe()
         finally:
             self.view.set_live(False)
             self.live.clear()
@@ -340,9 +373,19 @@ class TaskListener(ListenerBase):
 
     async def reload(self, since: float) -> None:
         pipe = cast(Any, self.client).pipeline(transaction=False)
-        for script in self.scripts:
+        for script in self.scripts.all:
             pipe.script_load(script.script)
         await pipe.execute()
         keys, args, now = self.snapshot_call()
-        self.loaded(await self.scripts[-1](keys=keys, args=args), now, since)
+        self.loaded(await self.scripts.snapshot(keys=keys, args=args), now, since)
         self.live.set()
+
+    async def probe(self) -> None:
+        since = time.monotonic()
+        keys, args = self.probe_call()
+        try:
+            await self.scripts.probe(keys=keys, args=args)
+        except FAILURES as exc:
+            self.breaker.failed(exc)
+        else:
+            self.breaker.succeeded(since, "write")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 __all__ = [
     "CLEAR",
@@ -14,6 +15,7 @@ __all__ = [
     "SNAPSHOT",
     "STATES",
     "Keys",
+    "Registered",
     "encoded",
 ]
 
@@ -208,6 +210,34 @@ local value = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return value
 """
+
+
+class Registered:
+    """The scripts a tracker runs, registered on its client (no round trip until first use)."""
+
+    __slots__ = (
+        "all",
+        "clear",
+        "clear_all",
+        "failure",
+        "peek",
+        "probe",
+        "snapshot",
+        "states",
+    )
+
+    def __init__(self, client: Any) -> None:
+        register = client.register_script
+        self.failure = register(FAILURE)
+        self.clear = register(CLEAR)
+        self.clear_all = register(CLEAR_ALL)
+        self.peek = register(PEEK)
+        self.snapshot = register(SNAPSHOT)
+        self.states = register(STATES)
+        self.probe = register(PROBE)
+        #: What the listener loads on every (re)subscription, sparing callers the NOSCRIPT
+        #: round trips after a server restart.
+        self.all = (self.failure, self.clear, self.clear_all, self.peek, self.snapshot, self.probe)
 
 
 def encoded(name: str) -> bytes:

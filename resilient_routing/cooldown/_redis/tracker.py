@@ -15,6 +15,8 @@ from resilient_routing.cooldown._state import ProviderState
 from .base import Call, RedisTrackerBase
 from .client import (
     FAILURES,
+    drop_idle,
+    drop_idle_async,
     socket_timeout,
 )
 from .listener import POLL
@@ -113,17 +115,18 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         self._listener.ensure_started()
         return self._view.ready.wait(timeout)
 
-    def _call(self, script: Any, call: Call) -> Any:
+    def _call(self, script: Any, call: Call, writes: bool) -> Any:
         """Run a script, or return None (fail open) when Redis is not answering."""
-        if not self._breaker.allow():
+        if not self._breaker.allow(writes):
             return None
         since = time.monotonic()
         try:
             reply = script(keys=call[0], args=call[1])
         except FAILURES as exc:
-            self._breaker.failed(exc)
+            if self._breaker.failed(exc):
+                drop_idle(self._client)
             return None
-        self._breaker.succeeded(since)
+        self._breaker.succeeded(since, "write" if writes else "read")
         return reply
 
     def is_available(self, name: str) -> bool:
@@ -136,7 +139,7 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         if remaining is not None:
             return remaining
         now = self._clock.now()
-        reply = self._call(self._peek, self._peek_call(name, now))
+        reply = self._call(self._scripts.peek, self._peek_call(name, now), False)
         return 0.0 if reply is None else self._peek_done(name, reply, now)
 
     def record_failure(self, name: str, exc: BaseException) -> bool:
@@ -147,7 +150,7 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         if self._listen:
             self._listener.ensure_started()
         now = self._clock.now()
-        reply = self._call(self._failure, self._failure_call(name, exc, now))
+        reply = self._call(self._scripts.failure, self._failure_call(name, exc, now), True)
         return False if reply is None else self._failure_done(name, reply, now)
 
     def record_success(self, name: str) -> None:
@@ -158,7 +161,7 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         if self._view.can_skip_success(name):
             return
         now = self._clock.now()
-        reply = self._call(self._clear, self._clear_call(name))
+        reply = self._call(self._scripts.clear, self._clear_call(name), True)
         if reply is not None:
             self._clear_done(name, reply, now)
 
@@ -174,9 +177,9 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         """
         now = self._clock.now()
         script, call = (
-            (self._clear_all, self._clear_all_call())
+            (self._scripts.clear_all, self._clear_all_call())
             if name is None
-            else (self._clear, self._clear_call(name))
+            else (self._scripts.clear, self._clear_call(name))
         )
         if strict:
             try:
@@ -184,7 +187,7 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
             except FAILURES as exc:
                 raise ConnectionError(error_text(exc)) from exc
         else:
-            reply = self._call(script, call)
+            reply = self._call(script, call, True)
         if reply is None:
             return
         if name is None:
@@ -202,7 +205,7 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         """
         keys, args = self._states_call()
         try:
-            reply = self._states(keys=keys, args=args)
+            reply = self._scripts.states(keys=keys, args=args)
         except FAILURES as exc:
             raise ConnectionError(error_text(exc)) from exc
         return self._states_done(reply)
@@ -212,7 +215,7 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
 
         Read from Redis (one round trip); empty while Redis is not answering.
         """
-        reply = self._call(self._snapshot, self._snapshot_call(self._clock.now()))
+        reply = self._call(self._scripts.snapshot, self._snapshot_call(self._clock.now()), False)
         return {} if reply is None else parse_snapshot(reply)[2]
 
 
@@ -280,17 +283,18 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         self._listener.ensure_started()
         await self._listener.live.wait()
 
-    async def _call(self, script: Any, call: Call) -> Any:
+    async def _call(self, script: Any, call: Call, writes: bool) -> Any:
         """Run a script, or return None (fail open) when Redis is not answering."""
-        if not self._breaker.allow():
+        if not self._breaker.allow(writes):
             return None
         since = time.monotonic()
         try:
             reply = await script(keys=call[0], args=call[1])
         except FAILURES as exc:
-            self._breaker.failed(exc)
+            if self._breaker.failed(exc):
+                await drop_idle_async(self._client)
             return None
-        self._breaker.succeeded(since)
+        self._breaker.succeeded(since, "write" if writes else "read")
         return reply
 
     async def is_available(self, name: str) -> bool:
@@ -303,7 +307,7 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         if remaining is not None:
             return remaining
         now = self._clock.now()
-        reply = await self._call(self._peek, self._peek_call(name, now))
+        reply = await self._call(self._scripts.peek, self._peek_call(name, now), False)
         return 0.0 if reply is None else self._peek_done(name, reply, now)
 
     async def record_failure(self, name: str, exc: BaseException) -> bool:
@@ -314,7 +318,7 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         if self._listen:
             self._listener.ensure_started()
         now = self._clock.now()
-        reply = await self._call(self._failure, self._failure_call(name, exc, now))
+        reply = await self._call(self._scripts.failure, self._failure_call(name, exc, now), True)
         return False if reply is None else self._failure_done(name, reply, now)
 
     async def record_success(self, name: str) -> None:
@@ -325,7 +329,7 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         if self._view.can_skip_success(name):
             return
         now = self._clock.now()
-        reply = await self._call(self._clear, self._clear_call(name))
+        reply = await self._call(self._scripts.clear, self._clear_call(name), True)
         if reply is not None:
             self._clear_done(name, reply, now)
 
@@ -333,11 +337,11 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         """Forget the state of ``name``, or of every provider sharing the prefix when None."""
         now = self._clock.now()
         if name is None:
-            reply = await self._call(self._clear_all, self._clear_all_call())
+            reply = await self._call(self._scripts.clear_all, self._clear_all_call(), True)
             if reply is not None:
                 self._clear_all_done(reply)
             return
-        reply = await self._call(self._clear, self._clear_call(name))
+        reply = await self._call(self._scripts.clear, self._clear_call(name), True)
         if reply is not None:
             self._clear_done(name, reply, now)
 
@@ -349,7 +353,7 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         """
         keys, args = self._states_call()
         try:
-            reply = await self._states(keys=keys, args=args)
+            reply = await self._scripts.states(keys=keys, args=args)
         except FAILURES as exc:
             raise ConnectionError(error_text(exc)) from exc
         return self._states_done(reply)
@@ -359,5 +363,7 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
 
         Read from Redis (one round trip); empty while Redis is not answering.
         """
-        reply = await self._call(self._snapshot, self._snapshot_call(self._clock.now()))
+        reply = await self._call(
+            self._scripts.snapshot, self._snapshot_call(self._clock.now()), False
+        )
         return {} if reply is None else parse_snapshot(reply)[2]
