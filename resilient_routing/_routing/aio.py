@@ -57,7 +57,11 @@ def runner(route: Route) -> Runner:
         else:
             forms = fixed
         local, tracker, asks = forms
-        taken: tuple[Any, ...] | None = None
+        # What the fast lane hands over: its first choice, and what attempting it raised (None:
+        # it found that provider cooling down).
+        handed = -1
+        raised: Exception | None = None
+        latency = 0.0
         if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
@@ -70,15 +74,15 @@ def runner(route: Route) -> Runner:
             if ask and not (
                 local.is_available(name) if local is not None else await tracker.is_available(name)
             ):
-                taken = (i,)
-            if taken is None:
+                handed = i
+            else:
                 start = clock()
                 try:
                     response = await fn(providers[i], *args, **kwargs)
                 except Exception as exc:
                     if cancelling():
                         raise asyncio.CancelledError() from exc
-                    taken = (i, exc, clock() - start)
+                    handed, raised, latency = i, exc, clock() - start
                 else:
                     latency = clock() - start
                     if ask:
@@ -100,12 +104,11 @@ def runner(route: Route) -> Runner:
                 asks,
                 static,
                 plan if rest is None else iter(rest),
-                taken,
             )
         else:
             d = Decision(route, config, want_result, tracker is not None, asks)
         try:
-            step = d.start()
+            step = d.start() if handed < 0 else d.took_over(handed, raised, latency)
             call_providers, call_names = d.providers, d.names
             while True:
                 if step is ATTEMPT:
@@ -151,6 +154,6 @@ def runner(route: Route) -> Runner:
             d.finish(exc)
             raise
         finally:
-            del d, taken  # as in the sync driver
+            del d, raised  # as in the sync driver
 
     return run

@@ -95,10 +95,8 @@ class Decision:
             those it holds state for when it tells them (any other is available, and its
             success has nothing to clear).
         providers: the providers and their names, when the caller read them already.
-        plan: the indices to consider, when the caller drew from it already (with ``taken``,
-            the rest of them).
-        taken: what the fast lane did with its first choice ``i``: ``(i,)``, found it cooling
-            down; ``(i, exception, latency)``, attempted it and it raised.
+        plan: the indices to consider, when the caller drew from it already (a fast lane
+            handing the call over: the rest of them, see :meth:`took_over`).
 
     Attributes:
         index: the provider the current step is about.
@@ -114,7 +112,6 @@ class Decision:
     __slots__ = (
         "_budget_is_deadline",
         "_plan",
-        "_taken",
         "asks",
         "attempt",
         "budget",
@@ -158,7 +155,6 @@ class Decision:
         asks: Container[str] = frozenset(),
         providers: tuple[tuple[Any, ...], tuple[str, ...]] | None = None,
         plan: Iterator[int] | None = None,
-        taken: tuple[Any, ...] | None = None,
     ) -> None:
         self.route = route
         self.want_result = want_result
@@ -168,7 +164,6 @@ class Decision:
         self.names = names
         self.n = len(names)
         self._plan = plan
-        self._taken = taken
         self.attempt = 0
         self.failures: tuple[tuple[str, Exception], ...] = ()
         self.skipped: tuple[str, ...] = ()
@@ -200,18 +195,21 @@ class Decision:
 
     def start(self) -> int:
         """Return the first step of the call (drivers call it first)."""
-        taken = self._taken
-        if taken is None:
-            return self._next()
-        # The fast lane drew the first choice from the plan (and maybe attempted it).
-        self._taken = None
-        i = taken[0]
-        if len(taken) == 1:
+        return self._next()
+
+    def took_over(self, i: int, raised: Exception | None, latency: float = 0.0) -> int:
+        """Return the first step of a call a driver's fast lane hands over (instead of start).
+
+        The lane drew its first choice ``i`` from the plan (the decision has the rest of it)
+        and either found it cooling down (``raised`` None: it is asked about again) or
+        attempted it, which raised ``raised`` after ``latency`` seconds.
+        """
+        if raised is None:
             assert self._plan is not None
             self._plan = itertools.chain((i,), self._plan)
             return self._next()
         self.attempt = 1
-        return self.failed(i, taken[1], taken[2])
+        return self.failed(i, raised, latency)
 
     # -- which provider next ---------------------------------------------------------------
 

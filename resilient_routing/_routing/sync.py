@@ -60,7 +60,11 @@ def runner(route: Route) -> Runner:
         else:
             forms = fixed
         tracker, _, asks = forms
-        taken: tuple[Any, ...] | None = None
+        # What the fast lane hands over: its first choice, and what attempting it raised (None:
+        # it found that provider cooling down).
+        handed = -1
+        raised: Exception | None = None
+        latency = 0.0
         if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
@@ -71,8 +75,8 @@ def runner(route: Route) -> Runner:
             name = names[i]
             ask = name in asks
             if ask and not tracker.is_available(name):
-                taken = (i,)
-            if taken is None:
+                handed = i
+            else:
                 start = clock()
                 try:
                     if instance is not None:
@@ -82,7 +86,7 @@ def runner(route: Route) -> Runner:
                     else:
                         response = fn(providers[i], *args)
                 except Exception as exc:
-                    taken = (i, exc, clock() - start)
+                    handed, raised, latency = i, exc, clock() - start
                 else:
                     latency = clock() - start
                     if ask:
@@ -102,13 +106,12 @@ def runner(route: Route) -> Runner:
                 asks,
                 static,
                 plan if rest is None else iter(rest),
-                taken,
             )
         else:
             d = Decision(route, config, want_result, tracker is not None, asks)
         call = fn if instance is None else MethodType(fn, instance)
         try:
-            step = d.start()
+            step = d.start() if handed < 0 else d.took_over(handed, raised, latency)
             call_providers, call_names = d.providers, d.names
             while True:
                 if step is ATTEMPT:
@@ -146,6 +149,6 @@ def runner(route: Route) -> Runner:
         finally:
             # A failure's traceback holds this frame: it must not keep the decision (which
             # holds the failures) alive, or every fallback would leave a cycle to collect.
-            del d, taken
+            del d, raised
 
     return run
