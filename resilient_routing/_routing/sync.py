@@ -118,7 +118,11 @@ def runner(route: Route) -> Runner:
                     i = d.index
                     start = clock()
                     try:
-                        response = call(call_providers[i], *args, **kwargs)
+                        # Without keywords, no **kwargs: it would build an empty dict per call.
+                        if kwargs:
+                            response = call(call_providers[i], *args, **kwargs)
+                        else:
+                            response = call(call_providers[i], *args)
                     except Exception as exc:
                         step = d.failed(i, exc, clock() - start)
                         continue
