@@ -355,12 +355,15 @@ class Decision:
                 error = self._timed_out()
                 error.__cause__ = raised
                 return self._raise(error)
+        fallback_on = route.options.fallback_on  # None: every Exception falls over
         if isinstance(raised, _UNUSUAL):
             exc = judged(raised)
-            falls_over = not isinstance(exc, _NEVER_FALL_OVER) and route.options.fallback_on(exc)
+            falls_over = not isinstance(exc, _NEVER_FALL_OVER) and (
+                fallback_on is None or fallback_on(exc)
+            )
         else:
             exc = raised
-            falls_over = route.options.fallback_on(exc)
+            falls_over = fallback_on is None or fallback_on(exc)
         if not falls_over:
             if self.loud:
                 report.failed(self, i, exc, "propagated", latency, logged=route.single)

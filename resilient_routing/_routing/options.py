@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Options", "RoutingOptions"]
 
-_ANY_EXCEPTION = _validate.exception_filter("fallback_on", Exception)
-
 
 class RoutingOptions(TypedDict, total=False):
     """The keyword options of ``routed()``, ``execute()`` and ``execute_async()``.
@@ -51,14 +49,16 @@ class Options:
     """The checked options of a route (see :class:`RoutingOptions`); the defaults live here.
 
     ``cooldown`` is ``UNSET`` when omitted (the global tracker, read at call time);
-    ``exempt`` and ``logger`` are None when omitted (the global ones, read at call time).
+    ``exempt`` and ``logger`` are None when omitted (the global ones, read at call time);
+    ``fallback_on`` is None when every Exception falls over (the default: no predicate to call
+    on a failure).
     """
 
     providers: ProviderSnapshot
     strategy: str | Strategy = "fallback"
     cooldown: AnyTracker | Unset | None = UNSET
     exempt: frozenset[str] | None = None
-    fallback_on: Callable[[Exception], bool] = _ANY_EXCEPTION
+    fallback_on: Callable[[Exception], bool] | None = None
     cooldown_on: Callable[[Exception], bool] | None = None
     timeout: float | None = None
     attempt_timeout: float | None = None
@@ -92,6 +92,10 @@ def _strategy(option: str, value: object) -> object:
     return value
 
 
+def _fallback_on(option: str, value: object) -> object:
+    return None if value is Exception else _validate.exception_filter(option, value)
+
+
 def _optional(check: Callable[[str, object], object]) -> Callable[[str, object], object]:
     return lambda option, value: None if value is None else check(option, value)
 
@@ -100,7 +104,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "strategy": _strategy,
     "cooldown": _validate.tracker,
     "exempt": _optional(_validate.names),
-    "fallback_on": _validate.exception_filter,
+    "fallback_on": _fallback_on,
     "cooldown_on": _optional(_validate.exception_filter),
     "timeout": _optional(_validate.seconds),
     "attempt_timeout": _optional(_validate.seconds),
