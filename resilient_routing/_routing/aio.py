@@ -7,6 +7,7 @@ the budget the decision gives it (``attempt_timeout``, the call's ``timeout``).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -57,11 +58,7 @@ def runner(route: Route) -> Runner:
         else:
             forms = fixed
         local, tracker, asks = forms
-        # What the fast lane hands over: its first choice, and what attempting it raised (None:
-        # it found that provider cooling down).
-        handed = -1
-        raised: Exception | None = None
-        latency = 0.0
+        raised: Exception | None = None  # by the fast lane's attempt, which hands the call over
         if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
@@ -74,7 +71,7 @@ def runner(route: Route) -> Runner:
             if ask and not (
                 local.is_available(name) if local is not None else await tracker.is_available(name)
             ):
-                handed = i
+                attempted = 0  # it is cooling down: the decision asks about it again
             else:
                 start = clock()
                 try:
@@ -82,7 +79,7 @@ def runner(route: Route) -> Runner:
                 except Exception as exc:
                     if cancelling():
                         raise asyncio.CancelledError() from exc
-                    handed, raised, latency = i, exc, clock() - start
+                    attempted, raised, latency = 1, exc, clock() - start
                 else:
                     latency = clock() - start
                     if ask:
@@ -96,6 +93,11 @@ def runner(route: Route) -> Runner:
                     else:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
+            # The decision takes over with the rest of the plan, the first choice back in front
+            # unless it was attempted.
+            if plan is None:
+                assert rest is not None  # the lane took index 0 without drawing a plan
+                plan = iter(rest)
             d = Decision(
                 route,
                 config,
@@ -103,12 +105,13 @@ def runner(route: Route) -> Runner:
                 tracker is not None,
                 asks,
                 static,
-                plan if rest is None else iter(rest),
+                plan if attempted else itertools.chain((i,), plan),
+                attempted,
             )
         else:
             d = Decision(route, config, want_result, tracker is not None, asks)
         try:
-            step = d.start() if handed < 0 else d.took_over(handed, raised, latency)
+            step = d.start() if raised is None else d.failed(i, raised, latency)
             call_providers, call_names = d.providers, d.names
             while True:
                 if step is ATTEMPT:

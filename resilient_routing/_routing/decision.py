@@ -28,7 +28,6 @@ single-attempt strategy re-raises; what is returned or raised; how many attempts
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -95,8 +94,11 @@ class Decision:
             those it holds state for when it tells them (any other is available, and its
             success has nothing to clear).
         providers: the providers and their names, when the caller read them already.
-        plan: the indices to consider, when the caller drew from it already (a fast lane
-            handing the call over: the rest of them, see :meth:`took_over`).
+        plan: the indices to consider, when a driver's fast lane drew its first choice from
+            them already and hands the call over: the rest of them (the first choice put back
+            in front when the lane found it cooling down).
+        attempted: the attempts that lane made (1: it attempted its first choice, whose
+            failure the driver reports next with :meth:`failed`; else 0).
 
     Attributes:
         index: the provider the current step is about.
@@ -155,6 +157,7 @@ class Decision:
         asks: Container[str] = frozenset(),
         providers: tuple[tuple[Any, ...], tuple[str, ...]] | None = None,
         plan: Iterator[int] | None = None,
+        attempted: int = 0,
     ) -> None:
         self.route = route
         self.want_result = want_result
@@ -164,7 +167,7 @@ class Decision:
         self.names = names
         self.n = len(names)
         self._plan = plan
-        self.attempt = 0
+        self.attempt = attempted
         self.failures: tuple[tuple[str, Exception], ...] = ()
         self.skipped: tuple[str, ...] = ()
         self.hedges: tuple[str, ...] = ()
@@ -194,22 +197,12 @@ class Decision:
     # -- entry points ----------------------------------------------------------------------
 
     def start(self) -> int:
-        """Return the first step of the call (drivers call it first)."""
-        return self._next()
+        """Return the first step of the call (drivers call it first).
 
-    def took_over(self, i: int, raised: Exception | None, latency: float = 0.0) -> int:
-        """Return the first step of a call a driver's fast lane hands over (instead of start).
-
-        The lane drew its first choice ``i`` from the plan (the decision has the rest of it)
-        and either found it cooling down (``raised`` None: it is asked about again) or
-        attempted it, which raised ``raised`` after ``latency`` seconds.
+        Unless a fast lane attempted its first choice: the first step is then what
+        :meth:`failed` returns.
         """
-        if raised is None:
-            assert self._plan is not None
-            self._plan = itertools.chain((i,), self._plan)
-            return self._next()
-        self.attempt = 1
-        return self.failed(i, raised, latency)
+        return self._next()
 
     # -- which provider next ---------------------------------------------------------------
 
