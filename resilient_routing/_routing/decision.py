@@ -131,7 +131,6 @@ class Decision:
         "listeners",
         "logger",
         "loud",
-        "n",
         "names",
         "not_attempted",
         "providers",
@@ -165,14 +164,12 @@ class Decision:
         self.asks = asks
         self.providers, names = providers or read_providers(route.providers)
         self.names = names
-        self.n = len(names)
         self._plan = plan
         self.attempt = attempted
         self.failures: tuple[tuple[str, Exception], ...] = ()
         self.skipped: tuple[str, ...] = ()
         self.hedges: tuple[str, ...] = ()
         self.result: RouteResult[Any] | None = None
-        self.finished = False
         self.budget: float | None = None
         options = route.options
         if tracked:
@@ -190,6 +187,7 @@ class Decision:
                 self.started = route.clock()
                 self.deadline = self.started + options.timeout
         if listeners:
+            self.finished = False  # only those listening are told the call ended
             self.started = route.clock()
             self.call_id = next(report.call_ids)
             report.call_started(self)
@@ -208,7 +206,7 @@ class Decision:
 
     def is_terminus(self, i: int) -> bool:
         """Whether provider ``i`` is the terminus (multi-attempt strategies only)."""
-        return i == self.n - 1 and not self.route.single
+        return i == len(self.names) - 1 and not self.route.single
 
     def _next(self) -> int:
         route = self.route
@@ -415,7 +413,8 @@ class Decision:
 
     def _exhausted(self, remaining: list[float] | tuple[()]) -> int:
         cooling = [r for r in remaining if r > 0]
-        error = AllProvidersFailedError(self.failures, self.n, min(cooling) if cooling else None)
+        retry_after = min(cooling) if cooling else None
+        error = AllProvidersFailedError(self.failures, len(self.names), retry_after)
         error.__cause__ = self.failures[-1][1] if self.failures else None
         error.__suppress_context__ = True
         if self.listeners:
@@ -439,7 +438,6 @@ class Decision:
 
         Drivers call it for whatever escapes them (a cancellation, a tracker's own error).
         """
-        if not self.finished:
+        if self.listeners and not self.finished:
             self.finished = True
-            if self.listeners:
-                report.call_finished(self, exc)
+            report.call_finished(self, exc)

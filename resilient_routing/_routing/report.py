@@ -219,7 +219,7 @@ def attempting(d: Decision, i: int, cooling: bool) -> None:
     _log(d, _DEBUG, "attempting provider", i, attempt=d.attempt)
     if d.listeners:
         events = _events()
-        if d.n > 1 and d.is_terminus(i):
+        if len(d.names) > 1 and d.is_terminus(i):
             _emit(d, events.TerminusUsed, i, in_cooldown=cooling)
         _emit(d, events.AttemptStarted, i)
 
