@@ -252,9 +252,7 @@ class Outcome:
 
     def recovery(self) -> list[float]:
         """Per worker: seconds from the end of the fault to its INFO (Redis back)."""
-        return [
-            infos[-1][0] - self.fault_end for infos in self.records("INFO") if infos
-        ]
+        return [infos[-1][0] - self.fault_end for infos in self.records("INFO") if infos]
 
     def baseline_ms(self) -> float:
         """The median call latency before the fault, in ms."""
@@ -270,7 +268,9 @@ class Outcome:
         return max(0.0, (max(during) * 1000 if during else 0.0) - self.baseline_ms())
 
     def visible_ms(self) -> list[float | None]:
-        return [None if r["visible_after"] is None else r["visible_after"] * 1000 for r in self.reports]
+        return [
+            None if r["visible_after"] is None else r["visible_after"] * 1000 for r in self.reports
+        ]
 
 
 @contextlib.contextmanager
@@ -292,7 +292,7 @@ def run(
     heal: Callable[[], None],
     duration: float,
 ) -> Outcome:
-    """Run traffic in the workers; inject the fault after the warm-up, heal it ``duration`` s later."""
+    """Run traffic in the workers; inject the fault after the warm-up, heal it after ``duration``."""
     prefix = f"faults:{name}:{os.getpid()}:{random.randrange(10**9)}"
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
@@ -343,20 +343,22 @@ def flush(server: RedisServer) -> None:
 
 # -- the faults ---------------------------------------------------------------------------
 
+#: A fault: given the deployment, what injects it and what heals it.
+Fault = Callable[[RedisServer, "FaultProxy"], tuple[Callable[[], None], Callable[[], None]]]
+Actions = tuple[Callable[[], None], Callable[[], None]]
 
-def freeze(server: RedisServer, proxy: FaultProxy) -> tuple[Callable[[], None], Callable[[], None]]:
+
+def freeze(server: RedisServer, proxy: FaultProxy) -> Actions:
     """SIGSTOP the server, then SIGCONT it."""
     return server.pause, server.resume
 
 
-def restart(server: RedisServer, proxy: FaultProxy) -> tuple[Callable[[], None], Callable[[], None]]:
+def restart(server: RedisServer, proxy: FaultProxy) -> Actions:
     """Kill the server (SIGKILL), then start a new, empty one on the same port."""
     return server.kill, server.start
 
 
-def out_of_memory(
-    server: RedisServer, proxy: FaultProxy
-) -> tuple[Callable[[], None], Callable[[], None]]:
+def out_of_memory(server: RedisServer, proxy: FaultProxy) -> Actions:
     """Fill the server past its maxmemory (writes refused, PING answered), then free it."""
     client = sync_client(server.url, timeout=2.0)
 
@@ -374,9 +376,7 @@ def out_of_memory(
     return inject, heal
 
 
-def connection_reset(
-    server: RedisServer, proxy: FaultProxy
-) -> tuple[Callable[[], None], Callable[[], None]]:
+def connection_reset(server: RedisServer, proxy: FaultProxy) -> Actions:
     """Reset every connection through the proxy, and refuse new ones, for a while."""
 
     def inject() -> None:
@@ -389,7 +389,7 @@ def connection_reset(
     return inject, heal
 
 
-def latency(server: RedisServer, proxy: FaultProxy) -> tuple[Callable[[], None], Callable[[], None]]:
+def latency(server: RedisServer, proxy: FaultProxy) -> Actions:
     """Delay every chunk through the proxy past the clients' socket timeout, then stop."""
 
     def inject() -> None:
@@ -401,7 +401,9 @@ def latency(server: RedisServer, proxy: FaultProxy) -> tuple[Callable[[], None],
     return inject, heal
 
 
-FAULTS: dict[str, Callable[[RedisServer, FaultProxy], tuple[Callable[[], None], Callable[[], None]]]] = {
+FAULTS: dict[
+    str, Callable[[RedisServer, FaultProxy], tuple[Callable[[], None], Callable[[], None]]]
+] = {
     "freeze (SIGSTOP/SIGCONT)": freeze,
     "kill and restart": restart,
     "out of memory": out_of_memory,
