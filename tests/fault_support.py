@@ -292,7 +292,7 @@ def run(
     heal: Callable[[], None],
     duration: float,
 ) -> Outcome:
-    """Run traffic in the workers; inject the fault after the warm-up, heal it after ``duration``."""
+    """Run traffic in the workers; inject the fault after the warm-up, heal it ``duration`` on."""
     prefix = f"faults:{name}:{os.getpid()}:{random.randrange(10**9)}"
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
