@@ -127,22 +127,18 @@ def configure(
         InvalidConfigError: an option has the wrong type; nothing is changed then.
     """
     global _current
+    given = {
+        "cooldown": (cooldown, _validate.tracker),
+        "exempt_providers": (exempt_providers, _validate.names),
+        "logger": (logger, _validate.logger),
+        "listeners": (listeners, _validate.listeners),
+    }
     with _lock:
-        new = Config(
-            cooldown=_current.cooldown
-            if cooldown is UNSET
-            else _validate.tracker("configure(cooldown=...)", cooldown),
-            exempt_providers=_current.exempt_providers
-            if exempt_providers is UNSET
-            else _validate.names("configure(exempt_providers=...)", exempt_providers),
-            logger=_current.logger
-            if logger is UNSET
-            else _validate.logger("configure(logger=...)", logger),
-            listeners=_current.listeners
-            if listeners is UNSET
-            else _validate.listeners("configure(listeners=...)", listeners),
-        )
-        _current = new
+        fields = dict(zip(Config.__match_args__, _current._fields(), strict=True))
+        for name, (value, check) in given.items():
+            if value is not UNSET:
+                fields[name] = check(f"configure({name}=...)", value)
+        new = _current = Config(**fields)
     return new
 
 

@@ -16,9 +16,9 @@ from resilient_routing import _config
 from resilient_routing._validate import UNSET
 
 from . import report
-from .decision import ATTEMPT, CHECK, RECORD, TALLY, Decision
+from .decision import ATTEMPT, RAISE, Decision
 from .route import UNTRACKED, Route
-from .tasks import cancelling
+from .steps import ask_tracker_async, cancelling
 
 __all__ = ["runner"]
 
@@ -138,21 +138,9 @@ def runner(route: Route) -> Runner:
                     if d.succeeded(i, response, clock() - start):
                         await tracker.record_success(call_names[i])
                     return d.value
-                if step is CHECK:
-                    name = call_names[d.index]
-                    if await tracker.is_available(name):
-                        step = d.available()
-                    else:
-                        step = d.cooling(await tracker.cooldown_remaining(name))
-                elif step is RECORD:
-                    name = call_names[d.index]
-                    started = await tracker.record_failure(name, d.judged)
-                    remaining = await tracker.cooldown_remaining(name) if started else 0.0
-                    step = d.recorded(started, remaining)
-                elif step is TALLY:
-                    step = d.tallied([await tracker.cooldown_remaining(n) for n in call_names])
-                else:
+                if step is RAISE:
                     raise d.error
+                step = await ask_tracker_async(d, step, tracker)
         except BaseException as exc:
             d.finish(exc)
             raise

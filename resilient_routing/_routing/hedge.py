@@ -22,9 +22,9 @@ from typing import Any
 
 from resilient_routing import _config
 
-from .decision import ATTEMPT, CHECK, RECORD, TALLY, WAIT, Decision
+from .decision import ATTEMPT, RAISE, WAIT, Decision
 from .route import Route
-from .tasks import cancelling
+from .steps import ask_tracker, ask_tracker_async, cancelling
 
 __all__ = ["async_runner", "default_executor", "sync_runner"]
 
@@ -127,20 +127,10 @@ def _drive_sync(
                         tracker.record_success(names[i])
                     return d.value
                 step = d.failed(i, value, latency)
-            elif step is CHECK:
-                name = names[d.index]
-                if tracker.is_available(name):
-                    step = d.available()
-                else:
-                    step = d.cooling(tracker.cooldown_remaining(name))
-            elif step is RECORD:
-                name = names[d.index]
-                started = tracker.record_failure(name, d.judged)
-                step = d.recorded(started, tracker.cooldown_remaining(name) if started else 0.0)
-            elif step is TALLY:
-                step = d.tallied([tracker.cooldown_remaining(n) for n in names])
-            else:
+            elif step is RAISE:
                 raise d.error
+            else:
+                step = ask_tracker(d, step, tracker)
     except BaseException as exc:
         d.finish(exc)
         raise
@@ -243,21 +233,10 @@ async def _drive_async(
                     d.abandoned(i, latency)
                     raise asyncio.CancelledError() from value
                 step = d.failed(i, value, latency, expired)
-            elif step is CHECK:
-                name = names[d.index]
-                if await tracker.is_available(name):
-                    step = d.available()
-                else:
-                    step = d.cooling(await tracker.cooldown_remaining(name))
-            elif step is RECORD:
-                name = names[d.index]
-                started = await tracker.record_failure(name, d.judged)
-                remaining = await tracker.cooldown_remaining(name) if started else 0.0
-                step = d.recorded(started, remaining)
-            elif step is TALLY:
-                step = d.tallied([await tracker.cooldown_remaining(n) for n in names])
-            else:
+            elif step is RAISE:
                 raise d.error
+            else:
+                step = await ask_tracker_async(d, step, tracker)
     except BaseException as exc:
         d.finish(exc)
         raise

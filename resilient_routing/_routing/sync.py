@@ -18,8 +18,9 @@ from resilient_routing import _config
 from resilient_routing._validate import UNSET
 
 from . import report
-from .decision import ATTEMPT, CHECK, RECORD, TALLY, Decision
+from .decision import ATTEMPT, RAISE, Decision
 from .route import UNTRACKED, Route
+from .steps import ask_tracker
 
 __all__ = ["runner"]
 
@@ -135,21 +136,9 @@ def runner(route: Route) -> Runner:
                     if d.succeeded(i, response, clock() - start):
                         tracker.record_success(call_names[i])
                     return d.value
-                if step is CHECK:
-                    name = call_names[d.index]
-                    if tracker.is_available(name):
-                        step = d.available()
-                    else:
-                        step = d.cooling(tracker.cooldown_remaining(name))
-                elif step is RECORD:
-                    name = call_names[d.index]
-                    started = tracker.record_failure(name, d.judged)
-                    remaining = tracker.cooldown_remaining(name) if started else 0.0
-                    step = d.recorded(started, remaining)
-                elif step is TALLY:
-                    step = d.tallied([tracker.cooldown_remaining(n) for n in call_names])
-                else:
+                if step is RAISE:
                     raise d.error
+                step = ask_tracker(d, step, tracker)
         except BaseException as exc:
             d.finish(exc)
             raise
