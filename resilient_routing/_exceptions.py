@@ -34,14 +34,18 @@ def describe(exc: BaseException) -> str:
         return f"<{type(exc).__name__}: str() failed>"
 
 
+def bounded(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters (``...`` marks the cut)."""
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
 def error_text(exc: BaseException, limit: int = 200) -> str:
     """Return ``Type: message`` for a log line, cut to ``limit`` characters.
 
     Exceptions may carry request data or huge bodies: a log line gets their type and the start
     of their message, never more.
     """
-    text = f"{type(exc).__name__}: {describe(exc)}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return bounded(f"{type(exc).__name__}: {describe(exc)}", limit)
 
 
 class RoutingError(Exception):
@@ -59,36 +63,72 @@ class InvalidConfigError(RoutingError, ValueError):
 class AllProvidersFailedError(RoutingError):
     """Every provider that was attempted failed.
 
+    Its message tells what happened: ``all N providers failed (last error: ...)`` when every
+    provider of the list was attempted, else how many failed, were skipped while cooling down
+    and were not attempted (``max_attempts``), e.g. ``2 of 4 providers failed, 2 not attempted
+    (max_attempts=2) (last error: ...)``.
+
     Attributes:
         failures: ``(provider name, exception)`` for each failed attempt, in order.
-        total: the number of providers in the list (attempted or skipped).
+        total: the number of providers in the list (attempted or not).
         retry_after: seconds until the first provider of the list leaves its cooldown (skipped
             ones included), or None when none is cooling down. ``wait_for_recovery()`` waits
             exactly that long.
+        skipped: the names of the providers skipped because they were cooling down.
+        not_attempted: how many providers of the list were neither attempted nor skipped
+            (left out by ``max_attempts``, or by a strategy that did not choose them).
+        max_attempts: the cap of the call, if it had one.
     """
 
     failures: tuple[tuple[str, Exception], ...]
     total: int
     retry_after: float | None
+    skipped: tuple[str, ...]
+    not_attempted: int
+    max_attempts: int | None
 
     def __init__(
         self,
         failures: Sequence[tuple[str, Exception]],
         total: int,
         retry_after: float | None = None,
+        skipped: Sequence[str] = (),
+        max_attempts: int | None = None,
     ) -> None:
         self.failures = tuple(failures)
         self.total = total
         self.retry_after = retry_after
+        self.skipped = tuple(skipped)
+        self.not_attempted = max(total - len(self.failures) - len(self.skipped), 0)
+        self.max_attempts = max_attempts
         if self.failures:
             last = self.failures[-1][1]
             detail = f"{type(last).__name__}: {describe(last)}"
         else:
             detail = "none"
-        super().__init__(f"all {total} providers failed (last error: {detail})")
+        failed = len(self.failures)
+        if failed == total:
+            summary = f"all {total} providers failed"
+        else:
+            summary = f"{failed} of {total} providers failed"
+            if self.skipped:
+                summary += f", {len(self.skipped)} skipped in cooldown"
+            if self.not_attempted:
+                cap = "" if max_attempts is None else f" (max_attempts={max_attempts})"
+                summary += f", {self.not_attempted} not attempted{cap}"
+        super().__init__(f"{summary} (last error: {detail})")
 
     def __reduce__(self) -> tuple[type[AllProvidersFailedError], tuple[object, ...]]:
-        return (type(self), (self.failures, self.total, self.retry_after))
+        return (
+            type(self),
+            (
+                self.failures,
+                self.total,
+                self.retry_after,
+                self.skipped,
+                self.max_attempts,
+            ),
+        )
 
 
 class RoutingTimeoutError(RoutingError, TimeoutError):

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
-from ._exceptions import describe
+from ._exceptions import bounded, describe
 
 __all__ = [
     "AttemptFailed",
@@ -171,12 +171,17 @@ def notify(listeners: tuple[Listener, ...], event: RoutingEvent) -> None:
             key = id(listener)
             if key not in _broken:
                 _broken.add(key)
+                error = bounded(describe(exc), 500)
                 _logger.error(
-                    "routing listener failed",
+                    "routing listener failed: %s on %s: %s: %s (logged once per listener)",
+                    type(listener).__name__,
+                    event.kind,
+                    type(exc).__name__,
+                    error,
                     extra={
                         "listener": type(listener).__name__,
                         "error_type": type(exc).__name__,
-                        "error": describe(exc),
+                        "error": error,
                         "event": event.kind,
                     },
                 )

@@ -209,7 +209,7 @@ def test_max_attempts_keeps_the_last_slot_for_the_terminus() -> None:
     steps, error = play(d, {n: Down(n) for n in "abcd"})
     assert steps == [("attempt", "a"), ("attempt", "d")]
     assert isinstance(error, AllProvidersFailedError)
-    assert d.not_attempted == 2
+    assert error.not_attempted == 2
 
 
 def test_no_attempt_starts_past_the_calls_timeout() -> None:

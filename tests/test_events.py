@@ -154,7 +154,7 @@ def test_raising_listener_never_breaks_a_call(h: Harness, caplog: pytest.LogCapt
     call = h.routed(providers=["a"], cooldown=None, listeners=[Broken(), rec])
     assert call().response == "ok:a"
     assert call().response == "ok:a"
-    errors = [r for r in caplog.records if r.message == "routing listener failed"]
+    errors = [r for r in caplog.records if r.message.startswith("routing listener failed")]
     assert len(errors) == 1 and errors[0].error == "listener bug"  # type: ignore[attr-defined]
     assert len(rec.events) == 8
 

@@ -76,20 +76,24 @@ def test_terminus_is_attempted_despite_cooldown(
     assert result.skipped == ("a", "b")
     assert h.calls == ["c"]
     info = [
-        r for r in caplog.records if r.message == "attempting terminus provider despite cooldown"
+        r
+        for r in caplog.records
+        if r.message.startswith("attempting terminus provider despite cooldown")
     ]
     assert len(info) == 1 and info[0].levelno == logging.INFO
+    assert info[0].message == "attempting terminus provider despite cooldown: 'c' (60 s left)"
     assert info[0].provider == "c" and info[0].cooldown_remaining == pytest.approx(60)
 
 
 def test_all_in_cooldown_and_terminus_fails(h: Harness, tracker: InMemoryCooldownTracker) -> None:
-    """All in cooldown and the terminus failing: N counts the whole list, failures only the call."""
+    """All in cooldown and the terminus failing: the message counts the skipped apart."""
     for n in "abc":
         tracker.record_failure(n, Down())
     boom = Down("still down")
     with pytest.raises(AllProvidersFailedError) as info:
         h.routed({"c": boom}, providers=["a", "b", "c"], cooldown=tracker)()
-    assert str(info.value).startswith("all 3 providers failed")
+    assert str(info.value).startswith("1 of 3 providers failed, 2 skipped in cooldown")
+    assert info.value.total == 3 and info.value.skipped == ("a", "b")
     assert info.value.failures == (("c", boom),)
     assert info.value.__cause__ is boom
 
@@ -116,17 +120,20 @@ def test_cooldown_entry_logged_once(
     """The failure that starts a cooldown logs a WARNING, beside the failed-attempt WARNING."""
     caplog.set_level(logging.DEBUG, "resilient_routing")
     h.routed({"a": Down("x")}, providers=["a", "b"], cooldown=tracker)()
-    by_message = {r.message: r for r in caplog.records}
+    by_message = {r.message.split(":")[0]: r for r in caplog.records}
     entering = by_message["provider entering cooldown"]
     assert entering.levelno == logging.WARNING and entering.provider == "a"
     assert entering.cooldown_remaining == pytest.approx(60)
+    assert entering.message == "provider entering cooldown: 'a' for 60 s"
     failed = by_message["provider failed"]
     assert failed.levelno == logging.WARNING and failed.attempt == 1
     assert failed.is_terminus is False
+    assert failed.message == "provider failed: 'a' (attempt 1 of 2): Down: x"
     ok = by_message["succeeded on fallback provider"]
     assert ok.levelno == logging.INFO and ok.provider == "b" and ok.attempt == 2
     assert ok.latency >= 0
-    starts = [r for r in caplog.records if r.message == "attempting provider"]
+    assert ok.message == "succeeded on fallback provider: 'b' (attempt 2)"
+    starts = [r for r in caplog.records if r.message.startswith("attempting provider:")]
     assert [(r.provider, r.attempt, r.levelno) for r in starts] == [
         ("a", 1, logging.DEBUG),
         ("b", 2, logging.DEBUG),
@@ -140,8 +147,9 @@ def test_skip_logged_at_debug(
     tracker.record_failure("a", Down())
     caplog.set_level(logging.DEBUG, "resilient_routing")
     h.routed(providers=["a", "b"], cooldown=tracker)()
-    skip = [r for r in caplog.records if r.message == "skipping provider in cooldown"]
+    skip = [r for r in caplog.records if r.message.startswith("skipping provider in cooldown")]
     assert len(skip) == 1 and skip[0].levelno == logging.DEBUG
+    assert skip[0].message == "skipping provider in cooldown: 'a' (60 s left)"
     assert skip[0].provider == "a" and skip[0].cooldown_remaining == pytest.approx(60)
 
 
@@ -152,7 +160,7 @@ def test_no_success_log_when_nothing_failed(
     tracker.record_failure("a", Down())
     caplog.set_level(logging.DEBUG, "resilient_routing")
     h.routed(providers=["a", "b"], cooldown=tracker)()
-    assert "succeeded on fallback provider" not in [r.message for r in caplog.records]
+    assert not [r for r in caplog.records if "succeeded on fallback provider" in r.message]
 
 
 def test_exempt_provider_never_enters_cooldown(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import threading
 from typing import Any
 
@@ -221,3 +222,36 @@ async def test_last_route_of_sync_calls_is_per_task() -> None:
 
     await asyncio.to_thread(outside_the_loop)
     assert in_thread == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("options", "cooling", "message"),
+    [
+        ({}, "", "all 4 providers failed (last error: Down: d)"),
+        ({"max_attempts": 2}, "", "2 of 4 providers failed, 2 not attempted (max_attempts=2)"),
+        ({}, "bc", "2 of 4 providers failed, 2 skipped in cooldown (last error: Down: d)"),
+        (
+            {"max_attempts": 2},
+            "a",
+            "2 of 4 providers failed, 1 skipped in cooldown, 1 not attempted (max_attempts=2)",
+        ),
+    ],
+)
+def test_exhaustion_message_tells_what_happened(
+    options: dict[str, Any], cooling: str, message: str, clock: FakeClock
+) -> None:
+    """Failed, skipped for cooldown and left out by max_attempts are counted apart."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=60, clock=clock)
+    for name in cooling:
+        tracker.record_failure(name, Down(name))
+
+    @routed(providers=list("abcd"), cooldown=tracker, exempt=set("abcd"), **options)
+    def call(provider: str) -> str:
+        raise Down(provider)
+
+    with pytest.raises(AllProvidersFailedError) as info:
+        call()
+    assert str(info.value).startswith(message)
+    assert info.value.skipped == tuple(cooling)
+    assert len(info.value.failures) + len(info.value.skipped) + info.value.not_attempted == 4
+    assert pickle.loads(pickle.dumps(info.value)).skipped == tuple(cooling)

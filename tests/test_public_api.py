@@ -71,7 +71,12 @@ def test_error_hierarchy() -> None:
 
 def test_all_failed_error_pickles() -> None:
     """AllProvidersFailedError survives pickling (multiprocessing, Celery)."""
-    err = AllProvidersFailedError([("a", ValueError("x"))], 2)
+    err = AllProvidersFailedError([("a", ValueError("x"))], 3, 5.0, ("b",), max_attempts=2)
     back = pickle.loads(pickle.dumps(err))
-    assert str(back) == str(err) == "all 2 providers failed (last error: ValueError: x)"
-    assert back.failures[0][0] == "a" and back.total == 2
+    assert str(back) == str(err)
+    assert str(err) == (
+        "1 of 3 providers failed, 1 skipped in cooldown, 1 not attempted (max_attempts=2) "
+        "(last error: ValueError: x)"
+    )
+    assert back.failures[0][0] == "a" and back.total == 3 and back.retry_after == 5.0
+    assert (back.skipped, back.not_attempted, back.max_attempts) == (("b",), 1, 2)

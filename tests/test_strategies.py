@@ -59,7 +59,7 @@ def test_primary_only_calls_first_and_reraises_unchanged(
     assert h.calls == ["a"]
     (error,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert (error.message, error.levelno, error.provider) == (
-        "primary provider failed",
+        "primary provider failed: 'a': Down: primary down",
         logging.ERROR,
         "a",
     )
@@ -105,7 +105,7 @@ def test_round_robin_failure_reraised_with_note(
     with pytest.raises(Down) as info:
         call()
     assert info.value is boom and boom.__notes__ == ["resilient_routing: raised by provider 'b'"]
-    assert [r.message for r in caplog.records] == ["round-robin provider failed"]
+    assert [r.message for r in caplog.records] == ["round-robin provider failed: 'b': Down: "]
     assert fresh_config.is_available("b")
 
 
@@ -304,7 +304,9 @@ def test_single_attempt_note_and_log_when_outside_fallback_on(
         h.routed({"a": boom}, providers=["a"], strategy="primary_only", fallback_on=Down)()
     assert info.value is boom
     assert boom.__notes__ == ["resilient_routing: raised by provider 'a'"]
-    assert [r.message for r in caplog.records] == ["primary provider failed"]
+    assert [r.message for r in caplog.records] == [
+        "primary provider failed: 'a': KeyError: 'bad request'"
+    ]
 
 
 def test_invalid_config_error_from_a_provider_propagates(h: Harness) -> None:

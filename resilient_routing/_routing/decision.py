@@ -132,7 +132,6 @@ class Decision:
         "logger",
         "loud",
         "names",
-        "not_attempted",
         "providers",
         "raised",
         "response",
@@ -181,7 +180,6 @@ class Decision:
         self.loud = bool(listeners) or logger.isEnabledFor(route.loudest)
         if not route.plain:
             self.in_flight = 0
-            self.not_attempted = 0
             self.deadline: float | None = None
             if options.timeout is not None:
                 self.started = route.clock()
@@ -223,8 +221,7 @@ class Decision:
         cap = route.options.max_attempts
         for i in plan:
             if cap is not None and self.attempt >= cap - 1 and not self.is_terminus(i):
-                self.not_attempted += 1  # the last slot is the terminus's
-                continue
+                continue  # the last slot is the terminus's
             self.index = i
             return CHECK if self.names[i] in self.asks else self._begin(i)
         if self.in_flight:
@@ -414,7 +411,14 @@ class Decision:
     def _exhausted(self, remaining: list[float] | tuple[()]) -> int:
         cooling = [r for r in remaining if r > 0]
         retry_after = min(cooling) if cooling else None
-        error = AllProvidersFailedError(self.failures, len(self.names), retry_after)
+        route = self.route
+        error = AllProvidersFailedError(
+            self.failures,
+            len(self.names),
+            retry_after,
+            self.skipped,
+            route.options.max_attempts,
+        )
         error.__cause__ = self.failures[-1][1] if self.failures else None
         error.__suppress_context__ = True
         if self.listeners:

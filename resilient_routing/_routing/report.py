@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from resilient_routing._exceptions import (
     AllProvidersFailedError,
     RoutingTimeoutError,
+    bounded,
     describe,
 )
 
@@ -185,19 +186,47 @@ def call_finished(d: Decision, exc: BaseException | None) -> None:
 
 
 # -- outcomes: a log record and an event each --------------------------------------------
+#
+# Each message starts with the seed's words, then states the facts itself (Python's default
+# formatter prints the message alone); the same facts go to ``extra`` for structured
+# handlers. Error texts are cut: an exception may carry a whole response body.
+
+#: Characters of an error's ``Type: message`` in a log record.
+ERROR_TEXT_LIMIT = 500
 
 
-def _log(d: Decision, level: int, message: str, i: int, **fields: object) -> None:
+def seconds(value: float) -> str:
+    """Return seconds for a log line: ``12.5``, ``30``, ``0.25``, ``300``."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _log(
+    d: Decision, level: int, message: str, i: int, args: tuple[object, ...], **fields: object
+) -> None:
     logger = d.logger
     if logger.isEnabledFor(level):
         fields["provider"] = d.names[i]
         fields["is_terminus"] = d.is_terminus(i)
-        logger.log(level, message, extra=fields)
+        logger.log(level, message, d.names[i], *args, extra=fields)
+
+
+def _of(d: Decision) -> int:
+    """The most attempts the call can make: its providers, or fewer under ``max_attempts``."""
+    cap = d.route.options.max_attempts
+    n = len(d.names)
+    return n if cap is None else min(n, cap)
 
 
 def skipped(d: Decision, i: int, remaining: float) -> None:
     """A provider cooling down was skipped."""
-    _log(d, _DEBUG, "skipping provider in cooldown", i, cooldown_remaining=remaining)
+    _log(
+        d,
+        _DEBUG,
+        "skipping provider in cooldown: %r (%s s left)",
+        i,
+        (seconds(remaining),),
+        cooldown_remaining=remaining,
+    )
     if d.listeners:
         _emit(d, _events().ProviderSkipped, i, cooldown_remaining=remaining)
 
@@ -207,8 +236,9 @@ def terminus_cooling(d: Decision, i: int, remaining: float) -> None:
     _log(
         d,
         _INFO,
-        "attempting terminus provider despite cooldown",
+        "attempting terminus provider despite cooldown: %r (%s s left)",
         i,
+        (seconds(remaining),),
         cooldown_remaining=remaining,
         attempt=d.attempt + 1,
     )
@@ -216,7 +246,14 @@ def terminus_cooling(d: Decision, i: int, remaining: float) -> None:
 
 def attempting(d: Decision, i: int, cooling: bool) -> None:
     """An attempt of provider ``i`` starts (``d.attempt`` counts it already)."""
-    _log(d, _DEBUG, "attempting provider", i, attempt=d.attempt)
+    _log(
+        d,
+        _DEBUG,
+        "attempting provider: %r (attempt %d of %d)",
+        i,
+        (d.attempt, _of(d)),
+        attempt=d.attempt,
+    )
     if d.listeners:
         events = _events()
         if len(d.names) > 1 and d.is_terminus(i):
@@ -234,16 +271,24 @@ def failed(
     logged: bool = True,
 ) -> None:
     """An attempt failed: judged by ``exc``, with what the routing made of it."""
-    route = d.route
+    caps = d.route.caps
     if logged:
+        error = bounded(describe(exc), ERROR_TEXT_LIMIT)
+        kind = type(exc).__name__
+        if caps.single_attempt:
+            message, args = f"{caps.failure_message}: %r: %s: %s", (kind, error)
+        else:
+            message = f"{caps.failure_message}: %r (attempt %d of %d): %s: %s"
+            args = (d.attempt, _of(d), kind, error)
         _log(
             d,
-            route.caps.failure_level,
-            route.caps.failure_message,
+            caps.failure_level,
+            message,
             i,
+            args,
             attempt=d.attempt,
-            error_type=type(exc).__name__,
-            error=describe(exc),
+            error_type=kind,
+            error=error,
         )
     if d.listeners:
         _emit(
@@ -261,8 +306,9 @@ def cooldown_started(d: Decision, i: int, remaining: float) -> None:
     _log(
         d,
         _WARNING,
-        "provider entering cooldown",
+        "provider entering cooldown: %r for %s s",
         i,
+        (seconds(remaining),),
         attempt=d.attempt,
         cooldown_remaining=remaining,
     )
@@ -273,7 +319,15 @@ def cooldown_started(d: Decision, i: int, remaining: float) -> None:
 def succeeded(d: Decision, i: int, latency: float) -> None:
     """Provider ``i`` answered."""
     if d.failures:
-        _log(d, _INFO, "succeeded on fallback provider", i, attempt=d.attempt, latency=latency)
+        _log(
+            d,
+            _INFO,
+            "succeeded on fallback provider: %r (attempt %d)",
+            i,
+            (d.attempt,),
+            attempt=d.attempt,
+            latency=latency,
+        )
     if d.listeners:
         _emit(d, _events().AttemptSucceeded, i, latency=latency)
 
