@@ -275,6 +275,7 @@ def failed(
     if logged:
         error = bounded(describe(exc), ERROR_TEXT_LIMIT)
         kind = type(exc).__name__
+        args: tuple[object, ...]
         if caps.single_attempt:
             message, args = f"{caps.failure_message}: %r: %s: %s", (kind, error)
         else:
