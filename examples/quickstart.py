@@ -17,9 +17,14 @@ from resilient_routing import (
     routed,
 )
 
-logging.basicConfig(
-    level=logging.INFO, stream=sys.stdout, format="  log %(levelname)-7s %(message)s [%(provider)s]"
-)
+# The routing's own records, on stdout. Its messages name the provider, the attempt and the
+# error themselves, so the format needs no routing-only field (records of other libraries
+# would have none): safe to copy.
+handler = logging.StreamHandler(sys.stdout)
+handler.setFormatter(logging.Formatter("  log %(levelname)-7s %(message)s"))
+routing_log = logging.getLogger("resilient_routing")
+routing_log.addHandler(handler)
+routing_log.setLevel(logging.INFO)
 
 DOWN: set[str] = {"gemini"}
 
