@@ -22,6 +22,7 @@ from ._recovery import wait_for_recovery
 from ._routing.providers import provider_name
 from ._routing.report import last_route
 from ._validate import UNSET
+from ._version import __version__ as __version__
 from .cooldown._memory import InMemoryCooldownTracker
 from .cooldown._protocol import AsyncCooldownTracker, CooldownTracker
 from .strategies._protocol import Strategy

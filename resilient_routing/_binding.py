@@ -78,6 +78,11 @@ class _BoundRoutedFunction(_BoundSigned):
         executor = self._self_parent._self_executor
         return cast(Callable[..., Any], executor.__get__(self._self_instance, self._self_owner))
 
+    def __repr__(self) -> str:
+        instance = self._self_instance
+        parent = repr(self._self_parent)
+        return parent if instance is None else f"{parent[:-1]} bound to {instance!r}>"
+
 
 class RoutedFunction(_Signed):
     """A function routed across providers."""
@@ -101,6 +106,13 @@ class RoutedFunction(_Signed):
     def execute(self) -> Callable[..., Any]:
         """Route the call; return (or, for async, await) a RouteResult."""
         return cast(Callable[..., Any], self._self_executor)
+
+    def __repr__(self) -> str:
+        route = self._self_route
+        names = route.static_names
+        over = "providers read at each call" if names is None else f"providers {list(names)!r}"
+        kind = "async " if route.is_async else ""
+        return f"<routed {kind}function {route.name} ({route.strategy_name} over {over})>"
 
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ scenario file). Errors go to stderr in one line that names the fix.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,8 +16,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._exceptions import describe
+from ._version import __version__
 
 __all__ = ["main"]
+
+
+_PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 
 class _UsageError(Exception):
@@ -32,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="resilient-routing",
         description="Simulate routing strategies under outages; inspect live cooldowns.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sim = commands.add_parser(
@@ -43,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("scenario", nargs="?", help="a scenario TOML file (default: built-in)")
     sim.add_argument("--seed", type=int, help="override the scenario's random seed")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
-    sim.add_argument("--plot", metavar="FILE.png", help="draw timelines per configuration")
+    sim.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw timelines per configuration: .png, .svg or .pdf (needs the [plot] extra)",
+    )
     sim.add_argument(
         "--no-progress", action="store_true", help="no progress bar even on a terminal"
     )
@@ -56,9 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument(
-            "--redis", default="redis://127.0.0.1:6379/0", metavar="URL", help="Redis URL"
+            "--redis",
+            default="redis://127.0.0.1:6379/0",
+            metavar="URL",
+            help="the Redis URL (default: %(default)s)",
         )
-        sub.add_argument("--prefix", default="resilient_routing", help="the trackers' key prefix")
+        sub.add_argument(
+            "--prefix",
+            default="resilient_routing",
+            help="the trackers' key prefix (default: %(default)s)",
+        )
         if name == "status":
             sub.add_argument("--json", action="store_true", help="print the state as JSON")
         else:
@@ -102,13 +119,18 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.seed is not None:
         scenario = replace(scenario, seed=args.seed)
     if args.plot:
+        suffix = Path(args.plot).suffix.lower()
+        if suffix not in _PLOT_FORMATS:
+            raise _UsageError(
+                f"--plot {args.plot}: expected a .png, .svg or .pdf file name, got "
+                f"{suffix or 'no extension'}"
+            )
         try:
             import matplotlib  # noqa: F401
         except ImportError as exc:
             raise _UsageError(
-                "--plot needs matplotlib: pip install 'resilient-routing[cli]'"
+                "--plot needs matplotlib: pip install 'resilient-routing[plot]'"
             ) from exc
-    if args.plot:
         folder = Path(args.plot).resolve().parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise _UsageError(f"--plot {args.plot}: cannot write in {folder}")
@@ -217,6 +239,10 @@ def _reset(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) ->
             return 1
     tracker = _tracker(args)
     try:
+        held = {state.name for state in tracker.states()}
+        if not (held if args.all else args.provider in held):
+            out.write(f"nothing to reset: no state for {what} under prefix {args.prefix!r}\n")
+            return 0
         tracker.reset(None if args.all else args.provider, strict=True)
     except ConnectionError as exc:
         raise _unreachable(args, exc) from exc
@@ -245,8 +271,10 @@ def main(
     err = stderr or sys.stderr
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse printed its usage message already
+        # argparse writes help, version and usage errors to sys.stdout / sys.stderr.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed its message already
         return int(exc.code or 0)
     try:
         if args.command == "simulate":

@@ -7,11 +7,18 @@ costs import time that a program which never names them should not pay.
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from ._result import RouteResult
 
-__all__ = ["AsyncRouted", "AsyncRoutedClassmethod", "Routed", "RoutedClassmethod"]
+__all__ = [
+    "AsyncRouted",
+    "AsyncRoutedClassmethod",
+    "AsyncRoutedOnClass",
+    "Routed",
+    "RoutedClassmethod",
+    "RoutedOnClass",
+]
 
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
@@ -29,10 +36,49 @@ class Routed(Protocol[P, T]):
         """Route the call; return the response with its routing metadata."""
         ...
 
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> RoutedOnClass[P, T]: ...
+
+    @overload
     def __get__(
-        self: Routed[Concatenate[Any, P2], T], instance: Any, owner: type | None = None
-    ) -> Routed[P2, T]:
+        self: Routed[Concatenate[Any, P2], T], instance: object, owner: type | None = None
+    ) -> Routed[P2, T]: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
         """Bind like a function: a method's provider parameter comes after ``self``."""
+        ...
+
+
+class RoutedOnClass(Protocol[P, T]):
+    """A routed function read on its class: a staticmethod (as declared) or a classmethod.
+
+    Type checkers read ``@routed`` above ``@staticmethod`` or ``@classmethod`` as a plain
+    function, so both calls are accepted: without the first parameter left (a classmethod's
+    provider, after ``cls``), or as declared (a staticmethod's, the provider already gone).
+    """
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+    @overload
+    def __call__(
+        self: RoutedOnClass[Concatenate[Any, P2], T], *args: P2.args, **kwargs: P2.kwargs
+    ) -> T: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> T:
+        """Route the call; return the response of the provider that succeeded."""
+        ...
+
+    @overload
+    def execute(self, *args: P.args, **kwargs: P.kwargs) -> RouteResult[T]: ...
+
+    @overload
+    def execute(
+        self: RoutedOnClass[Concatenate[Any, P2], T], *args: P2.args, **kwargs: P2.kwargs
+    ) -> RouteResult[T]: ...
+
+    def execute(self, *args: Any, **kwargs: Any) -> RouteResult[T]:
+        """Route the call; return the response with its routing metadata."""
         ...
 
 
@@ -63,10 +109,44 @@ class AsyncRouted(Protocol[P, T]):
         """Route the call; await it for the response with its routing metadata."""
         ...
 
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> AsyncRoutedOnClass[P, T]: ...
+
+    @overload
     def __get__(
-        self: AsyncRouted[Concatenate[Any, P2], T], instance: Any, owner: type | None = None
-    ) -> AsyncRouted[P2, T]:
+        self: AsyncRouted[Concatenate[Any, P2], T], instance: object, owner: type | None = None
+    ) -> AsyncRouted[P2, T]: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
         """Bind like a function: a method's provider parameter comes after ``self``."""
+        ...
+
+
+class AsyncRoutedOnClass(Protocol[P, T]):
+    """:class:`RoutedOnClass` for ``async def``: calls return coroutines."""
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]: ...
+
+    @overload
+    def __call__(
+        self: AsyncRoutedOnClass[Concatenate[Any, P2], T], *args: P2.args, **kwargs: P2.kwargs
+    ) -> Coroutine[Any, Any, T]: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, T]:
+        """Route the call; await it for the response of the provider that succeeded."""
+        ...
+
+    @overload
+    def execute(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, RouteResult[T]]: ...
+
+    @overload
+    def execute(
+        self: AsyncRoutedOnClass[Concatenate[Any, P2], T], *args: P2.args, **kwargs: P2.kwargs
+    ) -> Coroutine[Any, Any, RouteResult[T]]: ...
+
+    def execute(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, RouteResult[T]]:
+        """Route the call; await it for the response with its routing metadata."""
         ...
 
 

@@ -254,3 +254,25 @@ def test_terminus_never_first_while_another_is_available() -> None:
             continue
         for _ in range(5):
             assert execute(["a", "b", "t"], str, strategy=strategy, cooldown=None).provider != "t"
+
+
+def test_a_weight_naming_no_provider_is_refused_at_decoration() -> None:
+    """A typo in a weight's name fails when the function is decorated, naming it."""
+    with pytest.raises(InvalidConfigError, match=r"weights name 'gemni', not among the providers"):
+        routed(providers=["gemini", "grok", "t"], strategy=Weighted(weights={"gemni": 3}))(
+            lambda provider: provider
+        )
+
+
+def test_a_weight_naming_no_provider_of_a_providers_callable_fails_the_call() -> None:
+    """With providers read at each call, the check runs at each call."""
+    names = ["gemini", "grok", "t"]
+
+    @routed(providers=lambda: names, strategy=Weighted(weights={"gemini": 3}))
+    def call(provider: str) -> str:
+        return provider
+
+    assert call() in ("gemini", "grok")
+    names[0] = "gemini-2"
+    with pytest.raises(InvalidConfigError, match="'gemini'"):
+        call()

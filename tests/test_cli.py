@@ -264,10 +264,15 @@ def test_status_and_reset_against_live_redis(redis_prefix: tuple[str, str]) -> N
     assert code == 0 and out == "reset provider 'gemini'\n"
     _, out, _ = run("status", "--redis", url, "--prefix", prefix, "--json")
     assert [r["provider"] for r in json.loads(out)["providers"]] == ["grok"]
+    code, out, _ = run("reset", "nosuch", "--redis", url, "--prefix", prefix, "--yes")
+    assert code == 0
+    assert out == f"nothing to reset: no state for provider 'nosuch' under prefix {prefix!r}\n"
     code, _, err = run("reset", "--all", "--redis", url, "--prefix", prefix, stdin="y\n")
     assert code == 0 and "[y/N]" in err
     _, out, _ = run("status", "--redis", url, "--prefix", prefix)
     assert out == f"no provider state under prefix {prefix!r}\n"
+    code, out, _ = run("reset", "--all", "--redis", url, "--prefix", prefix, "--yes")
+    assert code == 0 and out.startswith("nothing to reset: no state for every provider")
 
 
 @pytest.mark.parametrize("command", [["status"], ["reset", "--all", "--yes"]])
@@ -360,3 +365,27 @@ def test_redis_error_reply_is_not_called_unreachable(redis_prefix: tuple[str, st
     base = url.rsplit("/", 1)[0]
     code, _, err = run("status", "--redis", f"{base}/999", "--prefix", prefix)
     assert code == 1 and "refused the command" in err and "is the server running" not in err
+
+
+def test_version() -> None:
+    """--version prints the package's version."""
+    from resilient_routing import __version__
+
+    code, out, _ = run("--version")
+    assert code == 0 and out == f"resilient-routing {__version__}\n"
+
+
+def test_help_of_redis_commands_shows_the_defaults() -> None:
+    """Status --help names the default Redis URL and prefix."""
+    code, out, _ = run("status", "--help")
+    assert code == 0
+    assert "default: redis://127.0.0.1:6379/0" in out and "default: resilient_routing" in out
+
+
+@pytest.mark.parametrize("name", ["out.txt", "out", "timelines.PNGX"])
+def test_plot_format_is_checked_before_simulating(small: Path, tmp_path: Path, name: str) -> None:
+    """An unknown plot format is a usage error at once: one line, exit 2, nothing simulated."""
+    code, out, err = run("simulate", str(small), "--plot", str(tmp_path / name))
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: --plot {tmp_path / name}: expected a .png, .svg or .pdf")
+    assert err.count("\n") == 1

@@ -131,7 +131,7 @@ def test_success_on_first_provider(
     assert isinstance(function, str) and function.endswith("call")
     assert span.name == f"route {function}"
     assert span.kind is trace.SpanKind.INTERNAL
-    assert attributes[P + "strategy"] == "Fallback"
+    assert attributes[P + "strategy"] == "fallback"  # the registered name
     assert attributes[P + "providers"] == ("a", "b", "c")
     assert attributes[P + "outcome"] == "success"
     assert attributes[P + "provider"] == "a"
@@ -240,7 +240,7 @@ def test_single_attempt_failure_names_its_exception(
         )()
     span = only_span(exporter)
     assert span.attributes is not None
-    assert span.attributes[P + "strategy"] == "PrimaryOnly"
+    assert span.attributes[P + "strategy"] == "primary_only"
     assert span.attributes[P + "outcome"] == "propagated"
     assert span.attributes["error.type"] == "Down"
 

@@ -102,7 +102,9 @@ async def test_async_attempt_timeout_falls_over(clock: FakeClock) -> None:
 
     result = await call.execute()
     assert result.provider == "fast"
-    assert isinstance(result.failures[0][1], TimeoutError)
+    timeout = result.failures[0][1]
+    assert isinstance(timeout, TimeoutError)
+    assert str(timeout) == "provider 'slow' did not answer within attempt_timeout=0.02 s"
     assert cancelled == ["slow"]
     assert not tracker.is_available("slow")
 

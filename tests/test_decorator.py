@@ -447,3 +447,24 @@ def test_bound_method_copies_and_pickles_only_as_itself() -> None:
 
     with pytest.raises(TypeError, match="does not hold it as '_impl'"):
         pickle.dumps(Aliased().call)
+
+
+def test_repr_names_the_function_its_strategy_and_providers() -> None:
+    """repr() of a routed function says what it is, bound or not."""
+
+    @routed(providers=["a", "b"], strategy="round_robin")
+    def generate(provider: str, prompt: str) -> str:
+        return prompt
+
+    assert repr(generate) == (
+        "<routed function test_repr_names_the_function_its_strategy_and_providers.<locals>"
+        ".generate (round_robin over providers ['a', 'b'])>"
+    )
+
+    class Images:
+        @routed(providers=lambda: ["a"])
+        async def make(self, provider: str) -> str:
+            return provider
+
+    assert repr(Images.make).startswith("<routed async function ")
+    assert repr(Images.make).endswith("Images.make (fallback over providers read at each call)>")

@@ -80,3 +80,10 @@ def test_all_failed_error_pickles() -> None:
     )
     assert back.failures[0][0] == "a" and back.total == 3 and back.retry_after == 5.0
     assert (back.skipped, back.not_attempted, back.max_attempts) == (("b",), 1, 2)
+
+
+def test_version_is_the_distributions() -> None:
+    """resilient_routing.__version__ is the version the package was built with."""
+    from importlib.metadata import version
+
+    assert resilient_routing.__version__ == version("resilient-routing")

@@ -111,39 +111,14 @@ class Decision:
 
     # Attributes that only some steps use are set by those steps: a routed call whose first
     # choice fails builds one of these, and every write costs.
-    __slots__ = (
-        "_budget_is_deadline",
-        "_plan",
-        "asks",
-        "attempt",
-        "budget",
-        "call_id",
-        "deadline",
-        "error",
-        "exempt",
-        "failures",
-        "finished",
-        "hedges",
-        "in_flight",
-        "index",
-        "judged",
-        "latency",
-        "listeners",
-        "logger",
-        "loud",
-        "names",
-        "providers",
-        "raised",
-        "response",
-        "result",
-        "route",
-        "skipped",
-        "started",
-        "tracked",
-        "value",
-        "wait",
-        "want_result",
-        "winner",
+    # One line per few names: the slots read as a list, not a column.
+    __slots__ = tuple(
+        (  # noqa: SIM905
+            "_budget_is_deadline _plan asks attempt budget call_id deadline error exempt "
+            "failures finished hedges in_flight index judged latency listeners logger loud "
+            "names providers raised response result route skipped started tracked value wait "
+            "want_result winner"
+        ).split()
     )
 
     def __init__(
@@ -161,7 +136,12 @@ class Decision:
         self.want_result = want_result
         self.tracked = tracked
         self.asks = asks
-        self.providers, names = providers or read_providers(route.providers)
+        if providers is None:
+            providers = read_providers(route.providers)
+            check = route.caps.check_providers
+            if check is not None and route.static_names is None:
+                check(providers[1])  # a providers callable: its list is new at every call
+        self.providers, names = providers
         self.names = names
         self._plan = plan
         self.attempt = attempted
@@ -338,11 +318,19 @@ class Decision:
             hook = route.caps.on_attempt_end
             if hook is not None:
                 hook(self.names[i], latency, False)
-            if expired and self._budget_is_deadline:
-                # The caller's deadline, not the provider, ended this attempt: not recorded.
-                error = self._timed_out()
-                error.__cause__ = raised
-                return self._raise(error)
+            if expired:
+                if self._budget_is_deadline:
+                    # The caller's deadline, not the provider, ended this attempt: not recorded.
+                    error = self._timed_out()
+                    error.__cause__ = raised
+                    return self._raise(error)
+                # asyncio's TimeoutError says nothing: the failure tells which limit it was.
+                timeout = TimeoutError(
+                    f"provider {self.names[i]!r} did not answer within "
+                    f"attempt_timeout={route.options.attempt_timeout:g} s"
+                )
+                timeout.__cause__ = raised
+                raised = timeout
         fallback_on = route.options.fallback_on  # None: every Exception falls over
         if isinstance(raised, _UNUSUAL):
             exc = judged(raised)

@@ -12,7 +12,7 @@ from resilient_routing._exceptions import InvalidConfigError
 from resilient_routing._validate import UNSET, AnyTracker
 from resilient_routing.cooldown._memory import names_with_state
 from resilient_routing.strategies._protocol import capabilities
-from resilient_routing.strategies._registry import get_strategy
+from resilient_routing.strategies._registry import get_strategy, registered_name
 
 if TYPE_CHECKING:
     from resilient_routing._config import Config
@@ -129,8 +129,11 @@ class Route:
     ) -> None:
         chosen = options.strategy
         self.strategy = get_strategy(chosen) if isinstance(chosen, str) else chosen
-        self.strategy_name = type(self.strategy).__name__
+        #: The name events and telemetry show: the registered name, else the class's.
+        self.strategy_name = chosen if isinstance(chosen, str) else registered_name(chosen)
         self.caps = caps = capabilities(self.strategy)
+        if caps.check_providers is not None and isinstance(options.providers, tuple):
+            caps.check_providers(options.providers[1])
         self.options = options
         self.is_async = is_async
         self.name = name

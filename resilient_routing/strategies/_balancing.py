@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from resilient_routing import _validate
+from resilient_routing._exceptions import InvalidConfigError
 from resilient_routing._routing.providers import provider_name
 
 __all__ = ["LeastBusy", "LeastLatency", "LoadBalanced", "Weighted"]
@@ -59,6 +60,19 @@ class Weighted:
             for name, weight in (weights or {}).items()
         }
         self._rng = rng or random.Random()
+
+    def check_providers(self, names: Sequence[str]) -> None:
+        """Refuse weights that name no provider of the route (a typo would split evenly).
+
+        Raises:
+            InvalidConfigError: a weight names no provider.
+        """
+        unknown = sorted(set(self.weights) - set(names))
+        if unknown:
+            raise InvalidConfigError(
+                f"Weighted: weights name {', '.join(map(repr, unknown))}, not among the "
+                f"providers {list(names)!r}"
+            )
 
     def order(self, providers: Sequence[Any]) -> Iterable[int]:
         """Return a weighted random first choice, then the rest by descending weight."""

@@ -35,6 +35,10 @@ class Strategy(Protocol):
     - ``in_list_order`` (default False): a promise that :meth:`order` always returns the list
       order (a single-attempt strategy: always chooses the first provider), so the core need
       not ask (it saves a call on every routed call).
+    - ``check_providers(names)``: raise ``InvalidConfigError`` when the strategy cannot route
+      over these provider names (say, a weight naming none of them); called when a routed
+      function is decorated (its providers known then) or at each call (a providers
+      callable).
 
     For multi-attempt strategies the core tries the chosen providers in order, never one
     twice, and always ends with the terminus (the last provider of the list) when the others
@@ -61,6 +65,7 @@ class Capabilities:
         hedge_delay: seconds before another attempt starts beside a running one (None: none).
         max_hedges: how many extra attempts may run at once.
         executor: where sync hedged attempts run (None: a shared pool).
+        check_providers: checks the provider names the strategy will route over.
     """
 
     single_attempt: bool = False
@@ -73,6 +78,7 @@ class Capabilities:
     hedge_delay: float | None = None
     max_hedges: int = 0
     executor: concurrent.futures.Executor | None = None
+    check_providers: Callable[[Sequence[str]], None] | None = None
 
 
 def capabilities(strategy: object) -> Capabilities:
@@ -101,7 +107,7 @@ def capabilities(strategy: object) -> Capabilities:
     level = found.get("failure_level", defaults.failure_level)
     hedge_delay = found.get("hedge_delay")
     where = f"strategy {strategy!r}:"
-    for hook in ("on_attempt_start", "on_attempt_end"):
+    for hook in ("on_attempt_start", "on_attempt_end", "check_providers"):
         if hook in found:
             _validate.callable_(f"{where} {hook}", found[hook], "a callable")
     return Capabilities(
@@ -117,4 +123,5 @@ def capabilities(strategy: object) -> Capabilities:
         else _validate.seconds(f"{where} hedge_delay", hedge_delay, zero=True),
         max_hedges=_validate.count(f"{where} max_hedges", found.get("max_hedges", 0), low=0),
         executor=found.get("executor"),
+        check_providers=found.get("check_providers"),
     )

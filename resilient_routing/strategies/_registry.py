@@ -12,7 +12,13 @@ from ._basic import Fallback, PrimaryOnly, RoundRobin
 from ._hedged import Hedged
 from ._protocol import Strategy
 
-__all__ = ["available_strategies", "get_strategy", "register_strategy", "strategy_factory"]
+__all__ = [
+    "available_strategies",
+    "get_strategy",
+    "register_strategy",
+    "registered_name",
+    "strategy_factory",
+]
 
 _lock = threading.Lock()
 _factories: dict[str, Callable[[], Strategy]] = {}
@@ -78,6 +84,16 @@ def strategy_factory(name: str) -> Callable[..., Strategy]:
         known = ", ".join(repr(n) for n in available_strategies())
         raise InvalidConfigError(f"unknown strategy {name!r}: expected one of {known}")
     return factory
+
+
+def registered_name(strategy: object) -> str:
+    """Return the name ``strategy``'s class is registered under, else the class's own name."""
+    cls = type(strategy)
+    with _lock:
+        for name, factory in _factories.items():
+            if factory is cls:
+                return name
+    return cls.__name__
 
 
 def available_strategies() -> list[str]:

@@ -180,8 +180,11 @@ async def use_methods(service: Service) -> None:
     service.method("bad")  # type: ignore[arg-type]
     assert_type(Service.cmethod(1), str)
     assert_type(service.cmethod.execute(2), RouteResult[str])
-    Service.cmethod("bad")  # type: ignore[arg-type]
-    # mypy reads a decorated staticmethod as a plain callable: only its return type is kept.
+    Service.cmethod("bad")  # type: ignore[call-overload]
+    # A routed staticmethod is called on its class, with its parameters minus the provider.
+    assert_type(Service.smethod(2), str)
+    assert_type(Service.smethod.execute(2), RouteResult[str])
+    Service.smethod("bad")  # type: ignore[call-overload]
     assert_type(await service.amethod(1), str)
     assert_type(await service.amethod.execute(1), RouteResult[str])
     await service.amethod("bad")  # type: ignore[arg-type]
