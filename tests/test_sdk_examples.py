@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -334,6 +335,47 @@ def test_botocore_max_attempts_counts_retries_not_attempts(
         client.close()
         sent.append(len(primary.requests) - before)
     assert sent == [2, 1]
+
+
+DOCS = ROOT / "docs" / "sdks.md"
+_SDK_NAME = re.compile(
+    r"`((?:openai|anthropic|litellm|httpx2?|requests|botocore|aiohttp|google\.(?:genai|auth))"
+    r"\.[A-Za-z_][\w.]*)"
+)
+
+
+def test_docs_page_includes_every_example() -> None:
+    """docs/sdks.md includes each example file (pymdownx snippets), and only files that exist."""
+    included = re.findall(r'^--8<-- "([^"]+)"$', DOCS.read_text(), flags=re.MULTILINE)
+    assert sorted(included) == sorted(
+        str(path.relative_to(ROOT)) for path in EXAMPLES.glob("*_fallback.py")
+    )
+    assert {f"examples/sdks/{case.sdk}_fallback.py" for case in CASES} == set(included)
+
+
+def _resolve(dotted: str) -> object:
+    """Return what a dotted name names: the longest importable module, then its attributes."""
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            found = getattr(found, attribute, _ABSENT)
+        return found
+    return _ABSENT
+
+
+_ABSENT = object()
+
+
+def test_every_sdk_name_in_the_docs_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every class, function or setting the page names in an SDK is in the installed SDK."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
+    names = set(_SDK_NAME.findall(DOCS.read_text()))
+    assert len(names) > 50
+    assert [name for name in sorted(names) if _resolve(name) is _ABSENT] == []
 
 
 def test_litellm_global_num_retries_beats_a_per_call_zero(
