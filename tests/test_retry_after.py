@@ -77,6 +77,22 @@ def test_aiohttp_style_headers_on_the_exception() -> None:
     assert retry_after_seconds(exc, wall) == 3.0
 
 
+def test_litellm_headers_beside_a_stand_in_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    """litellm's own provider clients keep the headers in litellm_response_headers."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
+    import litellm
+
+    request = httpx.Request("POST", "https://api.anthropic.test/v1/messages")
+    exc = litellm.RateLimitError(
+        "rate limited",
+        llm_provider="anthropic",
+        model="claude",
+        response=httpx.Response(429, request=request),  # a stand-in: no headers
+    )
+    exc.litellm_response_headers = httpx.Headers({"retry-after": "7"})
+    assert retry_after_seconds(exc, wall) == 7.0
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -399,12 +399,7 @@ def test_litellm_global_num_retries_beats_a_per_call_zero(
     assert len(primary.requests) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library gap: litellm keeps the provider's headers in exc.litellm_response_headers "
-    "(exc.response is a header-less stand-in) for providers it calls itself (anthropic/...)",
-)
-def test_KNOWN_GAP_litellm_anthropic_retry_after_is_read(
+def test_litellm_own_client_retry_after_is_read(
     fakes: Callable[[Reply], FakeAPI],
     monkeypatch: pytest.MonkeyPatch,
     fresh_config: InMemoryCooldownTracker,

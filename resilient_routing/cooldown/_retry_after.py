@@ -8,6 +8,8 @@
   ``["ResponseMetadata"]["HTTPHeaders"]`` holds lower-cased headers, among them AWS's
   ``x-amz-retry-after`` in milliseconds;
 - ``exc.headers``: aiohttp;
+- ``exc.litellm_response_headers``: litellm, for the providers it calls with its own HTTP
+  code (``anthropic/...``, ``gemini/...``), whose ``exc.response`` has no headers;
 - a ``google.rpc.RetryInfo`` in the error's details: Gemini's ``retryDelay`` (``"27s"``) on
   google-genai's ``APIError`` (the JSON body) and google-api-core's errors (JSON dicts from
   REST, messages from gRPC).
@@ -130,10 +132,13 @@ def _read(exc: BaseException, wall_clock: Callable[[], float]) -> float | None:
             headers = getattr(response, "headers", None)
             if headers is not None:
                 seconds = _from_headers(headers, wall_clock)
-    if seconds is None:
-        headers = getattr(exc, "headers", None)
-        if headers is not None:
-            seconds = _from_headers(headers, wall_clock)
+    # aiohttp's headers; litellm's copy of the provider's headers when it called the provider
+    # with its own HTTP code (anthropic/..., gemini/...): its exc.response is a stand-in.
+    for where in ("headers", "litellm_response_headers"):
+        if seconds is None:
+            headers = getattr(exc, where, None)
+            if headers is not None:
+                seconds = _from_headers(headers, wall_clock)
     if seconds is None:
         details = getattr(exc, "details", None)
         if details is not None:
