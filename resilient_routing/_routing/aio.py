@@ -20,7 +20,7 @@ from .decision import ATTEMPT, RAISE, Decision
 from .route import UNTRACKED, Route
 from .steps import ask_tracker_async, cancelling
 
-__all__ = ["runner"]
+__all__ = ["drive", "runner"]
 
 _DEBUG = logging.DEBUG
 
@@ -58,7 +58,7 @@ def runner(route: Route) -> Runner:
         else:
             forms = fixed
         local, tracker, asks = forms
-        raised: Exception | None = None  # by the fast lane's attempt, which hands the call over
+        failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
         if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
@@ -79,7 +79,7 @@ def runner(route: Route) -> Runner:
                 except Exception as exc:
                     if cancelling():
                         raise asyncio.CancelledError() from exc
-                    attempted, raised, latency = 1, exc, clock() - start
+                    attempted, failed = 1, (i, exc, clock() - start)
                 else:
                     latency = clock() - start
                     if ask:
@@ -111,40 +111,60 @@ def runner(route: Route) -> Runner:
         else:
             d = Decision(route, config, want_result, tracker is not None, asks)
         try:
-            step = d.start() if raised is None else d.failed(i, raised, latency)
-            call_providers, call_names = d.providers, d.names
-            while True:
-                if step is ATTEMPT:
-                    i = d.index
-                    budget = d.budget
-                    scope: asyncio.Timeout | None = None
-                    start = clock()
-                    try:
-                        if budget is None:
-                            response = await fn(call_providers[i], *args, **kwargs)
-                        else:
-                            async with asyncio.timeout(budget) as scope:
-                                response = await fn(call_providers[i], *args, **kwargs)
-                    except Exception as exc:
-                        if cancelling():
-                            d.abandoned(i, clock() - start)
-                            raise asyncio.CancelledError() from exc
-                        expired = scope is not None and scope.expired()
-                        step = d.failed(i, exc, clock() - start, expired)
-                        continue
-                    except BaseException:
-                        d.abandoned(i, clock() - start)
-                        raise
-                    if d.succeeded(i, response, clock() - start):
-                        await tracker.record_success(call_names[i])
-                    return d.value
-                if step is RAISE:
-                    raise d.error
-                step = await ask_tracker_async(d, step, tracker)
-        except BaseException as exc:
-            d.finish(exc)
-            raise
+            return await drive(d, tracker, fn, args, kwargs, failed)
         finally:
-            del d, raised  # as in the sync driver
+            del d, failed  # as in the sync driver
 
     return run
+
+
+async def drive(
+    d: Decision,
+    tracker: Any,
+    fn: Callable[..., Awaitable[Any]],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    failed: tuple[int, Exception, float] | None = None,
+) -> Any:
+    """Perform the steps of ``d`` until the call returns or raises; return what it returns.
+
+    Each attempt is bounded by ``d.budget``. ``failed``: the attempt a fast lane made before
+    handing the call over, which failed.
+    """
+    clock = d.route.clock
+    try:
+        step = d.start() if failed is None else d.failed(*failed)
+        providers, names = d.providers, d.names
+        while True:
+            if step is ATTEMPT:
+                i = d.index
+                budget = d.budget
+                scope: asyncio.Timeout | None = None
+                start = clock()
+                try:
+                    if budget is None:
+                        response = await fn(providers[i], *args, **kwargs)
+                    else:
+                        async with asyncio.timeout(budget) as scope:
+                            response = await fn(providers[i], *args, **kwargs)
+                except Exception as exc:
+                    if cancelling():
+                        d.abandoned(i, clock() - start)
+                        raise asyncio.CancelledError() from exc
+                    expired = scope is not None and scope.expired()
+                    step = d.failed(i, exc, clock() - start, expired)
+                    continue
+                except BaseException:
+                    d.abandoned(i, clock() - start)
+                    raise
+                if d.succeeded(i, response, clock() - start):
+                    await tracker.record_success(names[i])
+                return d.value
+            if step is RAISE:
+                raise d.error
+            step = await ask_tracker_async(d, step, tracker)
+    except BaseException as exc:
+        d.finish(exc)
+        raise
+    finally:
+        del d  # as in the runner

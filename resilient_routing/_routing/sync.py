@@ -22,7 +22,7 @@ from .decision import ATTEMPT, RAISE, Decision
 from .route import UNTRACKED, Route
 from .steps import ask_tracker
 
-__all__ = ["runner"]
+__all__ = ["drive", "runner"]
 
 _DEBUG = logging.DEBUG
 
@@ -62,7 +62,7 @@ def runner(route: Route) -> Runner:
         else:
             forms = fixed
         tracker, _, asks = forms
-        raised: Exception | None = None  # by the fast lane's attempt, which hands the call over
+        failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
         if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
@@ -84,7 +84,7 @@ def runner(route: Route) -> Runner:
                     else:
                         response = fn(providers[i], *args)
                 except Exception as exc:
-                    attempted, raised, latency = 1, exc, clock() - start
+                    attempted, failed = 1, (i, exc, clock() - start)
                 else:
                     latency = clock() - start
                     if ask:
@@ -115,36 +115,55 @@ def runner(route: Route) -> Runner:
             d = Decision(route, config, want_result, tracker is not None, asks)
         call = fn if instance is None else MethodType(fn, instance)
         try:
-            step = d.start() if raised is None else d.failed(i, raised, latency)
-            call_providers, call_names = d.providers, d.names
-            while True:
-                if step is ATTEMPT:
-                    i = d.index
-                    start = clock()
-                    try:
-                        # Without keywords, no **kwargs: it would build an empty dict per call.
-                        if kwargs:
-                            response = call(call_providers[i], *args, **kwargs)
-                        else:
-                            response = call(call_providers[i], *args)
-                    except Exception as exc:
-                        step = d.failed(i, exc, clock() - start)
-                        continue
-                    except BaseException:
-                        d.abandoned(i, clock() - start)
-                        raise
-                    if d.succeeded(i, response, clock() - start):
-                        tracker.record_success(call_names[i])
-                    return d.value
-                if step is RAISE:
-                    raise d.error
-                step = ask_tracker(d, step, tracker)
-        except BaseException as exc:
-            d.finish(exc)
-            raise
+            return drive(d, tracker, call, args, kwargs, failed)
         finally:
             # A failure's traceback holds this frame: it must not keep the decision (which
             # holds the failures) alive, or every fallback would leave a cycle to collect.
-            del d, raised
+            del d, failed
 
     return run
+
+
+def drive(
+    d: Decision,
+    tracker: Any,
+    call: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    failed: tuple[int, Exception, float] | None = None,
+) -> Any:
+    """Perform the steps of ``d`` until the call returns or raises; return what it returns.
+
+    ``failed``: the attempt a fast lane made before handing the call over, which failed.
+    """
+    clock = d.route.clock
+    try:
+        step = d.start() if failed is None else d.failed(*failed)
+        providers, names = d.providers, d.names
+        while True:
+            if step is ATTEMPT:
+                i = d.index
+                start = clock()
+                try:
+                    # Without keywords, no **kwargs: it would build an empty dict per call.
+                    if kwargs:
+                        response = call(providers[i], *args, **kwargs)
+                    else:
+                        response = call(providers[i], *args)
+                except Exception as exc:
+                    step = d.failed(i, exc, clock() - start)
+                    continue
+                except BaseException:
+                    d.abandoned(i, clock() - start)
+                    raise
+                if d.succeeded(i, response, clock() - start):
+                    tracker.record_success(names[i])
+                return d.value
+            if step is RAISE:
+                raise d.error
+            step = ask_tracker(d, step, tracker)
+    except BaseException as exc:
+        d.finish(exc)
+        raise
+    finally:
+        del d  # as in the runner
