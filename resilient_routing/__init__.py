@@ -30,7 +30,13 @@ from .strategies._registry import available_strategies, get_strategy, register_s
 
 if _TYPE_CHECKING:
     from ._result import RouteResult
-    from ._typing import AsyncRouted, AsyncRoutedClassmethod, Routed, RoutedClassmethod
+    from ._typing import (
+        AsyncRouted,
+        AsyncRoutedClassmethod,
+        AsyncStreamRouted,
+        Routed,
+        RoutedClassmethod,
+    )
     from .cooldown._redis.tracker import AsyncRedisCooldownTracker, RedisCooldownTracker
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "AsyncRedisCooldownTracker",
     "AsyncRouted",
     "AsyncRoutedClassmethod",
+    "AsyncStreamRouted",
     "Config",
     "CooldownTracker",
     "InMemoryCooldownTracker",
@@ -66,6 +73,11 @@ __all__ = [
 ]
 
 
+_TYPING = frozenset(
+    ("Routed", "AsyncRouted", "RoutedClassmethod", "AsyncRoutedClassmethod", "AsyncStreamRouted")
+)
+
+
 def __getattr__(name: str) -> _Any:
     # Loaded when first asked for: the Redis trackers import redis (the core never needs it),
     # and RouteResult and the typing protocols cost import time that plain calls do not need.
@@ -77,7 +89,7 @@ def __getattr__(name: str) -> _Any:
         from ._result import RouteResult
 
         return RouteResult
-    if name in ("Routed", "AsyncRouted", "RoutedClassmethod", "AsyncRoutedClassmethod"):
+    if name in _TYPING:
         from . import _typing
 
         return getattr(_typing, name)

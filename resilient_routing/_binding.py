@@ -111,8 +111,8 @@ class RoutedFunction(_Signed):
         route = self._self_route
         names = route.static_names
         over = "providers read at each call" if names is None else f"providers {list(names)!r}"
-        kind = "async " if route.is_async else ""
-        return f"<routed {kind}function {route.name} ({route.strategy_name} over {over})>"
+        kind = ("async " if route.is_async else "") + ("stream" if route.stream else "function")
+        return f"<routed {kind} {route.name} ({route.strategy_name} over {over})>"
 
 
 if TYPE_CHECKING:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from ._binding import routed_class, visible_signature
 from ._exceptions import InvalidConfigError
-from ._routing.options import Options, RoutingOptions
+from ._routing.options import CommonOptions, Options, RoutingOptions
 from ._routing.providers import ProviderSource
 from ._routing.route import Route
 from ._routing.runners import runner
 
 if TYPE_CHECKING:
-    from ._typing import AsyncRouted, AsyncRoutedClassmethod, Routed, RoutedClassmethod
+    from ._typing import (
+        AsyncRouted,
+        AsyncRoutedClassmethod,
+        AsyncStreamRouted,
+        Routed,
+        RoutedClassmethod,
+        StreamDecorator,
+    )
 
 __all__ = ["routed"]
 
@@ -54,6 +61,11 @@ class _Decorator:
     ) -> AsyncRouted[P, T]: ...
 
     @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[Concatenate[Any, P], AsyncIterator[T]]
+    ) -> AsyncStreamRouted[P, T]: ...
+
+    @overload
     def __call__(self, fn: Callable[Concatenate[Any, P], T]) -> Routed[P, T]: ...
 
     def __call__(self, fn: Any) -> Any:
@@ -65,9 +77,11 @@ class _Decorator:
             kind, target = "staticmethod", fn.__func__
         if not callable(target):
             raise InvalidConfigError(f"@routed(...) decorates a function, got {fn!r}")
-        is_async = inspect.iscoroutinefunction(target)
+        generator = inspect.isasyncgenfunction(target)
+        is_async = generator or inspect.iscoroutinefunction(target)
+        generator = generator or inspect.isgeneratorfunction(target)
         name = getattr(target, "__qualname__", type(target).__name__)
-        route = Route(self._options, is_async=is_async, name=name)
+        route = Route(self._options, is_async=is_async, name=name, generator=generator)
         signature = visible_signature(target, kind)
         run = runner(route)
 
@@ -80,13 +94,26 @@ class _Decorator:
         return routed_class(is_async, fn, run)(fn, wrapper, executor, route, signature)
 
 
-def routed(*, providers: ProviderSource, **options: Unpack[RoutingOptions]) -> _Decorator:
+@overload
+def routed(  # type: ignore[overload-overlap]
+    *, providers: ProviderSource, stream: Literal[True], **options: Unpack[CommonOptions]
+) -> StreamDecorator: ...
+
+
+@overload
+def routed(
+    *, providers: ProviderSource, stream: bool = False, **options: Unpack[CommonOptions]
+) -> _Decorator: ...
+
+
+def routed(*, providers: ProviderSource, **options: Unpack[RoutingOptions]) -> Any:
     """Route calls of the decorated function across ``providers``.
 
     The decorated function takes the provider as its first parameter (after ``self`` or
     ``cls``); the routed callable takes the remaining ones. Works on functions, methods,
-    classmethods, staticmethods (put ``@routed`` above ``@classmethod``/``@staticmethod``) and
-    ``async def`` functions. ``fn.execute(...)`` returns a :class:`RouteResult`.
+    classmethods, staticmethods (put ``@routed`` above ``@classmethod``/``@staticmethod``),
+    ``async def`` functions and generator functions (sync or async: streaming routes).
+    ``fn.execute(...)`` returns a :class:`RouteResult` (of a stream: once its first item came).
 
     Args:
         providers: a sequence (copied now) or a zero-argument callable returning one (read at
@@ -103,12 +130,21 @@ def routed(*, providers: ProviderSource, **options: Unpack[RoutingOptions]) -> _
         timeout: seconds for the whole call across attempts. Async: enforced; sync: no new
             attempt starts past it. Raises ``RoutingTimeoutError``.
         attempt_timeout: seconds per attempt (async only): a timed-out attempt is a failure
-            that falls over.
+            that falls over, whatever ``fallback_on`` says (``cooldown_on`` still decides
+            whether it counts).
         max_attempts: the most providers called per call, the terminus included: the last
             slot is always the terminus's.
         listeners: event listeners of this function (beside the global ones); see
             ``resilient_routing.events``.
         logger: default ``logging.getLogger("resilient_routing")`` (or ``configure(logger=)``).
+        stream: route a function that returns a stream (an SDK stream, any iterable; for
+            ``async def``, awaited first, an async iterable) as a streaming route, like a
+            generator function: calling returns an iterator at once, routing starts at its
+            first item, and from that item on the stream is that provider's.
+        first_item_timeout: seconds an async streaming attempt may wait for its first item;
+            past it the provider's stream is closed and the attempt falls over like a failure.
+        idle_timeout: seconds an async stream may go without an item after its first; past
+            it the stream fails with ``TimeoutError``, recorded against its provider.
 
     Raises:
         InvalidConfigError: an unknown strategy or an invalid option (raised here, at

@@ -30,7 +30,8 @@ def execute(
 
     The functional form of :func:`~resilient_routing.routed`, with the same options and rules.
     A strategy named by string is a fresh instance per call: pass one object
-    (``RoundRobin()``) to rotate across calls.
+    (``RoundRobin()``) to rotate across calls. A generator function ``fn``, or ``stream=True``,
+    routes a stream: the result comes once its first item arrived, ``response`` the stream.
 
     Raises:
         NoProvidersError: the provider list is empty.
@@ -38,12 +39,17 @@ def execute(
         AllProvidersFailedError: every provider attempted by a multi-attempt strategy failed.
         RoutingTimeoutError: ``timeout`` ran out before a provider succeeded.
     """
-    if inspect.iscoroutinefunction(fn):
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
         raise InvalidConfigError(
-            f"execute() calls sync functions; {fn!r} is a coroutine function: "
+            f"execute() calls sync functions; {fn!r} is an async function: "
             "await execute_async() instead"
         )
-    route = Route(Options.of(providers, options, "execute"), is_async=False, name=_name(fn))
+    route = Route(
+        Options.of(providers, options, "execute"),
+        is_async=False,
+        name=_name(fn),
+        generator=inspect.isgeneratorfunction(fn),
+    )
     result: RouteResult[T] = runner(route)(fn, (), {}, True)
     return result
 
@@ -54,8 +60,15 @@ async def execute_async(
     """Await ``fn(provider)`` across ``providers``; return a RouteResult.
 
     The async functional form of :func:`~resilient_routing.routed` (see :func:`execute`);
-    ``fn`` may be a coroutine function or any function returning an awaitable.
+    ``fn`` may be a coroutine function or any function returning an awaitable, or for a
+    stream an async generator function (or ``stream=True``: an async iterable, awaited first).
     """
-    route = Route(Options.of(providers, options, "execute_async"), is_async=True, name=_name(fn))
-    result: RouteResult[T] = await runner(route)(awaiting(fn), (), {}, True)
+    route = Route(
+        Options.of(providers, options, "execute_async"),
+        is_async=True,
+        name=_name(fn),
+        generator=inspect.isasyncgenfunction(fn),
+    )
+    # A stream's attempts await what needs awaiting themselves.
+    result: RouteResult[T] = await runner(route)(fn if route.stream else awaiting(fn), (), {}, True)
     return result

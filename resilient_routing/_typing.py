@@ -6,7 +6,7 @@ costs import time that a program which never names them should not pay.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine, Generator, Iterable
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from ._result import RouteResult
@@ -15,9 +15,11 @@ __all__ = [
     "AsyncRouted",
     "AsyncRoutedClassmethod",
     "AsyncRoutedOnClass",
+    "AsyncStreamRouted",
     "Routed",
     "RoutedClassmethod",
     "RoutedOnClass",
+    "StreamDecorator",
 ]
 
 P = ParamSpec("P")
@@ -163,4 +165,64 @@ class AsyncRoutedClassmethod(Protocol[P, T]):
 
     def __get__(self, instance: Any, owner: type | None = None) -> AsyncRouted[P, T]:
         """Bind to the class (or do nothing, for a staticmethod)."""
+        ...
+
+
+class AsyncStreamRouted(Protocol[P, T]):
+    """An async streaming route (an async generator function, or ``stream=True``).
+
+    Calling it returns an async generator of the items at once (routing starts at the first
+    item asked for); ``await .execute(...)`` returns the RouteResult once the first item
+    arrived, whose ``response`` is that stream.
+    """
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[T, None]:
+        """Return the routed stream of items."""
+        ...
+
+    def execute(
+        self, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, RouteResult[AsyncGenerator[T, None]]]:
+        """Route to a first item; await it for the stream with its routing metadata."""
+        ...
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> AsyncStreamRouted[P, T]: ...
+
+    @overload
+    def __get__(
+        self: AsyncStreamRouted[Concatenate[Any, P2], T],
+        instance: object,
+        owner: type | None = None,
+    ) -> AsyncStreamRouted[P2, T]: ...
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        """Bind like a function: a method's provider parameter comes after ``self``."""
+        ...
+
+
+class StreamDecorator(Protocol):
+    """What ``routed(..., stream=True)`` returns, for type checkers.
+
+    It routes a function returning a stream (an SDK stream, any iterable or async iterable),
+    or a generator function, as a stream.
+    """
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, AsyncIterable[T]]]
+    ) -> AsyncStreamRouted[P, T]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[Any, P], AsyncIterable[T]]
+    ) -> AsyncStreamRouted[P, T]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[Any, P], Iterable[T]]
+    ) -> Routed[P, Generator[T, None, None]]: ...
+
+    def __call__(self, fn: Any) -> Any:
+        """Route ``fn`` as a stream."""
         ...

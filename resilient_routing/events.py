@@ -36,10 +36,12 @@ __all__ = [
     "CallFinished",
     "CallStarted",
     "CooldownStarted",
+    "FirstItem",
     "Listener",
     "ProviderSkipped",
     "RoutingEvent",
     "RoutingExhausted",
+    "StreamEnded",
     "TerminusUsed",
     "notify",
 ]
@@ -78,6 +80,9 @@ class CallStarted(RoutingEvent):
 @dataclass(frozen=True, slots=True)
 class CallFinished(RoutingEvent):
     """A routed call ends, whatever the outcome (``provider``: the one that served, if any).
+
+    A streaming call ends with its stream: ``"success"`` when it completed or the consumer
+    closed it, ``"propagated"`` when its provider failed after the first item.
 
     ``outcome`` is ``"success"``, ``"exhausted"`` (AllProvidersFailedError), ``"timeout"``
     (RoutingTimeoutError), ``"propagated"`` (an exception outside ``fallback_on``, or a
@@ -152,6 +157,35 @@ class RoutingExhausted(RoutingEvent):
     kind: ClassVar[str] = "routing_exhausted"
     failures: tuple[tuple[str, Exception], ...] = ()
     retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FirstItem(RoutingEvent):
+    """A streaming call's first item arrived: the stream is ``provider``'s from now on.
+
+    ``latency`` counts from the start of the call, failed attempts included: the time to first
+    item (token) the consumer waited. The attempt's own is ``AttemptSucceeded.latency``.
+    """
+
+    kind: ClassVar[str] = "first_item"
+    latency: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded(RoutingEvent):
+    """A streaming call's stream ended (just before its ``CallFinished``).
+
+    ``outcome``: ``"completed"`` (the provider's stream ran out), ``"closed"`` (the consumer
+    stopped early: ``break``, ``close()``, ``aclose()``), ``"failed"`` (the provider raised
+    ``exception`` after its first item, or stalled past ``idle_timeout``) or ``"cancelled"``.
+    ``items``: the items handed to the consumer; ``duration``: seconds since the first item.
+    """
+
+    kind: ClassVar[str] = "stream_ended"
+    outcome: Literal["completed", "closed", "failed", "cancelled"] = "completed"
+    items: int = 0
+    duration: float = 0.0
+    exception: BaseException | None = None
 
 
 _logger = logging.getLogger("resilient_routing")

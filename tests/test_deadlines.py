@@ -109,6 +109,28 @@ async def test_async_attempt_timeout_falls_over(clock: FakeClock) -> None:
     assert not tracker.is_available("slow")
 
 
+async def test_attempt_timeout_falls_over_whatever_fallback_on_says(clock: FakeClock) -> None:
+    """The route's own limit is not a provider error for fallback_on to judge: it falls over."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)
+
+    class RateLimited(Exception):
+        pass
+
+    @routed(
+        providers=["slow", "fast"],
+        attempt_timeout=0.02,
+        cooldown=tracker,
+        fallback_on=RateLimited,
+    )
+    async def call(provider: str) -> str:
+        if provider == "slow":
+            await asyncio.sleep(60)
+        return provider
+
+    assert await call() == "fast"
+    assert not tracker.is_available("slow")
+
+
 async def test_async_attempt_timeout_can_be_kept_out_of_cooldown(clock: FakeClock) -> None:
     """cooldown_on can leave timed-out attempts uncounted."""
     tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)

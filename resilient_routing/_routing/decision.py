@@ -227,7 +227,7 @@ class Decision:
     def _begin(self, i: int, cooling: bool = False) -> int:
         route = self.route
         if not route.plain:
-            timed = self.deadline is not None or route.options.attempt_timeout is not None
+            timed = self.deadline is not None or route.attempt_limit is not None
             if timed and not self._budget(route):
                 return self._raise(self._timed_out())
             if self.in_flight:
@@ -243,7 +243,7 @@ class Decision:
 
     def _budget(self, route: Route) -> bool:
         """Set the next attempt's budget; return False when the call's deadline is over."""
-        budget = route.options.attempt_timeout
+        budget = route.attempt_limit
         self._budget_is_deadline = False
         if self.deadline is not None:
             left = self.deadline - route.clock()
@@ -313,6 +313,7 @@ class Decision:
             expired: the attempt's time budget ran out (async drivers).
         """
         route = self.route
+        ours = False  # a limit of the route's own ended the attempt: it falls over, always
         if not route.plain:
             self.in_flight -= 1
             hook = route.caps.on_attempt_end
@@ -327,33 +328,23 @@ class Decision:
                 # asyncio's TimeoutError says nothing: the failure tells which limit it was.
                 timeout = TimeoutError(
                     f"provider {self.names[i]!r} did not answer within "
-                    f"attempt_timeout={route.options.attempt_timeout:g} s"
+                    f"{route.attempt_limit_name}={route.attempt_limit:g} s"
                 )
                 timeout.__cause__ = raised
-                raised = timeout
-        fallback_on = route.options.fallback_on  # None: every Exception falls over
-        if isinstance(raised, _UNUSUAL):
-            exc = judged(raised)
-            falls_over = not isinstance(exc, _NEVER_FALL_OVER) and (
-                fallback_on is None or fallback_on(exc)
-            )
-        else:
-            exc = raised
-            falls_over = fallback_on is None or fallback_on(exc)
+                raised, ours = timeout, True
+        exc, falls_over = (raised, True) if ours else self.judge(raised)
         if not falls_over:
             if self.loud:
                 report.failed(self, i, exc, "propagated", latency, logged=route.single)
             if route.single:
                 self._note(i, raised)
             return self._raise(raised)
-        if self.tracked:
-            cooldown_on = route.options.cooldown_on
-            if self.names[i] not in self.exempt and (cooldown_on is None or cooldown_on(exc)):
-                self.index = i
-                self.judged = exc
-                self.raised = raised
-                self.latency = latency
-                return RECORD
+        if self.tracked and self.counts(i, exc):
+            self.index = i
+            self.judged = exc
+            self.raised = raised
+            self.latency = latency
+            return RECORD
         if self.loud:
             report.failed(self, i, exc, "fell_over", latency)
         if route.single:
@@ -361,6 +352,22 @@ class Decision:
             return self._raise(raised)
         self.failures += ((self.names[i], exc),)
         return self._next()
+
+    def judge(self, raised: Exception) -> tuple[Exception, bool]:
+        """Return the exception ``raised`` is judged by, and whether it falls over."""
+        fallback_on = self.route.options.fallback_on  # None: every Exception falls over
+        if isinstance(raised, _UNUSUAL):
+            exc = judged(raised)
+            if isinstance(exc, _NEVER_FALL_OVER):
+                return exc, False
+        else:
+            exc = raised
+        return exc, fallback_on is None or fallback_on(exc)
+
+    def counts(self, i: int, exc: Exception) -> bool:
+        """Whether a failure of provider ``i`` (that falls over) counts toward a cooldown."""
+        cooldown_on = self.route.options.cooldown_on
+        return self.names[i] not in self.exempt and (cooldown_on is None or cooldown_on(exc))
 
     def recorded(self, started: bool, remaining: float) -> int:
         """The failure of ``RECORD`` was recorded; ``started``: it started a cooldown."""
@@ -385,8 +392,8 @@ class Decision:
         if hook is not None:
             hook(self.names[i], latency, answered)
 
-    def _note(self, i: int, raised: Exception) -> None:
-        note = f"resilient_routing: raised by provider {self.names[i]!r}"
+    def _note(self, i: int, raised: Exception, note: str = "raised by provider") -> None:
+        note = f"resilient_routing: {note} {self.names[i]!r}"
         if note not in getattr(raised, "__notes__", ()):
             raised.add_note(note)
 

@@ -26,7 +26,7 @@ from .decision import ATTEMPT, RAISE, WAIT, Decision
 from .route import Route
 from .steps import ask_tracker, ask_tracker_async, cancelling
 
-__all__ = ["async_runner", "default_executor", "sync_runner"]
+__all__ = ["async_runner", "default_executor", "drive_async", "sync_runner"]
 
 #: What an attempt in flight gives back: whether it answered, its response or exception, its
 #: latency, and whether its time budget ran out.
@@ -184,20 +184,26 @@ def async_runner(route: Route) -> Callable[..., Awaitable[Any]]:
         _, tracker, asks = route.trackers(config)
         d = Decision(route, config, want_result, tracker is not None, asks)
         try:
-            return await _drive_async(d, tracker, fn, args, kwargs)
+            return await drive_async(d, tracker, fn, args, kwargs)
         finally:
             del d  # as in the sync runner
 
     return run
 
 
-async def _drive_async(
+async def drive_async(
     d: Decision,
     tracker: Any,
     fn: Callable[..., Awaitable[Any]],
     args: Sequence[Any],
     kwargs: dict[str, Any],
+    release: Callable[[Any], Awaitable[None]] | None = None,
 ) -> Any:
+    """Perform the steps of ``d``, attempts as tasks; return what the first answer returns.
+
+    ``release``: awaited with the response of each attempt that answered but lost (a stream
+    opened by a losing provider, to close).
+    """
     clock = d.route.clock
     providers, names = d.providers, d.names
     running: dict[asyncio.Task[Outcome], tuple[int, float]] = {}
@@ -249,4 +255,6 @@ async def _drive_async(
         for task, (i, start) in running.items():
             answered = not task.cancelled() and task.exception() is None and task.result()[0]
             d.abandoned(i, clock() - start, answered)
+            if answered and release is not None:
+                await release(task.result()[1])
         del d

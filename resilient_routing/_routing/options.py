@@ -23,14 +23,11 @@ if TYPE_CHECKING:
     from resilient_routing.events import Listener
     from resilient_routing.strategies import Strategy
 
-__all__ = ["Options", "RoutingOptions"]
+__all__ = ["CommonOptions", "Options", "RoutingOptions"]
 
 
-class RoutingOptions(TypedDict, total=False):
-    """The keyword options of ``routed()``, ``execute()`` and ``execute_async()``.
-
-    See :func:`resilient_routing.routed` for what each one means.
-    """
+class CommonOptions(TypedDict, total=False):
+    """The keyword options beside ``stream`` (which decides the type ``routed()`` returns)."""
 
     strategy: str | Strategy
     cooldown: AnyTracker | None
@@ -42,6 +39,17 @@ class RoutingOptions(TypedDict, total=False):
     max_attempts: int | None
     listeners: Iterable[Listener] | None
     logger: logging.Logger | None
+    first_item_timeout: float | None
+    idle_timeout: float | None
+
+
+class RoutingOptions(CommonOptions, total=False):
+    """The keyword options of ``routed()``, ``execute()`` and ``execute_async()``.
+
+    See :func:`resilient_routing.routed` for what each one means.
+    """
+
+    stream: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,9 @@ class Options:
     max_attempts: int | None = None
     listeners: tuple[Listener, ...] = ()
     logger: logging.Logger | None = None
+    stream: bool = False
+    first_item_timeout: float | None = None
+    idle_timeout: float | None = None
 
     @classmethod
     def of(cls, providers: object, options: Mapping[str, Any], caller: str) -> Options:
@@ -111,5 +122,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "max_attempts": _optional(_validate.count),
     "listeners": lambda option, value: () if value is None else _validate.listeners(option, value),
     "logger": _optional(_validate.logger),
+    "stream": _validate.flag,
+    "first_item_timeout": _optional(_validate.seconds),
+    "idle_timeout": _optional(_validate.seconds),
 }
 _NAMES = frozenset(_CHECKS)

@@ -36,11 +36,14 @@ __all__ = [
     "cooldown_started",
     "exhausted",
     "failed",
+    "first_item",
     "last_route",
     "quick_result",
     "remember",
     "result",
     "skipped",
+    "stream_broke",
+    "stream_ended",
     "succeeded",
     "terminus_cooling",
 ]
@@ -115,8 +118,13 @@ def result(d: Decision) -> RouteResult[Any]:
     made = d.result
     if made is None:
         i = d.winner
-        made = d.result = _result_class()(
-            response=d.response,
+        response = d.response
+        if d.route.stream:
+            # The stream, held weakly by its own call: it must close when its consumer drops
+            # it, so neither the decision nor a kept result may hold it.
+            response = response()
+        made = _result_class()(
+            response=response,
             provider=d.names[i],
             latency=d.latency,
             attempt=d.attempt,
@@ -125,6 +133,8 @@ def result(d: Decision) -> RouteResult[Any]:
             skipped=d.skipped,
             hedges=d.hedges,
         )
+        if not d.route.stream:
+            d.result = made
     return made
 
 
@@ -174,7 +184,8 @@ def call_finished(d: Decision, exc: BaseException | None) -> None:
         outcome = "propagated"
     else:
         outcome = "cancelled"
-    winner = d.winner if exc is None else None
+    # A stream that failed after its first item was still that provider's.
+    winner = getattr(d, "winner", None) if exc is None or d.route.stream else None
     _emit(
         d,
         _events().CallFinished,
@@ -341,4 +352,53 @@ def exhausted(d: Decision, error: AllProvidersFailedError) -> None:
         None,
         failures=error.failures,
         retry_after=error.retry_after,
+    )
+
+
+# -- streams ----------------------------------------------------------------------------
+
+
+def first_item(d: Decision) -> None:
+    """A streaming call's first item arrived (only called when someone listens)."""
+    _emit(d, _events().FirstItem, d.winner, latency=d.route.clock() - d.started)
+
+
+def stream_broke(d: Decision, exc: Exception, classification: str) -> None:
+    """The provider of a stream raised after its first item (judged by ``exc``)."""
+    error = bounded(describe(exc), ERROR_TEXT_LIMIT)
+    kind = type(exc).__name__
+    _log(
+        d,
+        _WARNING,
+        "provider failed mid-stream: %r: %s: %s",
+        d.winner,
+        (kind, error),
+        attempt=d.attempt,
+        error_type=kind,
+        error=error,
+        classification=classification,
+    )
+
+
+def stream_ended(
+    d: Decision,
+    exc: BaseException | None,
+    closed: bool,
+    items: int,
+    since: float,
+) -> None:
+    """A streaming call's stream ended (only called when someone listens)."""
+    outcome: Literal["completed", "closed", "failed", "cancelled"]
+    if exc is None:
+        outcome = "closed" if closed else "completed"
+    else:
+        outcome = "failed" if isinstance(exc, Exception) else "cancelled"
+    _emit(
+        d,
+        _events().StreamEnded,
+        d.winner,
+        outcome=outcome,
+        items=items,
+        duration=d.route.clock() - since,
+        exception=exc,
     )

@@ -86,6 +86,34 @@ def _forms(tracker: AnyTracker, is_async: bool, origin: str) -> Forms:
     return (tracker, AsyncAdapter(tracker) if is_async else None, asks)
 
 
+def _check_stream_options(options: Options, stream: bool, is_async: bool, hedged: bool) -> None:
+    if not stream:
+        for name in ("first_item_timeout", "idle_timeout"):
+            if getattr(options, name) is not None:
+                raise InvalidConfigError(
+                    f"{name} is for streaming routes: a generator function, or stream=True "
+                    "for a function that returns a stream"
+                )
+        return
+    if not is_async:
+        for name in ("first_item_timeout", "idle_timeout"):
+            if getattr(options, name) is not None:
+                raise InvalidConfigError(
+                    f"{name} needs an async streaming route: a running sync generator cannot "
+                    "be interrupted; give your client its own timeout"
+                )
+        if hedged:
+            raise InvalidConfigError(
+                "a hedged streaming route must be async: a sync stream running in another "
+                "thread cannot be closed when it loses"
+            )
+    if options.attempt_timeout is not None:
+        raise InvalidConfigError(
+            "attempt_timeout bounds a call that returns; a streaming route's attempt ends at "
+            "its first item: use first_item_timeout (and idle_timeout between items)"
+        )
+
+
 class Route:
     """Everything about a routed function that is resolved once, at decoration time.
 
@@ -94,6 +122,8 @@ class Route:
         is_async: whether the routed function is a coroutine function.
         name: the routed function's qualified name (for events).
         clock: the clock of latencies and deadlines (default :data:`default_clock`).
+        generator: the routed function is a generator (or async generator) function: a
+            streaming route, whatever ``stream=`` says.
 
     Raises:
         InvalidConfigError: an option does not fit this function (an async tracker for a
@@ -101,6 +131,8 @@ class Route:
     """
 
     __slots__ = (
+        "attempt_limit",
+        "attempt_limit_name",
         "caps",
         "clock",
         "cooldown",
@@ -117,6 +149,7 @@ class Route:
         "static_names",
         "strategy",
         "strategy_name",
+        "stream",
     )
 
     def __init__(
@@ -126,6 +159,7 @@ class Route:
         is_async: bool,
         name: str = "",
         clock: Callable[[], float] | None = None,
+        generator: bool = False,
     ) -> None:
         chosen = options.strategy
         self.strategy = get_strategy(chosen) if isinstance(chosen, str) else chosen
@@ -152,6 +186,12 @@ class Route:
                 "attempt_timeout needs an async routed function: a running sync call cannot be "
                 "interrupted; give your client its own timeout, and timeout= for the whole call"
             )
+        #: A streaming route: an attempt ends at the provider's first item.
+        self.stream = stream = options.stream or generator
+        _check_stream_options(options, stream, is_async, caps.hedge_delay is not None)
+        #: What bounds one attempt, and its option's name (for messages).
+        self.attempt_limit = options.first_item_timeout if stream else options.attempt_timeout
+        self.attempt_limit_name = "first_item_timeout" if stream else "attempt_timeout"
         #: The level of the loudest record a call may log: below it, a call logs nothing.
         self.loudest = max(caps.failure_level, logging.WARNING)
         self.single = caps.single_attempt
@@ -159,7 +199,7 @@ class Route:
         #: skips those rules at once).
         self.plain = (
             options.timeout is None
-            and options.attempt_timeout is None
+            and self.attempt_limit is None
             and options.max_attempts is None
             and caps.on_attempt_start is None
             and caps.on_attempt_end is None
@@ -167,7 +207,7 @@ class Route:
         )
         # The fast lane serves calls whose first choice answers; it needs a provider list known
         # now (an empty one raises at call time) and a plain route.
-        self.fast = bool(self.static_names) and self.plain and not options.listeners
+        self.fast = bool(self.static_names) and self.plain and not options.listeners and not stream
         #: The plan after the first choice, for a fast route in list order.
         self.rest: range | None = None
         if self.fast and caps.in_list_order:

@@ -1,14 +1,15 @@
-"""Choosing a route's runner: its driver, sync or async, sequential or hedged."""
+"""Choosing a route's runner: its driver, sync or async, sequential or hedged, streaming."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from resilient_routing._exceptions import InvalidConfigError
 
-from . import aio, hedge, sync
+from . import aio, hedge, streams, sync
 from .route import Route
 
 __all__ = ["Runner", "awaiting", "runner"]
@@ -22,6 +23,12 @@ Runner = Callable[..., Any]
 def runner(route: Route) -> Runner:
     """Return the runner of ``route``."""
     hedged = route.caps.hedge_delay is not None
+    if route.stream:
+        if route.is_async:
+            # A hedged stream's losers that opened their streams have them closed.
+            drive = functools.partial(hedge.drive_async, release=streams.release)
+            return streams.async_runner(route, drive if hedged else aio.drive)
+        return streams.sync_runner(route, sync.drive)  # a sync stream is never hedged
     if route.is_async:
         return hedge.async_runner(route) if hedged else aio.runner(route)
     return hedge.sync_runner(route) if hedged else sync.runner(route)

@@ -33,9 +33,11 @@ from resilient_routing.events import (
     CallFinished,
     CallStarted,
     CooldownStarted,
+    FirstItem,
     ProviderSkipped,
     RoutingEvent,
     RoutingExhausted,
+    StreamEnded,
     TerminusUsed,
 )
 
@@ -56,6 +58,9 @@ _COOLDOWN_REMAINING = "resilient_routing.cooldown.remaining"
 _COOLDOWN_DURATION = "resilient_routing.cooldown.duration"
 _FAILURES = "resilient_routing.failures"
 _RETRY_AFTER = "resilient_routing.retry_after"
+_FIRST_ITEM = "resilient_routing.first_item.latency"
+_STREAM_OUTCOME = "resilient_routing.stream.outcome"
+_STREAM_ITEMS = "resilient_routing.stream.items"
 _ERROR_TYPE = "error.type"
 _EXCEPTION_TYPE = "exception.type"
 _EXCEPTION_MESSAGE = "exception.message"
@@ -122,13 +127,19 @@ class OpenTelemetryListener:
     cut to 200 characters), ``provider_skipped``, ``cooldown_started``,
     ``routing_exhausted``.
 
+    A streaming call's span lasts until its stream ends, current only until the first item
+    (the consumer's code runs between items); it gets ``resilient_routing.first_item.latency``,
+    ``.stream.outcome`` and ``.stream.items``, and the span events ``first_item`` and
+    ``stream_ended``.
+
     Metrics: counters ``resilient_routing.calls`` (``resilient_routing.function``,
     ``resilient_routing.outcome``) and ``resilient_routing.attempts``
     (``resilient_routing.provider``, ``resilient_routing.outcome``: ``success`` or the
     failure's classification), histograms ``resilient_routing.call.duration`` and
     ``resilient_routing.attempt.duration`` (seconds, same attributes), all with ``error.type``
-    on failures, and the counter ``resilient_routing.cooldowns``
-    (``resilient_routing.provider``).
+    on failures, the counter ``resilient_routing.cooldowns`` (``resilient_routing.provider``),
+    and for streams the histogram ``resilient_routing.time_to_first_item``
+    (``resilient_routing.function``, ``resilient_routing.provider``).
 
     Thread-safe: one instance serves every routed function.
 
@@ -172,6 +183,11 @@ class OpenTelemetryListener:
             unit="{cooldown}",
             description="Cooldowns started by provider failures.",
         )
+        self._time_to_first_item = _histogram(
+            meter,
+            "resilient_routing.time_to_first_item",
+            "Time from a streaming call's start to its first item.",
+        )
         self._lock = threading.Lock()
         self._open: OrderedDict[int, _Call] = OrderedDict()
 
@@ -196,6 +212,10 @@ class OpenTelemetryListener:
                 self._cooldown_started(event)
             case RoutingExhausted():
                 self._exhausted(event)
+            case FirstItem():
+                self._first_item(event)
+            case StreamEnded():
+                self._stream_ended(event)
             case _:
                 pass
 
@@ -334,6 +354,34 @@ class OpenTelemetryListener:
         if event.retry_after is not None:
             attributes[_RETRY_AFTER] = event.retry_after
             call.span.set_attribute(_RETRY_AFTER, event.retry_after)
+        call.span.add_event(event.kind, attributes)
+
+    # -- streams -------------------------------------------------------------------------
+
+    def _first_item(self, event: FirstItem) -> None:
+        self._time_to_first_item.record(
+            event.latency, {_FUNCTION: event.function, _PROVIDER: event.provider or ""}
+        )
+        call = self._get(event.call_id)
+        if call is None:
+            return
+        if call.token is not None and call.owner == _owner():
+            # The consumer's code runs between items: its spans are not the routing's.
+            context.detach(call.token)
+            call.token = None
+        call.span.set_attribute(_FIRST_ITEM, event.latency)
+        call.span.add_event(event.kind, {_PROVIDER: event.provider or "", _LATENCY: event.latency})
+
+    def _stream_ended(self, event: StreamEnded) -> None:
+        call = self._get(event.call_id)
+        if call is None:
+            return
+        call.span.set_attribute(_STREAM_OUTCOME, event.outcome)
+        call.span.set_attribute(_STREAM_ITEMS, event.items)
+        attributes: _Attributes = {_STREAM_OUTCOME: event.outcome, _STREAM_ITEMS: event.items}
+        if event.exception is not None:
+            attributes[_EXCEPTION_TYPE] = type(event.exception).__name__
+            attributes[_EXCEPTION_MESSAGE] = _message(event.exception)
         call.span.add_event(event.kind, attributes)
 
 

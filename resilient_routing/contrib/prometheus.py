@@ -24,7 +24,9 @@ from resilient_routing.events import (
     AttemptSucceeded,
     CallFinished,
     CooldownStarted,
+    FirstItem,
     RoutingEvent,
+    StreamEnded,
 )
 
 __all__ = ["PrometheusListener"]
@@ -63,7 +65,12 @@ class PrometheusListener:
     - ``resilient_routing_cooldowns_started_total{provider}``: cooldowns started;
     - ``resilient_routing_providers_in_cooldown``: providers cooling down now, computed at
       scrape time from the cooldowns started (a provider leaves when its cooldown runs out
-      or when it next answers, which ends a cooldown).
+      or when it next answers, which ends a cooldown);
+    - ``resilient_routing_time_to_first_item_seconds{function, provider}``: streaming calls'
+      time from their start to their first item (failed attempts included);
+    - ``resilient_routing_streams_total{function, outcome}``: streams that ended, by how
+      (``completed``, ``closed`` by the consumer, ``failed`` after the first item,
+      ``cancelled``).
 
     Thread-safe: one instance serves every routed function.
 
@@ -115,6 +122,14 @@ class PrometheusListener:
             "Cooldowns started by provider failures, by provider.",
             ("provider",),
         )
+        self._first_item = histogram(
+            "time_to_first_item_seconds",
+            "Time from a streaming call's start to its first item, by function and provider.",
+            ("function", "provider"),
+        )
+        self._streams = counter(
+            "streams", "Streams that ended, by function and outcome.", ("function", "outcome")
+        )
         in_cooldown = Gauge(
             "providers_in_cooldown",
             "Providers cooling down now.",
@@ -140,6 +155,10 @@ class PrometheusListener:
                 provider = event.provider or ""
                 self._attempts.labels(provider, event.classification).inc()
                 self._attempt_duration.labels(provider, event.classification).observe(event.latency)
+            case FirstItem():
+                self._first_item.labels(event.function, event.provider or "").observe(event.latency)
+            case StreamEnded():
+                self._streams.labels(event.function, event.outcome).inc()
             case CooldownStarted():
                 provider = event.provider or ""
                 self._cooldowns.labels(provider).inc()
