@@ -677,3 +677,52 @@ def test_import_does_not_import_opentelemetry() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_stream_is_one_span_until_its_end(
+    listener: OpenTelemetryListener, exporter: InMemorySpanExporter, reader: Any
+) -> None:
+    """A streaming call's span lasts until its stream ends, current until the first item."""
+    inside: list[bool] = []
+
+    @routed(providers=["a", "b"], listeners=[listener])
+    def chat(provider: str) -> Iterator[str]:
+        inside.append(trace.get_current_span().is_recording())
+        if provider == "a":
+            raise Down("429")
+        yield from ("b1", "b2", "b3")
+
+    stream = chat()
+    assert next(stream) == "b1"
+    assert exporter.get_finished_spans() == ()  # the call goes on with its stream
+    assert not trace.get_current_span().is_recording()  # the consumer's code is its own
+    assert list(stream) == ["b2", "b3"]
+    span = only_span(exporter)
+    assert inside == [True, True]  # the providers ran under the route's span
+    attributes = {k.removeprefix(P): v for k, v in (span.attributes or {}).items()}
+    assert attributes["stream.outcome"] == "completed"
+    assert attributes["stream.items"] == 3
+    assert attributes["outcome"] == "success" and attributes["provider"] == "b"
+    assert attributes["first_item.latency"] >= 0
+    names = [name for name, _ in span_events(span)]
+    assert names[-2:] == ["first_item", "stream_ended"]
+    ttfi = measured(reader)["resilient_routing.time_to_first_item"]
+    (point,) = ttfi.values()
+    assert point == 1
+
+
+def test_a_stream_failing_mid_way_is_an_error_span(
+    listener: OpenTelemetryListener, exporter: InMemorySpanExporter
+) -> None:
+    @routed(providers=["a"], listeners=[listener])
+    def chat(provider: str) -> Iterator[str]:
+        yield "a1"
+        raise Down("cut")
+
+    with pytest.raises(Down):
+        list(chat())
+    span = only_span(exporter)
+    attributes = {k.removeprefix(P): v for k, v in (span.attributes or {}).items()}
+    assert attributes["stream.outcome"] == "failed" and attributes["stream.items"] == 1
+    assert attributes["outcome"] == "propagated" and attributes["error.type"] == "Down"
+    assert span.status.status_code is StatusCode.ERROR

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -293,3 +294,23 @@ def test_import_does_not_import_prometheus_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_streams_time_to_first_item_and_how_they_ended(
+    listener: PrometheusListener, registry: CollectorRegistry
+) -> None:
+    @routed(providers=["a", "b"], listeners=[listener])
+    def chat(provider: str) -> Iterator[str]:
+        if provider == "a":
+            raise Down("429")
+        yield from ("b1", "b2")
+
+    assert list(chat()) == ["b1", "b2"]
+    for _ in chat():
+        break
+    (function,) = functions(registry)
+    labels = {"function": function, "provider": "b"}
+    assert value(registry, "time_to_first_item_seconds_count", **labels) == 2
+    assert value(registry, "streams_total", function=function, outcome="completed") == 1
+    assert value(registry, "streams_total", function=function, outcome="closed") == 1
+    assert value(registry, "calls_total", function=function, outcome="success") == 2

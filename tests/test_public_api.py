@@ -35,6 +35,7 @@ def test_all_is_sorted_and_complete() -> None:
         "AsyncRouted",
         "RoutedClassmethod",
         "AsyncRoutedClassmethod",
+        "AsyncStreamRouted",
         "RouteResult",
     }
     assert public - modules - lazy == set(resilient_routing.__all__) - lazy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Sequence
 from typing import Any, assert_type
 
 import tenacity
@@ -188,3 +188,75 @@ async def use_methods(service: Service) -> None:
     assert_type(await service.amethod(1), str)
     assert_type(await service.amethod.execute(1), RouteResult[str])
     await service.amethod("bad")  # type: ignore[arg-type]
+
+
+# -- streaming routes ----------------------------------------------------------------------
+
+
+@routed(providers=["a", "b"])
+def tokens(provider: str, prompt: str) -> Iterator[str]:
+    yield prompt
+
+
+@routed(providers=["a", "b"], idle_timeout=5.0)
+async def async_tokens(provider: str, prompt: str) -> AsyncIterator[str]:
+    yield prompt
+
+
+class _Chunk:
+    text = ""
+
+
+class _AsyncSDKStream:
+    def __aiter__(self) -> AsyncIterator[_Chunk]:
+        raise NotImplementedError
+
+    async def close(self) -> None: ...
+
+
+class _SDKStream:
+    def __iter__(self) -> Iterator[_Chunk]:
+        raise NotImplementedError
+
+
+@routed(providers=["a", "b"], stream=True, first_item_timeout=2.0)
+async def sdk_stream(provider: str, prompt: str) -> _AsyncSDKStream:
+    return _AsyncSDKStream()
+
+
+@routed(providers=["a", "b"], stream=True)
+def sync_sdk_stream(provider: str, prompt: str) -> _SDKStream:
+    return _SDKStream()
+
+
+def use_sync_streams() -> None:
+    assert_type(tokens("p"), Iterator[str])
+    assert_type(tokens.execute("p").response, Iterator[str])
+    assert_type(sync_sdk_stream("p"), Generator[_Chunk, None, None])
+    for chunk in sync_sdk_stream("p"):
+        assert_type(chunk, _Chunk)
+    sync_sdk_stream("p").close()
+    assert_type(sync_sdk_stream.execute("p").provider, str)
+
+
+async def use_async_streams() -> None:
+    assert_type(async_tokens("p"), AsyncGenerator[str, None])
+    async for token in async_tokens("p"):
+        assert_type(token, str)
+    result = await async_tokens.execute("p")
+    assert_type(result, RouteResult[AsyncGenerator[str, None]])
+    async for chunk in sdk_stream("p"):
+        assert_type(chunk, _Chunk)
+    await sdk_stream("p").aclose()
+    assert_type((await sdk_stream.execute("p")).response, AsyncGenerator[_Chunk, None])
+
+
+class StreamingClient:
+    @routed(providers=["a"])
+    async def chat(self, provider: str, prompt: str) -> AsyncIterator[str]:
+        yield prompt
+
+
+async def use_streaming_method(c: StreamingClient) -> None:
+    async for token in c.chat("p"):
+        assert_type(token, str)

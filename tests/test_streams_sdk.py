@@ -1,0 +1,217 @@
+"""Streaming routes over real openai clients and local streaming servers (server-sent events).
+
+Each provider is a local ``StreamingAPI``; the routed functions call the real ``openai``
+client (retries off) with ``stream=True`` and route its ``Stream`` / ``AsyncStream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from resilient_routing import InMemoryCooldownTracker, last_route, routed
+from resilient_routing.testing import FakeClock
+
+from .sse_server import Script, StreamingAPI
+
+HINT = 7.0
+MID_STREAM = "resilient_routing: raised mid-stream by provider"
+FALLBACK_ON = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+MESSAGES: Any = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def apis() -> Iterator[dict[str, StreamingAPI]]:
+    made = {"primary": StreamingAPI(), "backup": StreamingAPI(Script(words=("from", " backup")))}
+    yield made
+    for api in made.values():
+        api.close()
+
+
+@pytest.fixture
+def cooling(clock: FakeClock) -> InMemoryCooldownTracker:
+    return InMemoryCooldownTracker(failure_threshold=1, cooldown=60, clock=clock)
+
+
+def text(chunks: list[Any]) -> str:
+    return "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+
+
+def sync_route(
+    apis: dict[str, StreamingAPI], tracker: InMemoryCooldownTracker, **options: Any
+) -> Any:
+    clients = {
+        name: openai.OpenAI(base_url=api.url, api_key="sk-fake", max_retries=0)
+        for name, api in apis.items()
+    }
+
+    @routed(
+        providers=["primary", "backup"],
+        stream=True,
+        cooldown=tracker,
+        fallback_on=FALLBACK_ON,
+        **options,
+    )
+    def chat(provider: str) -> openai.Stream[Any]:
+        return clients[provider].chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
+
+    return chat
+
+
+def async_route(
+    apis: dict[str, StreamingAPI], tracker: InMemoryCooldownTracker, **options: Any
+) -> Any:
+    clients = {
+        name: openai.AsyncOpenAI(base_url=api.url, api_key="sk-fake", max_retries=0)
+        for name, api in apis.items()
+    }
+
+    @routed(
+        providers=["primary", "backup"],
+        stream=True,
+        cooldown=tracker,
+        fallback_on=FALLBACK_ON,
+        **options,
+    )
+    async def chat(provider: str) -> openai.AsyncStream[Any]:
+        return await clients[provider].chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
+
+    return chat
+
+
+def test_sync_429_before_the_stream_falls_over_and_cools_for_its_hint(
+    apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+) -> None:
+    apis["primary"].script = Script(status=429, headers={"retry-after": "7"})
+    chat = sync_route(apis, cooling)
+    assert text(list(chat())) == "from backup"
+    assert apis["primary"].requests == 1
+    assert cooling.cooldown_remaining("primary") == pytest.approx(HINT)
+    route = last_route()
+    assert route is not None and route.provider == "backup"
+
+
+async def test_async_429_before_the_stream_falls_over_and_cools_for_its_hint(
+    apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+) -> None:
+    apis["primary"].script = Script(status=429, headers={"retry-after": "7"})
+    chat = async_route(apis, cooling)
+    result = await chat.execute()
+    assert result.provider == "backup"
+    assert text([chunk async for chunk in result.response]) == "from backup"
+    assert cooling.cooldown_remaining("primary") == pytest.approx(HINT)
+
+
+def test_sync_stream_cut_after_some_chunks_reaches_the_consumer(
+    apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+) -> None:
+    apis["primary"].script = Script(words=("one", " two", " three"), end="cut")
+    chat = sync_route(apis, cooling)
+    received: list[Any] = []
+    with pytest.raises(openai.APIConnectionError) as caught:
+        received.extend(chat())
+    assert f"{MID_STREAM} 'primary'" in caught.value.__notes__
+    assert apis["backup"].requests == 0  # no restart behind the consumer's back
+    assert not cooling.is_available("primary")
+
+
+async def test_async_stream_cut_after_some_chunks_reaches_the_consumer(
+    apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+) -> None:
+    apis["primary"].script = Script(words=("one", " two"), end="cut")
+    chat = async_route(apis, cooling)
+    received: list[Any] = []
+
+    async def consume() -> None:
+        async for chunk in chat():
+            received.append(chunk)  # noqa: PERF401 - kept chunk by chunk: the stream raises
+
+    with pytest.raises(openai.APIConnectionError) as caught:
+        await consume()
+    assert text(received) == "one two"
+    assert f"{MID_STREAM} 'primary'" in caught.value.__notes__
+    assert apis["backup"].requests == 0
+    assert not cooling.is_available("primary")
+
+
+async def test_a_stall_trips_idle_timeout_and_the_connection_is_closed(
+    apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+) -> None:
+    apis["primary"].script = Script(words=("one",), end="stall")
+    chat = async_route(apis, cooling, idle_timeout=0.2)
+    received: list[Any] = []
+
+    async def consume() -> None:
+        async for chunk in chat():
+            received.append(chunk)  # noqa: PERF401 - as above
+
+    with pytest.raises(TimeoutError, match=r"idle_timeout=0\.2") as caught:
+        await consume()
+    assert text(received) == "one"
+    assert f"{MID_STREAM} 'primary'" in caught.value.__notes__
+    assert not cooling.is_available("primary")
+    await _hung_up(apis["primary"])
+
+
+async def test_no_first_chunk_in_time_falls_over_and_the_connection_is_closed(
+    apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+) -> None:
+    apis["primary"].script = Script(stall_before=True)
+    chat = async_route(apis, cooling, first_item_timeout=0.2)
+    assert text([chunk async for chunk in chat()]) == "from backup"
+    assert not cooling.is_available("primary")
+    await _hung_up(apis["primary"])
+
+
+async def test_breaking_out_early_closes_the_connection(
+    apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+) -> None:
+    apis["primary"].script = Script(words=("one",), end="stall")
+    chat = async_route(apis, cooling)
+    stream = chat()
+    async for chunk in stream:
+        assert chunk.choices[0].delta.content == "one"
+        break
+    await stream.aclose()
+    await _hung_up(apis["primary"])
+    assert cooling.is_available("primary")
+
+
+async def _hung_up(api: StreamingAPI) -> None:
+    """Wait (a bounded while) until the server saw the client close the stalled stream."""
+    for _ in range(200):
+        if api.hung_up:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the client never closed its connection")
+
+
+def test_the_streaming_example_runs(apis: dict[str, StreamingAPI]) -> None:
+    """examples/sdks/openai_streaming.py: the primary's 429 falls over, the backup streams."""
+    apis["primary"].script = Script(status=429, headers={"retry-after": "7"})
+    example = Path(__file__).parent.parent / "examples" / "sdks" / "openai_streaming.py"
+    env = {
+        **os.environ,
+        "EXAMPLE_PRIMARY_URL": apis["primary"].url,
+        "EXAMPLE_BACKUP_URL": apis["backup"].url,
+    }
+    done = subprocess.run(
+        [sys.executable, str(example)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "primary failed: RateLimitError",
+        "backup streamed: from backup",
+    ]
