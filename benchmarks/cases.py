@@ -18,6 +18,7 @@ import wrapt
 import resilient_routing
 from resilient_routing import InMemoryCooldownTracker, RouteResult, execute, execute_async, routed
 
+from . import streams
 from .harness import Case, Check, async_batch, method_batch, sync_batch
 
 P3 = ("a", "b", "c")
@@ -683,4 +684,5 @@ def all_cases() -> list[Case]:
         + method_cases()
         + peer_cases()
         + scale_cases()
+        + streams.stream_cases()
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cases as c
-from . import contention, importtime
+from . import contention, importtime, streams
 from .harness import Load, Result, header, machine, measure, silenced
 
 
@@ -184,6 +184,20 @@ def targets(report: Report, imports: importtime.ImportCost | None) -> list[Targe
             "{:.2f}x of 3",
         ),
         _target(
+            "routed stream <= 1.5x the bare generator per item (sync)",
+            r(streams.ROUTED_ITEMS, streams.BARE_ITEMS),
+            lambda v: v <= 1.5,
+            "{:.2f}x; decoding JSON chunks "
+            + _shown(r(streams.ROUTED_CHUNKS, streams.BARE_CHUNKS)),
+        ),
+        _target(
+            "routed stream <= 1.5x the bare generator per item (async)",
+            r(streams.AROUTED_ITEMS, streams.ABARE_ITEMS),
+            lambda v: v <= 1.5,
+            "{:.2f}x; decoding JSON chunks "
+            + _shown(r(streams.AROUTED_CHUNKS, streams.ABARE_CHUNKS)),
+        ),
+        _target(
             "import within 10 ms of wrapt+tenacity",
             imports.on_top_ms if imports is not None else None,
             lambda v: v <= 10,
@@ -195,6 +209,10 @@ def targets(report: Report, imports: importtime.ImportCost | None) -> list[Targe
             ),
         ),
     ]
+
+
+def _shown(ratio: float | None) -> str:
+    return "not measured" if ratio is None else f"{ratio:.2f}x"
 
 
 def contention_lines(result: contention.Contention, usable_cores: int) -> list[str]:
