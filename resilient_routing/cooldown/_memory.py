@@ -32,6 +32,8 @@ class InMemoryCooldownTracker:
     (a ``retry_after`` attribute, or a ``Retry-After`` / ``retry-after-ms`` header on
     ``exc.response`` or ``exc.headers``) starts a cooldown of that length at once, capped at
     ``max_cooldown``; during a cooldown such a failure may lengthen it, never shorten it.
+    With ``half_open=True`` a provider whose cooldown ended is tried by one probe at a time
+    (see :class:`~resilient_routing.cooldown.CooldownPolicy`).
 
     Memory is bounded: the tracker keeps state only for providers that failed since their last
     success, at most ``max_entries`` of them. To make room it forgets the least recently
@@ -47,8 +49,10 @@ class InMemoryCooldownTracker:
         clock: monotonic seconds; inject ``resilient_routing.testing.FakeClock`` in tests.
         wall_clock: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         max_entries: the most providers whose state is kept at once. Default 10,000.
+        half_open: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        probe_timeout: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         policy: a :class:`~resilient_routing.cooldown.CooldownPolicy` instead of the options
-            it is made of (``failure_threshold`` to ``wall_clock``), to share one between
+            it is made of (``failure_threshold`` to ``probe_timeout``), to share one between
             trackers.
     """
 
@@ -76,16 +80,37 @@ class InMemoryCooldownTracker:
         )
 
     def is_available(self, name: str) -> bool:
-        """Return True when ``name`` is not cooling down now."""
+        """Return True when ``name`` is not cooling down now.
+
+        Half-open (``half_open=True``), the caller that finds a cooldown over claims the probe;
+        the others get False until its outcome is recorded or ``probe_timeout`` passes.
+        """
         standing = self._state.get(name)
-        return standing is None or standing.until <= self._clock()
+        if standing is None:
+            return True
+        now = self._clock()
+        if standing.until > now:
+            return False
+        if not self.policy.half_open:
+            return True
+        with self._lock:  # one caller claims the probe
+            standing = self._state.get(name)
+            if standing is None:
+                return True
+            admitted, claimed = self.policy.admits(standing, now)
+            if claimed is not None:
+                self._state[name] = claimed
+            return admitted
 
     def cooldown_remaining(self, name: str) -> float:
-        """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
+        """Return the seconds left in the cooldown of ``name``, ``0.0`` when available.
+
+        Half-open, while another caller's probe is out: the rest of its claim.
+        """
         standing = self._state.get(name)
         if standing is None:
             return 0.0
-        return max(0.0, standing.until - self._clock())
+        return self.policy.remaining(standing, self._clock())
 
     def record_failure(self, name: str, exc: BaseException) -> bool:
         """Count a failure of ``name``; return True iff this failure started a cooldown."""
@@ -138,7 +163,9 @@ class InMemoryCooldownTracker:
         now = self._clock()
         with self._lock:
             return [
-                ProviderState(n, s.failures, s.level, max(0.0, s.until - now))
+                ProviderState(
+                    n, s.failures, s.level, max(0.0, s.until - now), max(0.0, s.probe - now)
+                )
                 for n, s in sorted(self._state.items())
             ]
 
