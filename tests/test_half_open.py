@@ -291,3 +291,67 @@ def test_the_probe_is_claimed_without_a_round_trip_by_the_losers(clock: FakeCloc
         tracker.close()
         client.close()
         redis_support.delete_prefix(prefix, url)
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.kinds: list[tuple[str, str | None]] = []
+
+    def on_event(self, event: Any) -> None:
+        if event.kind.startswith("probe"):
+            self.kinds.append((event.kind, event.provider))
+
+
+def test_listeners_hear_of_probes(clock: FakeClock) -> None:
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=1, cooldown=10, half_open=True, probe_timeout=5, clock=clock
+    )
+    rec = Recorder()
+    down = {"a"}
+
+    @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])
+    def call(provider: str) -> str:
+        if provider in down:
+            raise Boom(provider)
+        return provider
+
+    call()
+    assert rec.kinds == []  # a's first failure: no probe yet
+    clock.advance(10.0)
+    call()
+    call()  # refused while the probe is out: no event
+    assert rec.kinds == [("probe_started", "a"), ("probe_failed", "a")]
+    clock.advance(20.0)
+    down.clear()
+    call()
+    assert rec.kinds[2:] == [("probe_started", "a"), ("probe_succeeded", "a")]
+
+
+async def test_async_listeners_hear_of_probes_on_redis(clock: FakeClock) -> None:
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("probe-events")
+    client = redis_support.async_client(url)
+    from resilient_routing.cooldown import AsyncRedisCooldownTracker
+
+    tracker = AsyncRedisCooldownTracker(
+        client, prefix=prefix, clock=clock, failure_threshold=1, cooldown=10, half_open=True
+    )
+    rec = Recorder()
+
+    @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])
+    async def call(provider: str) -> str:
+        return provider
+
+    try:
+        await tracker.record_failure("a", Boom())
+        clock.advance(10.0)
+        assert await call() == "a"
+        assert rec.kinds == [("probe_started", "a"), ("probe_succeeded", "a")]
+        assert await tracker.is_available("a")  # closed again for everyone
+    finally:
+        await tracker.aclose()
+        await client.aclose()
+        redis_support.delete_prefix(prefix, url)

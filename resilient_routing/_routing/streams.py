@@ -26,6 +26,7 @@ from resilient_routing._exceptions import InvalidConfigError
 
 from . import report
 from .decision import RECORD, Decision
+from .failures import judge
 from .route import Route
 from .steps import ask_tracker, ask_tracker_async, cancelling
 
@@ -72,7 +73,8 @@ class StreamDecision(Decision):
         whatever ``fallback_on`` says); re-raised with a note either way.
         """
         i = self.winner
-        exc, falls_over = (raised, True) if stalled else self.judge(raised)
+        fallback_on = self.route.options.fallback_on
+        exc, falls_over = (raised, True) if stalled else judge(fallback_on, raised)
         if falls_over and self.tracked and self.counts(i, exc):
             self.index, self.judged, self.raised = i, exc, raised
             return RECORD

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Unpack
 
 from resilient_routing import _validate
 
-from ._policy import CLEAN, CooldownPolicy, PolicyOptions, Standing, policy_of
+from ._policy import (
+    ADMITTED,
+    CLEAN,
+    REFUSED,
+    CooldownPolicy,
+    PolicyOptions,
+    Standing,
+    policy_of,
+)
 
 if TYPE_CHECKING:
     from ._state import ProviderState
@@ -85,18 +93,25 @@ class InMemoryCooldownTracker:
         Half-open (``half_open=True``), the caller that finds a cooldown over claims the probe;
         the others get False until its outcome is recorded or ``probe_timeout`` passes.
         """
+        return self.admit(name) != REFUSED
+
+    def admit(self, name: str) -> int:
+        """Return :meth:`is_available` as ``REFUSED`` (0), ``ADMITTED`` (1) or ``PROBE`` (2).
+
+        ``PROBE``: admitted as the half-open probe (the other callers wait for its outcome).
+        """
         standing = self._state.get(name)
         if standing is None:
-            return True
+            return ADMITTED
         now = self._clock()
         if standing.until > now:
-            return False
+            return REFUSED
         if not self.policy.half_open:
-            return True
+            return ADMITTED
         with self._lock:  # one caller claims the probe
             standing = self._state.get(name)
             if standing is None:
-                return True
+                return ADMITTED
             admitted, claimed = self.policy.admits(standing, now)
             if claimed is not None:
                 self._state[name] = claimed
@@ -178,7 +193,11 @@ class InMemoryCooldownTracker:
 
 # The methods names_with_state() stands for, as defined here (a patched class no longer
 # matches).
-_ORIGINAL = (InMemoryCooldownTracker.is_available, InMemoryCooldownTracker.record_success)
+_ORIGINAL = {
+    "is_available": InMemoryCooldownTracker.is_available,
+    "admit": InMemoryCooldownTracker.admit,
+    "record_success": InMemoryCooldownTracker.record_success,
+}
 
 
 def names_with_state(tracker: object) -> Container[str] | None:
@@ -187,7 +206,7 @@ def names_with_state(tracker: object) -> Container[str] | None:
     Any other name is available and its success has nothing to clear, so the routing core
     neither asks about it nor records its success: on a routed call whose provider answers,
     that is most of the tracker's cost. Only for an InMemoryCooldownTracker (or subclass)
-    whose ``is_available`` and ``record_success`` are the ones defined here, neither
+    whose ``is_available``, ``admit`` and ``record_success`` are the ones defined here, neither
     overridden, patched on the class, nor replaced on the instance (read when a routed
     function first uses the tracker); None otherwise: every name is asked about.
     """
@@ -195,11 +214,7 @@ def names_with_state(tracker: object) -> Container[str] | None:
         return None
     cls = type(tracker)
     own = getattr(tracker, "__dict__", {})
-    if (
-        cls.is_available is _ORIGINAL[0]
-        and cls.record_success is _ORIGINAL[1]
-        and "is_available" not in own
-        and "record_success" not in own
-    ):
-        return tracker._state
-    return None
+    for name, method in _ORIGINAL.items():
+        if getattr(cls, name) is not method or name in own:
+            return None
+    return tracker._state

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import NamedTuple, TypedDict
+from typing import Final, NamedTuple, TypedDict
 
 import tenacity
 from tenacity.wait import wait_base
@@ -20,7 +20,16 @@ from resilient_routing._exceptions import InvalidConfigError
 
 from ._retry_after import retry_after_seconds
 
-__all__ = ["CLEAN", "CooldownPolicy", "PolicyOptions", "Standing", "policy_of"]
+__all__ = [
+    "ADMITTED",
+    "CLEAN",
+    "PROBE",
+    "REFUSED",
+    "CooldownPolicy",
+    "PolicyOptions",
+    "Standing",
+    "policy_of",
+]
 
 #: Consecutive cooldowns after which the schedule stops growing on its own.
 _MAX_LEVELS = 32
@@ -45,6 +54,12 @@ class Standing(NamedTuple):
 
 #: A provider with no failure since its last success.
 CLEAN = Standing()
+
+#: What the shipped trackers' ``admit(name)`` answers: the caller may not call the provider,
+#: may, or may as its half-open probe (the others wait for its outcome).
+REFUSED: Final = 0
+ADMITTED: Final = 1
+PROBE: Final = 2
 
 
 class CooldownPolicy:
@@ -186,20 +201,20 @@ class CooldownPolicy:
             return Standing(0, level, now + self.cooldown_for(level)), True
         return Standing(failures, level, until, probe), False
 
-    def admits(self, standing: Standing, now: float) -> tuple[bool, Standing | None]:
-        """Return whether a caller may call the provider at ``now``.
+    def admits(self, standing: Standing, now: float) -> tuple[int, Standing | None]:
+        """Return whether a caller may call the provider at ``now`` (``REFUSED``, ``ADMITTED``).
 
-        Half-open, a caller that finds the cooldown over and no probe out claims the probe:
-        the standing to keep then comes second (None: nothing changes).
+        Half-open, a caller that finds the cooldown over and no probe out claims the probe
+        (``PROBE``): the standing to keep then comes second (None: nothing changes).
         """
         until = standing.until
         if now < until:
-            return False, None
+            return REFUSED, None
         if not self.half_open or until == -math.inf:
-            return True, None
+            return ADMITTED, None
         if now < standing.probe:
-            return False, None  # another caller's probe is out
-        return True, standing._replace(probe=now + self.probe_timeout)
+            return REFUSED, None  # another caller's probe is out
+        return PROBE, standing._replace(probe=now + self.probe_timeout)
 
     def remaining(self, standing: Standing, now: float) -> float:
         """Return the seconds until a caller may call the provider (0.0: now).

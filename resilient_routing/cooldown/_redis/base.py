@@ -10,7 +10,13 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, Unpack
 
 from resilient_routing import _validate
 from resilient_routing.cooldown._breaker import Breaker
-from resilient_routing.cooldown._policy import CooldownPolicy, PolicyOptions, policy_of
+from resilient_routing.cooldown._policy import (
+    ADMITTED,
+    REFUSED,
+    CooldownPolicy,
+    PolicyOptions,
+    policy_of,
+)
 from resilient_routing.cooldown._state import ProviderState
 
 from . import scripts
@@ -213,13 +219,13 @@ class RedisTrackerBase(Generic[ClientT]):
         self._view.note_checked(name)
         return max(left_ms, 0) / 1000.0
 
-    def _claim_done(self, name: str, reply: Any, now: float) -> bool:
+    def _claim_done(self, name: str, reply: Any, now: float) -> int:
         admitted, left_ms, seq, exists = (int(v) for v in reply)
         self._view.apply(name, seq, bool(exists), left_ms / 1000.0, now)
-        return admitted == 1
+        return admitted
 
-    def _half_open_check(self, name: str) -> tuple[bool | None, float]:
-        """Answer ``is_available`` from the local view when it can (half-open trackers).
+    def _local_admit(self, name: str) -> tuple[int | None, float]:
+        """Answer ``admit`` from the local view when it can (half-open trackers).
 
         Returns:
             The answer (None: claim the probe on the server), and the time of the check.
@@ -228,7 +234,7 @@ class RedisTrackerBase(Generic[ClientT]):
         remaining = self._local_remaining(name)
         if remaining is None or (remaining <= 0.0 and self._view.pending(name, now)):
             return None, now  # cannot tell, or a cooldown (or a probe's claim) just ended
-        return remaining <= 0.0, now
+        return (ADMITTED if remaining <= 0.0 else REFUSED), now
 
     def _clear_done(self, name: str, reply: Any, now: float) -> None:
         _, seq = (int(v) for v in reply)

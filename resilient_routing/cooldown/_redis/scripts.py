@@ -199,8 +199,8 @@ return {1, deadline - now, current_seq(KEYS[2], us), cooled}
 # KEYS: state hash, names, cooling, seq. ARGV: now, name, channel, lease ms, index ttl ms.
 # Half-open trackers ask before calling a provider whose cooldown is over: the first to ask
 # claims the probe (for lease ms), every other one is refused until its outcome or its lease
-# ends. Returns {1 if the caller may call it, ms until it may be called again by another (the
-# cooldown's rest, a probe's lease; 0: free), seq, 1 if it has state}.
+# ends. Returns {0: refused, 1: admitted, 2: admitted as the probe; ms until another caller
+# may call it (the cooldown's rest, a probe's lease; 0: free), seq, 1 if it has state}.
 CLAIM = (
     _PRELUDE
     + """
@@ -227,7 +227,7 @@ if redis.call('PTTL', KEYS[1]) < lease then
 end
 local seq = next_seq(KEYS[4], us, tonumber(ARGV[5]))
 publish(ARGV[3], 'P', seq, lease, ARGV[2])
-return {1, lease, seq, 1}
+return {2, lease, seq, 1}
 """
 )
 

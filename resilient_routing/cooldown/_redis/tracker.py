@@ -10,6 +10,7 @@ import redis
 import redis.asyncio
 
 from resilient_routing._exceptions import error_text
+from resilient_routing.cooldown._policy import ADMITTED, REFUSED
 from resilient_routing.cooldown._state import ProviderState
 
 from .base import Call, RedisTrackerBase
@@ -146,11 +147,20 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         """
         if not self.policy.half_open:
             return self.cooldown_remaining(name) <= 0.0
-        answer, now = self._half_open_check(name)
+        return self.admit(name) != REFUSED
+
+    def admit(self, name: str) -> int:
+        """Return :meth:`is_available` as ``REFUSED`` (0), ``ADMITTED`` (1) or ``PROBE`` (2).
+
+        ``PROBE``: admitted as the half-open probe (the other callers wait for its outcome).
+        """
+        if not self.policy.half_open:
+            return ADMITTED if self.cooldown_remaining(name) <= 0.0 else REFUSED
+        answer, now = self._local_admit(name)
         if answer is not None:
             return answer
         reply = self._call(self._scripts.claim, self._claim_call(name, now), True)
-        return True if reply is None else self._claim_done(name, reply, now)
+        return ADMITTED if reply is None else self._claim_done(name, reply, now)
 
     def cooldown_remaining(self, name: str) -> float:
         """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
@@ -325,11 +335,17 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         """
         if not self.policy.half_open:
             return await self.cooldown_remaining(name) <= 0.0
-        answer, now = self._half_open_check(name)
+        return await self.admit(name) != REFUSED
+
+    async def admit(self, name: str) -> int:
+        """Return :meth:`is_available` as in :meth:`RedisCooldownTracker.admit`."""
+        if not self.policy.half_open:
+            return ADMITTED if await self.cooldown_remaining(name) <= 0.0 else REFUSED
+        answer, now = self._local_admit(name)
         if answer is not None:
             return answer
         reply = await self._call(self._scripts.claim, self._claim_call(name, now), True)
-        return True if reply is None else self._claim_done(name, reply, now)
+        return ADMITTED if reply is None else self._claim_done(name, reply, now)
 
     async def cooldown_remaining(self, name: str) -> float:
         """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
