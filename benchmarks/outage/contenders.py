@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import openai
 from openai import AsyncOpenAI, AsyncStream
@@ -53,7 +53,7 @@ class Shared:
 
 
 class Contender(Protocol):
-    async def complete(self, prompt: str) -> str:
+    def complete(self, prompt: str) -> Awaitable[str]:
         """One non-streaming chat completion; its text."""
         ...
 
@@ -96,12 +96,65 @@ async def _deltas(chunks: AsyncIterator[Any]) -> AsyncGenerator[str, None]:
 # -- resilient_routing -----------------------------------------------------------------------
 
 
+Route = Callable[[Callable[..., Any]], Any]
+Clients = dict[str, AsyncOpenAI]
+
+
+def rr_complete(route: Route, clients: Clients) -> Callable[[str], Awaitable[str]]:
+    """resilient_routing, non-streaming: the routed call is the whole completion."""
+
+    @route
+    async def complete(provider: str, prompt: str) -> str:
+        response = await clients[provider].chat.completions.create(
+            model=MODEL, messages=_messages(prompt)
+        )
+        return response.choices[0].message.content or ""
+
+    return cast("Callable[[str], Awaitable[str]]", complete)
+
+
+def rr_stream(route: Route, clients: Clients) -> Callable[[str], AsyncGenerator[str, None]]:
+    """resilient_routing, streaming: route the call that OPENS the stream, iterate it here.
+
+    A failure before the stream opens (refused, 5xx, 429, no headers within the attempt
+    timeout) falls over; one after it opened reaches the caller unrouted and unrecorded.
+    With streaming routes (``@routed`` on an async generator function), this whole function
+    becomes::
+
+        @route
+        async def stream(provider: str, prompt: str) -> AsyncGenerator[str, None]:
+            chunks = await clients[provider].chat.completions.create(
+                model=MODEL, messages=_messages(prompt), stream=True
+            )
+            async for text in _deltas(chunks):
+                yield text
+
+        return stream
+    """
+
+    @route
+    async def open_stream(provider: str, prompt: str) -> AsyncStream[ChatCompletionChunk]:
+        return await clients[provider].chat.completions.create(
+            model=MODEL, messages=_messages(prompt), stream=True
+        )
+
+    async def stream(prompt: str) -> AsyncGenerator[str, None]:
+        chunks = await open_stream(prompt)
+        try:
+            async for text in _deltas(chunks):
+                yield text
+        finally:
+            await chunks.close()
+
+    return stream
+
+
 class ResilientRouting:
     def __init__(self, ports: list[int], settings: Settings, shared: Shared | None) -> None:
         from resilient_routing import AsyncRedisCooldownTracker, InMemoryCooldownTracker, routed
 
         # A backstop only: attempt_timeout= below is what ends a slow attempt.
-        self.clients = clients = _openai_clients(ports, settings.attempt_timeout + 1.0)
+        self.clients = _openai_clients(ports, settings.attempt_timeout + 1.0)
         self.tracker: Any
         if shared is None:
             self.tracker = InMemoryCooldownTracker(**settings.rr_tracker)  # type: ignore[arg-type]
@@ -119,35 +172,8 @@ class ResilientRouting:
             timeout=settings.call_timeout,
             attempt_timeout=settings.attempt_timeout,
         )
-
-        @route
-        async def complete(provider: str, prompt: str) -> str:
-            response = await clients[provider].chat.completions.create(
-                model=MODEL, messages=_messages(prompt)
-            )
-            return response.choices[0].message.content or ""
-
-        @route
-        async def open_stream(provider: str, prompt: str) -> AsyncStream[ChatCompletionChunk]:
-            return await clients[provider].chat.completions.create(
-                model=MODEL, messages=_messages(prompt), stream=True
-            )
-
-        self.complete: Callable[[str], Any] = complete
-        self._open_stream = open_stream
-
-    def stream(self, prompt: str) -> AsyncGenerator[str, None]:
-        return self._rr_stream(prompt)
-
-    async def _rr_stream(self, prompt: str) -> AsyncGenerator[str, None]:
-        # Until the library routes async generators: route the call that opens the stream,
-        # iterate it here (a failure after the stream opened reaches the caller, unrouted).
-        chunks = await self._open_stream(prompt)
-        try:
-            async for text in _deltas(chunks):
-                yield text
-        finally:
-            await chunks.close()
+        self.complete = rr_complete(route, self.clients)
+        self.stream = rr_stream(route, self.clients)
 
     async def aclose(self) -> None:
         for client in self.clients.values():

@@ -65,6 +65,8 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
 
 
 _COLORS = {"primary": "tab:blue", "secondary": "tab:orange", "tertiary": "tab:green"}
+# Wider lines under narrower ones: providers receiving the same rate stay visible.
+_WIDTHS = {"primary": 3.2, "secondary": 1.8, "tertiary": 1.0}
 _SHADES = {
     "down": "0.55",
     "500": "tab:red",
@@ -117,7 +119,15 @@ def plot(path: Path, runs: Sequence[dict[str, Any]]) -> None:
                 )
             for name, values in timeline["requests_per_s"].items():
                 xs = [i * step for i in range(len(values))]
-                ax.step(xs, values, where="post", color=_COLORS.get(name), lw=1.3, label=name)
+                ax.step(
+                    xs,
+                    values,
+                    where="post",
+                    color=_COLORS.get(name),
+                    lw=_WIDTHS.get(name, 1.0),
+                    alpha=0.85,
+                    label=name,
+                )
             failed = timeline["failed_calls_per_s"]
             ax.step(
                 [i * step for i in range(len(failed))],

@@ -203,19 +203,22 @@ class FakeProviders:
         )
         await response.prepare(request)
         ident = f"chatcmpl-{index}-{self._rng.getrandbits(32):08x}"
-        await asyncio.sleep(2 * settings.chunk_interval)
-        for n in range(settings.stream_chunks):
-            if cut and n == settings.cut_after:
-                _reset(request.transport)
-                raise asyncio.CancelledError
-            delta: dict[str, str] = {"content": PROMPT_WORDS[n % len(PROMPT_WORDS)] + " "}
-            if n == 0:
-                delta["role"] = "assistant"
-            await response.write(_sse(_chunk(ident, delta, None)))
-            await asyncio.sleep(settings.chunk_interval)
-        await response.write(_sse(_chunk(ident, {}, "stop")))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        try:
+            await asyncio.sleep(2 * settings.chunk_interval)
+            for n in range(settings.stream_chunks):
+                if cut and n == settings.cut_after:
+                    _reset(request.transport)
+                    raise asyncio.CancelledError
+                delta: dict[str, str] = {"content": PROMPT_WORDS[n % len(PROMPT_WORDS)] + " "}
+                if n == 0:
+                    delta["role"] = "assistant"
+                await response.write(_sse(_chunk(ident, delta, None)))
+                await asyncio.sleep(settings.chunk_interval)
+            await response.write(_sse(_chunk(ident, {}, "stop")))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client left, or an outage reset the connection mid-stream
         return response
 
 
