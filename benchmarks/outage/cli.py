@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -202,7 +203,7 @@ async def _run(args: argparse.Namespace) -> int:
     logs = Path(tempfile.mkdtemp(prefix="outage-bench-"))
     servers = FakeProviders(settings)
     await servers.start()
-    _progress(f"servers on ports {servers.ports}; client logs in {logs}")
+    _progress(f"servers on ports {servers.ports}")
     runs: list[dict[str, Any]] = []
     try:
         for name in contenders:
@@ -211,6 +212,10 @@ async def _run(args: argparse.Namespace) -> int:
         await servers.close()
         if settings.processes > 1:
             _cleanup_redis(run_id)
+    if any(log.stat().st_size for log in logs.iterdir()):
+        _progress(f"the client processes wrote to stderr: see {logs}")
+    else:
+        shutil.rmtree(logs, ignore_errors=True)
     order = {s.name: i for i, s in enumerate(chosen)}
     runs.sort(key=lambda r: (order[r["scenario"]], contenders.index(r["contender"])))
     machine = f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
