@@ -169,6 +169,14 @@ def _cleanup_redis(run_id: str) -> None:
         client.close()
 
 
+def _keep_logs(logs: Path) -> None:
+    """Keep the client processes' stderr only when one of them wrote something."""
+    if any(log.stat().st_size for log in logs.iterdir()):
+        _progress(f"the client processes wrote to stderr: see {logs}")
+    else:
+        shutil.rmtree(logs, ignore_errors=True)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = QUICK if args.quick else FULL
     changes: dict[str, Any] = {"processes": args.processes}
@@ -212,10 +220,7 @@ async def _run(args: argparse.Namespace) -> int:
         await servers.close()
         if settings.processes > 1:
             _cleanup_redis(run_id)
-    if any(log.stat().st_size for log in logs.iterdir()):
-        _progress(f"the client processes wrote to stderr: see {logs}")
-    else:
-        shutil.rmtree(logs, ignore_errors=True)
+    _keep_logs(logs)
     order = {s.name: i for i, s in enumerate(chosen)}
     runs.sort(key=lambda r: (order[r["scenario"]], contenders.index(r["contender"])))
     machine = f"Python {platform.python_version()}, {os.cpu_count()} CPUs"
