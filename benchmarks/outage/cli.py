@@ -187,7 +187,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.rr_cooldown is not None:
         changes["rr_tracker"] = {**settings.rr_tracker, "cooldown": args.rr_cooldown}
     if args.rr_growth is not None:
-        changes["rr_tracker"] = {**changes.get("rr_tracker", {}), "growth": args.rr_growth}
+        base = changes.get("rr_tracker", settings.rr_tracker)
+        changes["rr_tracker"] = {**base, "growth": args.rr_growth}
     return replace(settings, **changes)
 
 

@@ -1,10 +1,10 @@
 """The three contenders, each a ``complete(prompt)`` and a ``stream(prompt)`` over the providers.
 
 - ``resilient_routing``: the openai SDK (one ``AsyncOpenAI`` per provider, ``max_retries=0``)
-  under ``@routed(strategy="fallback")`` with an ``InMemoryCooldownTracker`` (an
-  ``AsyncRedisCooldownTracker`` on the local Redis when several client processes share the
-  load). Streams: the routed function OPENS the stream (falling over until one opens) and
-  the caller iterates it; ``_rr_stream`` is the one function to replace by a streaming route.
+  under ``@routed`` with a hedged fallback (``Hedged``), an ``InMemoryCooldownTracker`` with
+  short cooldowns and half-open probes (an ``AsyncRedisCooldownTracker`` on the local Redis
+  when several client processes share the load) and ``slow_call``; streams are streaming
+  routes (``stream=True``) with ``first_item_timeout`` and ``idle_timeout``.
 - ``litellm``: LiteLLM ``Router``, one deployment per provider, each its own model group,
   ``fallbacks`` from the primary's group to the others, cooldowns (``allowed_fails``,
   ``cooldown_time``), no retries within a group (``num_retries=0``), Redis shared state
@@ -114,66 +114,69 @@ def rr_complete(route: Route, clients: Clients) -> Callable[[str], Awaitable[str
 
 
 def rr_stream(route: Route, clients: Clients) -> Callable[[str], AsyncGenerator[str, None]]:
-    """resilient_routing, streaming: route the call that OPENS the stream, iterate it here.
+    """resilient_routing, streaming: a streaming route over the SDK's stream.
 
-    A failure before the stream opens (refused, 5xx, 429, no headers within the attempt
-    timeout) falls over; one after it opened reaches the caller unrouted and unrecorded.
-    With streaming routes (``@routed`` on an async generator function), this whole function
-    becomes::
-
-        @route
-        async def stream(provider: str, prompt: str) -> AsyncGenerator[str, None]:
-            chunks = await clients[provider].chat.completions.create(
-                model=MODEL, messages=_messages(prompt), stream=True
-            )
-            async for text in _deltas(chunks):
-                yield text
-
-        return stream
+    ``route`` has ``stream=True``: the routed call gives the chunks at once; a provider that
+    fails before its first chunk (refused, 5xx, 429, no first chunk within
+    ``first_item_timeout``) falls over; one that fails after it (a cut, a stall past
+    ``idle_timeout``) reaches the caller, recorded against that provider.
     """
 
     @route
-    async def open_stream(provider: str, prompt: str) -> AsyncStream[ChatCompletionChunk]:
+    async def chunks(provider: str, prompt: str) -> AsyncStream[ChatCompletionChunk]:
         return await clients[provider].chat.completions.create(
             model=MODEL, messages=_messages(prompt), stream=True
         )
 
     async def stream(prompt: str) -> AsyncGenerator[str, None]:
-        chunks = await open_stream(prompt)
+        routed_chunks = chunks(prompt)
         try:
-            async for text in _deltas(chunks):
+            async for text in _deltas(routed_chunks):
                 yield text
         finally:
-            await chunks.close()
+            await routed_chunks.aclose()
 
     return stream
 
 
 class ResilientRouting:
+    """The configuration the README recommends for LLM APIs: hedged fallback, short cooldowns
+    recovered through half-open probes, slow answers counted as failures, and streaming
+    routes with time-to-first-chunk and stall limits."""
+
     def __init__(self, ports: list[int], settings: Settings, shared: Shared | None) -> None:
         from resilient_routing import AsyncRedisCooldownTracker, InMemoryCooldownTracker, routed
+        from resilient_routing.strategies import Hedged
 
         # A backstop only: attempt_timeout= below is what ends a slow attempt.
         self.clients = _openai_clients(ports, settings.attempt_timeout + 1.0)
         self.tracker: Any
         if shared is None:
-            self.tracker = InMemoryCooldownTracker(**settings.rr_tracker)  # type: ignore[arg-type]
+            self.tracker = InMemoryCooldownTracker(**settings.rr_tracker)
         else:
             self.tracker = AsyncRedisCooldownTracker.from_url(
-                shared.url,
-                prefix=shared.prefix,
-                **settings.rr_tracker,  # type: ignore[arg-type]
+                shared.url, prefix=shared.prefix, **settings.rr_tracker
             )
-        route = routed(
-            providers=list(PROVIDERS),
-            strategy="fallback",
-            cooldown=self.tracker,
-            fallback_on=falls_over,
-            timeout=settings.call_timeout,
-            attempt_timeout=settings.attempt_timeout,
+        common: dict[str, Any] = {
+            "providers": list(PROVIDERS),
+            "strategy": Hedged(delay=settings.rr_hedge_delay),
+            "cooldown": self.tracker,
+            "fallback_on": falls_over,
+            "timeout": settings.call_timeout,
+            "slow_call": settings.rr_slow_call,
+        }
+        self.complete = rr_complete(
+            routed(**common, attempt_timeout=settings.attempt_timeout), self.clients
         )
-        self.complete = rr_complete(route, self.clients)
-        self.stream = rr_stream(route, self.clients)
+        self.stream = rr_stream(
+            routed(
+                **common,
+                stream=True,
+                first_item_timeout=settings.attempt_timeout,
+                idle_timeout=settings.rr_idle_timeout,
+            ),
+            self.clients,
+        )
 
     async def aclose(self) -> None:
         for client in self.clients.values():

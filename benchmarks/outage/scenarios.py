@@ -57,8 +57,25 @@ class Settings:
     divert_gap: float = 0.5
     #: warm-up calls per client before the run (imports, connections)
     warmup: int = 2
-    #: resilient_routing's InMemoryCooldownTracker options ({} = the library's defaults)
-    rr_tracker: dict[str, float] = field(default_factory=dict)
+    #: resilient_routing's tracker options: short cooldowns are safe with half-open probes
+    #: (one call per recovery, however many callers), so the provider comes back soon after.
+    rr_tracker: dict[str, Any] = field(
+        default_factory=lambda: {
+            "failure_threshold": 3,
+            "cooldown": 2.0,
+            "growth": 1.5,
+            "max_cooldown": 30.0,
+            "half_open": True,
+            "probe_timeout": 3.0,
+        }
+    )
+    #: resilient_routing's Hedged(delay=): a second provider starts beside a slow first one
+    rr_hedge_delay: float = 0.3
+    #: resilient_routing's slow_call=: an answer (or a first chunk) slower than this cools the
+    #: provider down like a failure
+    rr_slow_call: float = 0.8
+    #: resilient_routing's idle_timeout= for streams: the longest gap between two chunks
+    rr_idle_timeout: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +138,7 @@ def scenarios(duration: float) -> dict[str, Scenario]:
         one("stream", None, "streaming, every provider healthy", stream=True),
         one("stream_cut", "cut", f"streaming, primary cuts streams {window}", stream=True),
         one("stream_down", "down", f"streaming, primary hard down {window}", stream=True),
+        one("stream_slow", "slow", f"streaming, primary first chunk late {window}", stream=True),
     ]
     return {s.name: s for s in found}
 
