@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
@@ -16,23 +15,8 @@ from resilient_routing import (
     routed,
 )
 from resilient_routing._routing import route as route_module
-from resilient_routing.events import RoutingEvent
 from resilient_routing.strategies import Hedged
-from resilient_routing.testing import FakeClock
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[RoutingEvent] = []
-
-    def on_event(self, event: RoutingEvent) -> None:
-        self.events.append(event)
-
-    def kinds(self) -> list[tuple[str, str | None]]:
-        return [(e.kind, e.provider) for e in self.events]
-
-    def of(self, kind: str) -> list[Any]:
-        return [e for e in self.events if e.kind == kind]
+from resilient_routing.testing import EventRecorder, FakeClock
 
 
 class Down(Exception):
@@ -129,7 +113,7 @@ def test_exempt_and_cooldown_on_leave_a_slow_answer_uncounted(
 def test_a_slow_answer_is_logged_and_heard(
     routing_clock: FakeClock, cooling: InMemoryCooldownTracker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rec = Recorder()
+    rec = EventRecorder()
 
     @routed(providers=["a", "b"], cooldown=cooling, slow_call=2.0, listeners=[rec])
     def call(provider: str) -> str:
