@@ -184,7 +184,7 @@ def _chain(blocks: list[Block]) -> None:
 
 
 def markdown_files() -> list[Path]:
-    return sorted(DOCS.rglob("*.md"))
+    return [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 
 
 def all_blocks() -> tuple[list[Block], str | None]:
