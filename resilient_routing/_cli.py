@@ -108,7 +108,8 @@ class _Progress:
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from dataclasses import replace
 
-    from ._sim.report import as_json, plot, table
+    from ._sim.plot import plot
+    from ._sim.report import as_json, table
     from ._sim.run import simulate
     from ._sim.scenario import ScenarioError, default_scenario, load_scenario
 
