@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import random
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,10 @@ _EPOCH = 1_700_000_000.0  # the wall clock of virtual time 0, for HTTP-date Retr
 #: What a simulated call may end with: the failures the collector counts. Anything else is a
 #: bug of the simulator or of the routing, and stops the run.
 _EXPECTED = (SimulatedError, AllProvidersFailedError, RoutingTimeoutError, TimeoutError)
+#: The routes' logger: the simulator reads events, not logs. Thousands of simulated failures
+#: would only cost time, and reach the handlers of whoever runs the simulator in-process.
+#: Not registered with ``logging`` (no global state changes), and enabled for nothing.
+_SILENT = logging.Logger("resilient_routing.simulate", level=logging.CRITICAL + 1)
 
 
 def _strategy(spec: ConfigSpec, seed: int) -> Strategy:
@@ -70,6 +75,7 @@ def _route(
         "max_attempts": spec.max_attempts,
         "slow_call": spec.slow_call,
         "listeners": [collector],
+        "logger": _SILENT,
     }
     if spec.stream:
         options["first_item_timeout"] = spec.first_item_timeout

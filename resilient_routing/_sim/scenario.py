@@ -143,7 +143,7 @@ def _outage(
             items = providers[name].items
             if after > items:
                 raise r.fail(
-                    "after_items", f"at most the items of {name!r}'s streams ({items})", after
+                    "after_items", f"at most the items per stream of {name!r} ({items})", after
                 )
     else:
         r.refuse("after_items", f"only for kind = 'cut' or 'stall' (this outage is {kind!r})")
