@@ -119,6 +119,10 @@ OUTAGE = "[[outages]]\nprovider='a'\nstart=1\nend=2\n"
         ),
         (PROV + OUTAGE + "kind='slow'", "outages[0].added_latency: missing (required)"),
         (
+            PROV + OUTAGE + "kind='slow'\nadded_latncy=2",
+            "outages[0].added_latency: missing (required); the table has 'added_latncy', a typo?",
+        ),
+        (
             PROV + OUTAGE + "added_latency=3",
             "outages[0].added_latency: only for kind = 'slow' (this outage is '5xx')",
         ),

@@ -6,6 +6,7 @@ the rest of their table makes meaningless, and values of the wrong kind all stop
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from typing import Any
@@ -50,7 +51,10 @@ class Reader:
         self.used.add(key)
         if key not in self.table:
             if default is ...:
-                raise ScenarioError(f"{self.source}: {self.where}{key}: missing (required)")
+                # A misspelt required key is missing and unknown: say both at once.
+                close = difflib.get_close_matches(key, set(self.table) - self.used, 1, 0.75)
+                hint = f"; the table has {close[0]!r}, a typo?" if close else ""
+                raise ScenarioError(f"{self.source}: {self.where}{key}: missing (required){hint}")
             return default
         return self.table[key]
 
