@@ -350,3 +350,28 @@ async def test_async_listeners_hear_of_probes_on_redis(clock: FakeClock) -> None
         await tracker.aclose()
         await client.aclose()
         redis_support.delete_prefix(prefix, url)
+
+
+def test_a_probe_answering_too_slowly_failed(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """slow_call and half-open: a slow probe is heard as failed, and its cooldown starts."""
+    from resilient_routing._routing import route as route_module
+
+    monkeypatch.setattr(route_module, "default_clock", clock)
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=1, cooldown=10, half_open=True, probe_timeout=60, clock=clock
+    )
+    rec = EventRecorder()
+
+    @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec], slow_call=1.0)
+    def call(provider: str) -> str:
+        if provider == "a":
+            clock.advance(2.0)
+        return provider
+
+    tracker.record_failure("a", Boom())
+    clock.advance(10.0)
+    assert call() == "a"  # the probe's slow answer still comes back
+    assert probes(rec) == [("probe_started", "a"), ("probe_failed", "a")]
+    assert not tracker.is_available("a")  # its next cooldown started

@@ -265,25 +265,24 @@ class Decision(Racing):
         self.winner = i
         self.response = response
         self.latency = latency
+        slow = self.route.options.slow_call
+        error = (
+            None if slow is None or latency <= slow else SlowCallError(self.names[i], latency, slow)
+        )
+        counted = error is not None and self.tracked and self.counts(i, error)
         loud = self.loud
         if loud:
-            report.succeeded(self, i, latency)
+            report.succeeded(self, i, latency, error, counted)
         # report.remember(self), inlined: a call costs much of a fallback's routing here.
         if _running_loop() is None:
             _last_here.value = self
         else:
             _last_in_task.set(self)
         self.value = report.result(self) if self.want_result else response
-        slow = self.route.options.slow_call
-        if slow is not None and latency > slow:
-            error = SlowCallError(self.names[i], latency, slow)
-            counted = self.tracked and self.counts(i, error)
-            if loud:
-                report.slow(self, i, error, counted)
-            if counted:
-                self.index = i
-                self.judged = self.raised = error
-                return RECORD
+        if counted:
+            self.index = i
+            self.judged = self.raised = error  # type: ignore[assignment]
+            return RECORD
         if loud:
             self.finish(None)
         return CLEAR if self.names[i] in self.asks else RETURN

@@ -74,7 +74,7 @@ class Racing:
         error = SlowCallError(self.names[i], elapsed, slow)
         counted = self.counts(i, error)
         if self.loud:
-            report.slow(self, i, error, counted)  # type: ignore[arg-type]
+            report.slow_answer(self, i, error, counted)  # type: ignore[arg-type]
         return error if counted else None
 
     def outran_recorded(self, i: int, started: bool, remaining: float) -> None:
