@@ -186,6 +186,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         changes["rate"] = args.rate
     if args.rr_cooldown is not None:
         changes["rr_tracker"] = {**settings.rr_tracker, "cooldown": args.rr_cooldown}
+    if args.rr_stream_hedge_delay is not None:
+        changes["rr_stream_hedge_delay"] = args.rr_stream_hedge_delay
     if args.rr_growth is not None:
         base = changes.get("rr_tracker", settings.rr_tracker)
         changes["rr_tracker"] = {**base, "growth": args.rr_growth}
@@ -259,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, help="calls per second, all processes")
     parser.add_argument("--rr-cooldown", type=float, help="resilient_routing's cooldown=")
     parser.add_argument("--rr-growth", type=float, help="resilient_routing's growth=")
+    parser.add_argument(
+        "--rr-stream-hedge-delay",
+        type=float,
+        help="resilient_routing's hedge delay for streams (0: race two providers from the start)",
+    )
     parser.add_argument("--json", help="write the results as JSON to this path")
     parser.add_argument("--plot", help="write a PNG timeline to this path")
     args = parser.parse_args(argv)

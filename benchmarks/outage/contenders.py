@@ -159,18 +159,24 @@ class ResilientRouting:
             )
         common: dict[str, Any] = {
             "providers": list(PROVIDERS),
-            "strategy": Hedged(delay=settings.rr_hedge_delay),
             "cooldown": self.tracker,
             "fallback_on": falls_over,
             "timeout": settings.call_timeout,
-            "slow_call": settings.rr_slow_call,
         }
         self.complete = rr_complete(
-            routed(**common, attempt_timeout=settings.attempt_timeout), self.clients
+            routed(
+                **common,
+                strategy=Hedged(delay=settings.rr_hedge_delay),
+                slow_call=settings.rr_slow_call,
+                attempt_timeout=settings.attempt_timeout,
+            ),
+            self.clients,
         )
         self.stream = rr_stream(
             routed(
                 **common,
+                strategy=Hedged(delay=settings.rr_stream_hedge_delay),
+                slow_call=settings.rr_stream_slow_call,
                 stream=True,
                 first_item_timeout=settings.attempt_timeout,
                 idle_timeout=settings.rr_idle_timeout,

@@ -118,7 +118,11 @@ def summarize(
             "p95": _ms(percentile(latencies, 95)),
             "p99": _ms(percentile(latencies, 99)),
         },
-        "ttft_ms": {"p50": _ms(percentile(ttfts, 50)), "p95": _ms(percentile(ttfts, 95))}
+        "ttft_ms": {
+            "p50": _ms(percentile(ttfts, 50)),
+            "p95": _ms(percentile(ttfts, 95)),
+            "p99": _ms(percentile(ttfts, 99)),
+        }
         if scenario.stream
         else None,
         "faults": faults,

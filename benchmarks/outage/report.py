@@ -22,7 +22,7 @@ def _seconds(value: float | None, faulted: bool) -> str:
 
 def table(runs: Sequence[dict[str, Any]]) -> str:
     lines = [
-        "| scenario | contender | success | p50 ms | p95 ms | p99 ms | TTFT p50 / p95 ms "
+        "| scenario | contender | success | p50 ms | p95 ms | p99 ms | TTFT p50 / p95 / p99 ms "
         "| calls hitting the fault | divert s | back s | CPU ms/call |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -30,7 +30,9 @@ def table(runs: Sequence[dict[str, Any]]) -> str:
         m = run["metrics"]
         lat, ttft = m["latency_ms"], m["ttft_ms"]
         fault = m["faults"][0] if m["faults"] else None
-        first = f"{_num(ttft['p50'])} / {_num(ttft['p95'])}" if ttft else "-"
+        first = (
+            f"{_num(ttft['p50'])} / {_num(ttft['p95'])} / {_num(ttft.get('p99'))}" if ttft else "-"
+        )
         success = "-" if m["success"] is None else f"{m['success'] * 100:.1f}%"
         lines.append(
             f"| {run['scenario']} | {run['contender']} | {success} "

@@ -76,6 +76,10 @@ class Settings:
     rr_slow_call: float = 0.25
     #: resilient_routing's idle_timeout= for streams: the longest gap between two chunks
     rr_idle_timeout: float = 1.0
+    #: for streams, whose first chunk comes in ~25 ms: the hedge delay and slow_call on the
+    #: time to first chunk (0: every stream races two providers from the start)
+    rr_stream_hedge_delay: float = 0.1
+    rr_stream_slow_call: float = 0.08
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
