@@ -31,7 +31,7 @@ from resilient_routing import (
     last_route,
     routed,
 )
-from resilient_routing._routing import report, sync
+from resilient_routing._routing import report, steps, sync
 from resilient_routing.testing import FakeClock
 
 NAMES = ("a", "b", "c", "d")
@@ -382,6 +382,7 @@ def test_plain_successes_build_no_decision(monkeypatch: pytest.MonkeyPatch) -> N
         raise AssertionError("the decision core ran")
 
     monkeypatch.setattr(sync, "Decision", no_decision)
+    monkeypatch.setattr(steps, "Decision", no_decision)  # the fast lane's hand-over
 
     def fail_a(provider: str) -> str:
         if provider == "a":

@@ -8,7 +8,6 @@ logging, a listener) the decision takes the call over, and the lane owns no rule
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Sequence
 from types import MethodType
@@ -20,7 +19,7 @@ from resilient_routing._validate import UNSET
 from . import report
 from .decision import ATTEMPT, RAISE, RETURN, Decision
 from .route import UNTRACKED, Route
-from .steps import ask_tracker
+from .steps import ask_tracker, take_over
 
 __all__ = ["drive", "runner"]
 
@@ -96,21 +95,7 @@ def runner(route: Route) -> Runner:
                     else:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
-            # The decision takes over with the rest of the plan, the first choice back in front
-            # unless it was attempted.
-            if plan is None:
-                assert rest is not None  # the lane took index 0 without drawing a plan
-                plan = iter(rest)
-            d = Decision(
-                route,
-                config,
-                want_result,
-                tracker is not None,
-                asks,
-                static,
-                plan if attempted else itertools.chain((i,), plan),
-                attempted,
-            )
+            d = take_over(route, config, want_result, tracker, asks, static, plan, i, attempted)
         else:
             d = Decision(route, config, want_result, tracker is not None, asks)
         call = fn if instance is None else MethodType(fn, instance)
