@@ -13,6 +13,7 @@ from typing import Any, Final, Literal, cast
 
 import redis
 import redis.asyncio
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from resilient_routing.cooldown._breaker import Breaker
@@ -21,10 +22,21 @@ from .client import FAILURES, ServerClock, drop_idle, drop_idle_async, text
 from .scripts import Keys, Registered
 from .view import View, parse_snapshot
 
-__all__ = ["POLL", "TaskListener", "ThreadListener"]
+__all__ = ["POLL", "ChannelMoved", "TaskListener", "ThreadListener"]
 
 #: Seconds a listener waits for messages before it looks at its stop flag again.
 POLL: Final = 0.1
+#: Message types carrying an event: on a channel, or on a shard channel (Redis Cluster).
+_EVENT: Final = frozenset({"message", "smessage"})
+#: Message types confirming a (re)subscription, after which events may have been missed.
+_SUBSCRIBED: Final = frozenset({"subscribe", "ssubscribe"})
+
+
+class ChannelMoved(RedisError):
+    """The server dropped the shard channel's subscription: its slot moved to another node.
+
+    The session ends and the listener subscribes again where the slot is now.
+    """
 
 
 class _Health:
@@ -216,9 +228,8 @@ class ThreadListener(ListenerBase):
 
     def session(self, stop: threading.Event, since: float) -> None:
         self.last_event_seq = 0
-        pubsub = self.pubsub = cast(Any, self.client).pubsub()
+        pubsub = self.pubsub = self.subscribe()
         try:
-            pubsub.subscribe(self.keys.channel)
             health = _Health(self.health_interval)
             while not stop.is_set():
                 message = pubsub.get_message(timeout=POLL)
@@ -226,13 +237,15 @@ class ThreadListener(ListenerBase):
                 if message is not None:
                     sent = health.heard_from_server(now)
                     kind = message["type"]
-                    if kind == "message":
+                    if kind in _EVENT:
                         if self.event(message["data"]):
                             self.reload(since)
-                    elif kind == "subscribe":
+                    elif kind in _SUBSCRIBED:
                         # First subscription, or redis-py's own reconnection: either way
                         # events may have been missed.
                         self.reload(since)
+                    elif kind == "sunsubscribe":
+                        raise ChannelMoved(self.keys.channel)
                     elif kind == "pong" and sent is not None:
                         self.breaker.succeeded(sent, "ping")
                 due = health.due(now, self.breaker)
@@ -246,13 +259,26 @@ class ThreadListener(ListenerBase):
             with contextlib.suppress(Exception):
                 pubsub.close()
 
-    def reload(self, since: float) -> None:
+    def subscribe(self) -> Any:
+        """Return a pub/sub connection subscribed to the events channel."""
+        pubsub = cast(Any, self.client).pubsub()
+        try:
+            pubsub.subscribe(self.keys.channel)
+        except BaseException:
+            pubsub.close()
+            raise
+        return pubsub
+
+    def load_scripts(self) -> None:
         # Loading the scripts here, in the background, spares callers the NOSCRIPT round trips
         # after a server restart.
         pipe = cast(Any, self.client).pipeline(transaction=False)
         for script in self.scripts.all:
             pipe.script_load(script.script)
         pipe.execute()
+
+    def reload(self, since: float) -> None:
+        self.load_scripts()
         keys, args, now = self.snapshot_call()
         self.loaded(self.scripts.snapshot(keys=keys, args=args), now, since)
 
@@ -342,9 +368,8 @@ class TaskListener(ListenerBase):
 
     async def session(self, since: float) -> None:
         self.last_event_seq = 0
-        pubsub = self.client.pubsub()
+        pubsub = await self.subscribe()
         try:
-            await pubsub.subscribe(self.keys.channel)
             health = _Health(self.health_interval)
             while not self.closed:
                 wait = max(0.01, min(self.health_interval, POLL * 5))
@@ -353,11 +378,13 @@ class TaskListener(ListenerBase):
                 if message is not None:
                     sent = health.heard_from_server(now)
                     kind = message["type"]
-                    if kind == "message":
+                    if kind in _EVENT:
                         if self.event(message["data"]):
                             await self.reload(since)
-                    elif kind == "subscribe":
+                    elif kind in _SUBSCRIBED:
                         await self.reload(since)
+                    elif kind == "sunsubscribe":
+                        raise ChannelMoved(self.keys.channel)
                     elif kind == "pong" and sent is not None:
                         self.breaker.succeeded(sent, "ping")
                 due = health.due(now, self.breaker)
@@ -371,11 +398,24 @@ class TaskListener(ListenerBase):
             with contextlib.suppress(Exception):
                 await cast(Any, pubsub).aclose()
 
-    async def reload(self, since: float) -> None:
+    async def subscribe(self) -> Any:
+        """Return a pub/sub connection subscribed to the events channel."""
+        pubsub = self.client.pubsub()
+        try:
+            await pubsub.subscribe(self.keys.channel)
+        except BaseException:
+            await cast(Any, pubsub).aclose()
+            raise
+        return pubsub
+
+    async def load_scripts(self) -> None:
         pipe = cast(Any, self.client).pipeline(transaction=False)
         for script in self.scripts.all:
             pipe.script_load(script.script)
         await pipe.execute()
+
+    async def reload(self, since: float) -> None:
+        await self.load_scripts()
         keys, args, now = self.snapshot_call()
         self.loaded(await self.scripts.snapshot(keys=keys, args=args), now, since)
         self.live.set()
