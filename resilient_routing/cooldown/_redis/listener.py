@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import threading
@@ -101,6 +102,7 @@ class ListenerBase:
         self.health_interval = health_interval
         self.last_event_seq = 0
         self.went_live = False
+        self.moved_at = -math.inf
 
     def snapshot_call(self) -> tuple[list[str], list[str], float]:
         now = self.clock.now()
@@ -145,6 +147,12 @@ class ListenerBase:
         """
         self.view.set_live(False)
         went_live, self.went_live = self.went_live, False
+        now = time.monotonic()
+        if isinstance(exc, ChannelMoved) and now - self.moved_at >= self.breaker.interval:
+            # Not an outage: the slot moved (resharding); subscribe again where it went. A
+            # slot that keeps moving goes through the breaker, lest the listener spin.
+            self.moved_at = now
+            return True, False
         if went_live and time.monotonic() - since >= self.breaker.interval:
             # A long-lived subscription cut once (a server restart, a killed client) may come
             # back at once: try again before declaring Redis lost. Short ones (a server that
