@@ -272,6 +272,30 @@ class Cluster(Deployment):
                 return next(n for n in self.nodes if n.port == int(primary[1]))
         raise AssertionError(f"no primary serves {key!r} (slot {slot})")
 
+    def move_slot(self, key: str, target: Node) -> None:
+        """Migrate the slot of ``key``, with its keys, to the primary ``target``."""
+        source = self.owner(key)
+        slot = int(source.call("CLUSTER", "KEYSLOT", key))
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        target.call("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        source.call("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        while keys := source.call("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            source.call("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        for node in (target, source, *[p for p in self.primaries if p not in (source, target)]):
+            node.call("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        _wait(
+            f"the nodes did not agree that slot {slot} moved to {target.address}",
+            lambda: all(self._owner_seen_by(n, slot) == target.port for n in self.live()),
+            10.0,
+        )
+
+    @staticmethod
+    def _owner_seen_by(node: Node, slot: int) -> int | None:
+        for start, end, primary, *_ in node.call("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return int(primary[1])
+        return None
+
     def replica_of(self, primary: Node) -> Node:
         """A live replica of ``primary``."""
         wanted = self.node_id(primary)

@@ -391,16 +391,39 @@ def _poll(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def contention_worker(url: str, prefix: str, failures: int, barrier: Any, results: Any) -> None:
+#: Where the workers' trackers go: a Redis URL, or ``{"cluster": url}`` (a Redis Cluster),
+#: or ``{"sentinels": [(host, port), ...], "service": name}`` (a primary behind Sentinel).
+Target = str | dict[str, Any]
+
+
+def open_tracker(target: Target, **options: Any) -> RedisCooldownTracker:
+    """A tracker on ``target`` (see :data:`Target`), its client built by the tracker."""
+    if isinstance(target, str):
+        return RedisCooldownTracker.from_url(target, **options)
+    if "cluster" in target:
+        return RedisCooldownTracker.from_url(target["cluster"], cluster=True, **options)
+    return RedisCooldownTracker.from_sentinel(target["sentinels"], target["service"], **options)
+
+
+def open_async_tracker(target: Target, **options: Any) -> AsyncRedisCooldownTracker:
+    """The async twin of :func:`open_tracker`."""
+    if isinstance(target, str):
+        return AsyncRedisCooldownTracker.from_url(target, **options)
+    if "cluster" in target:
+        return AsyncRedisCooldownTracker.from_url(target["cluster"], cluster=True, **options)
+    return AsyncRedisCooldownTracker.from_sentinel(
+        target["sentinels"], target["service"], **options
+    )
+
+
+def contention_worker(url: Target, prefix: str, failures: int, barrier: Any, results: Any) -> None:
     """One of several processes failing one provider at once; reports what it saw.
 
     Phase 1: record ``failures`` failures of "stress" at the same moment as the others.
     Phase 2: see the cooldown, whichever process started it.
     Phase 3: see the cooldown of "prop" that the parent starts; note when.
     """
-    with RedisCooldownTracker.from_url(
-        url, prefix=prefix, failure_threshold=3, cooldown=60
-    ) as tracker:
+    with open_tracker(url, prefix=prefix, failure_threshold=3, cooldown=60) as tracker:
         synced = tracker.wait_synced(10.0)
         barrier.wait(30)
         started = sum(tracker.record_failure("stress", Down()) for _ in range(failures))
