@@ -66,7 +66,7 @@ class FleetConfig:
     target: Target
     duration: float = 10.0
     #: Routed calls per second each process attempts (it sleeps between calls).
-    rate: float = 200.0
+    rate: float = 100.0
     #: Seconds "flap" is down, then up, then down...
     flap: float = 1.0
     tracker_options: dict[str, Any] = field(default_factory=lambda: dict(TRACKER_DEFAULTS))
@@ -138,6 +138,7 @@ def fleet_worker(index: int, config: dict[str, Any], prefix: str, start: float, 
         return provider
 
     kinds = {"happy": [0, 0], "skip": [0, 0], "failure": [0, 0]}  # calls, requests
+    clearing = 0  # happy calls that sent a request: the first success after failures
     wasted = 0
     pause = 1.0 / config["rate"]
     time.sleep(max(0.0, start - time.time()) + rng.random() * pause)
@@ -152,6 +153,7 @@ def fleet_worker(index: int, config: dict[str, Any], prefix: str, start: float, 
         kind = "failure" if result.failures else "skip" if result.skipped else "happy"
         kinds[kind][0] += 1
         kinds[kind][1] += sent
+        clearing += kind == "happy" and sent > 0
         wasted += sum(1 for name, _ in result.failures if name == "down")
         calls += 1
         next_call += pause
@@ -164,6 +166,7 @@ def fleet_worker(index: int, config: dict[str, Any], prefix: str, start: float, 
             "synced": synced,
             "calls": calls,
             "kinds": kinds,
+            "clearing": clearing,
             "background": background,
             "wasted": wasted,
             "events": [e for e in seen if start <= e[1] / 1e6 < end],
@@ -211,6 +214,11 @@ def run_fleet(config: FleetConfig, primaries: list[tuple[str, int]]) -> dict[str
     for worker in workers:
         worker.start()
     try:
+        # The server's own work (its cron, the idle listeners' connections) as a baseline.
+        idle_from = time.time()
+        idle_before = _cpu(primaries)
+        time.sleep(max(0.0, start - 0.5 - time.time()))
+        idle = (_cpu(primaries) - idle_before) / (time.time() - idle_from)
         time.sleep(max(0.0, start - time.time()))
         cpu_before = _cpu(primaries)
         time.sleep(config.duration)
@@ -221,10 +229,12 @@ def run_fleet(config: FleetConfig, primaries: list[tuple[str, int]]) -> dict[str
             worker.join(30)
             if worker.is_alive():
                 worker.kill()
-    return _figures(config, reports, cpu)
+    return _figures(config, reports, cpu, idle * config.duration)
 
 
-def _figures(config: FleetConfig, reports: list[dict[str, Any]], cpu: float) -> dict[str, Any]:
+def _figures(
+    config: FleetConfig, reports: list[dict[str, Any]], cpu: float, idle_cpu: float
+) -> dict[str, Any]:
     calls = sum(r["calls"] for r in reports)
     kinds = {
         kind: [sum(r["kinds"][kind][i] for r in reports) for i in (0, 1)]
@@ -264,7 +274,12 @@ def _figures(config: FleetConfig, reports: list[dict[str, Any]], cpu: float) -> 
             "slowest_p50": _percentile(slowest, 0.5),
             "slowest_p99": _percentile(slowest, 0.99),
         },
+        "happy_calls_with_a_request": sum(r["clearing"] for r in reports),
         "server_cpu_ms_per_1000_calls": cpu * 1000 / calls * 1000 if calls else float("nan"),
+        "server_cpu_ms_per_1000_calls_over_idle": (
+            max(0.0, cpu - idle_cpu) * 1000 / calls * 1000 if calls else float("nan")
+        ),
+        "server_cpu_idle_ms_per_s": idle_cpu / config.duration * 1000,
         "wasted_on_down": {
             "calls": wasted,
             "cooldowns": down_cooldowns,
@@ -303,9 +318,10 @@ def _option(text: str) -> tuple[str, Any]:
 
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| deployment | processes | routed calls | requests/call happy | requests/call failure "
+        "| deployment | processes | routed calls | requests/call happy (calls clearing) "
+        "| requests/call failure "
         "| listener requests/call | propagation p50 / p99 | slowest process p99 "
-        "| server CPU per 1,000 calls "
+        "| server CPU per 1,000 calls (over idle) "
         "| wasted on a dead provider (per cooldown, per 1,000 calls) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -314,9 +330,11 @@ def _table(rows: list[dict[str, Any]]) -> str:
         q = r["requests_per_call"]
         lines.append(
             f"| {r['deployment']} | {r['processes']} | {r['routed_calls']:,} "
-            f"| {q['happy']:.3f} | {q['failure']:.2f} | {q['listener']:.4f} "
+            f"| {q['happy']:.3f} ({r['happy_calls_with_a_request']}) | {q['failure']:.2f} "
+            f"| {q['listener']:.4f} "
             f"| {p['p50']:.2f} / {p['p99']:.2f} ms | {p['slowest_p99']:.2f} ms "
             f"| {r['server_cpu_ms_per_1000_calls']:.1f} ms "
+            f"({r['server_cpu_ms_per_1000_calls_over_idle']:.1f} ms) "
             f"| {w['per_cooldown']:.1f}, {w['per_1000_calls']:.1f} |"
         )
     return "\n".join(lines)
@@ -334,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         help="where (repeatable); default both",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of traffic")
-    parser.add_argument("--rate", type=float, default=200.0, help="calls/s per process")
+    parser.add_argument("--rate", type=float, default=100.0, help="calls/s per process")
     parser.add_argument("--flap", type=float, default=1.0, help="seconds down, then up...")
     parser.add_argument(
         "--tracker-option",
