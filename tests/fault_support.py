@@ -322,6 +322,7 @@ class Outcome:
     fault_start: float
     fault_end: float
     reports: list[dict[str, Any]] = field(default_factory=list)
+    prefix: str = ""
 
     @property
     def errors(self) -> list[str]:
@@ -347,6 +348,10 @@ class Outcome:
             lat for r in self.reports for t, lat in r["calls"] if self.fault_start <= t < until
         ]
         return max(0.0, (max(during) * 1000 if during else 0.0) - self.baseline_ms())
+
+    def back_after_kill(self) -> list[float]:
+        """Per worker: seconds from the start of the fault (the kill) to its INFO."""
+        return [infos[-1][0] - self.fault_start for infos in self.records("INFO") if infos]
 
     def visible_ms(self) -> list[float | None]:
         return [
@@ -398,7 +403,7 @@ def run(
     ]
     for worker in workers:
         worker.start()
-    outcome = Outcome(name, fault_start, fault_end)
+    outcome = Outcome(name, fault_start, fault_end, prefix=prefix)
     try:
         _sleep_until(fault_start)
         inject()
@@ -510,3 +515,40 @@ def scenario(name: str, server: RedisServer, proxy: FaultProxy, duration: float 
     finally:
         with contextlib.suppress(redis.RedisError):
             flush(server)
+
+
+# -- failovers: the primary killed, a replica promoted --------------------------------------
+
+
+def _kill_primary(target: Target, prefix: str, primary: Any) -> Callable[[], None]:
+    """Write a cooldown of "survivor" (60 s), wait until a replica has it, kill ``primary``."""
+
+    def inject() -> None:
+        with open_tracker(target, prefix=prefix, failure_threshold=1, cooldown=60) as tracker:
+            assert tracker.record_failure("survivor", _Down("survivor")) is True
+        # Replication is asynchronous: the state survives if the replica had it.
+        assert primary.call("WAIT", 1, 2000) == 1
+        primary.kill()
+
+    return inject
+
+
+def cluster_failover(deployment: Any) -> Outcome:
+    """Kill the primary serving the prefix of a cluster with replicas (``redis_deploy``)."""
+    prefix = unique_prefix("cluster")
+    primary = deployment.owner("{" + prefix + "}")
+    replica = deployment.replica_of(primary)
+    target = {"cluster": deployment.url}
+    inject = _kill_primary(target, prefix, primary)
+    heal = lambda: deployment.wait_promoted(replica)  # noqa: E731
+    return run("cluster", target, inject, heal, duration=3.0, prefix=prefix, mixed=True)
+
+
+def sentinel_failover(group: Any) -> Outcome:
+    """Kill the primary of a Sentinel group (``redis_deploy``); the sentinels promote a replica."""
+    prefix = unique_prefix("sentinel")
+    primary = group.primary()
+    target = {"sentinels": group.addresses, "service": group.service}
+    inject = _kill_primary(target, prefix, primary)
+    heal = lambda: group.wait_failover(primary)  # noqa: E731
+    return run("sentinel", target, inject, heal, duration=3.5, prefix=prefix, mixed=True)

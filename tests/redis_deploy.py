@@ -335,6 +335,7 @@ class SentinelGroup(Deployment):
 
     def __init__(self, replicas: int = 1, sentinels: int = 3) -> None:
         super().__init__()
+        self.service = SERVICE
         self.sentinels: list[Node] = []
         try:
             self._form(replicas, sentinels)

@@ -263,31 +263,10 @@ def replicated() -> Iterator[Cluster]:
 
 def test_a_killed_primary_costs_no_call_and_its_replica_takes_over(replicated: Cluster) -> None:
     """Sync and async processes: no failed call, one WARNING and one INFO each, state kept."""
-    prefix = unique_prefix("failover")
-    tag = "{" + prefix + "}"
-    primary = replicated.owner(tag)
-    replica = replicated.replica_of(primary)
-
-    def inject() -> None:
-        with RedisCooldownTracker.from_url(
-            replicated.url, cluster=True, prefix=prefix, failure_threshold=1, cooldown=60
-        ) as tracker:
-            assert tracker.record_failure("survivor", Down()) is True
-        # Replication is asynchronous: the state survives if the replica had it.
-        assert primary.call("WAIT", 1, 2000) == 1
-        primary.kill()
-
-    outcome = faults.run(
-        "cluster",
-        {"cluster": replicated.url},
-        inject,
-        lambda: replicated.wait_promoted(replica),
-        duration=3.0,
-        prefix=prefix,
-        mixed=True,
-    )
+    outcome = faults.cluster_failover(replicated)
     _assert_survived_a_failover(outcome)
-    assert replicated.owner(tag) is replica
+    new_primary = replicated.owner("{" + outcome.prefix + "}")
+    assert new_primary.process is not None, "a live replica serves the prefix now"
 
 
 def _assert_survived_a_failover(outcome: faults.Outcome) -> None:

@@ -73,30 +73,12 @@ def test_from_sentinel_names_a_bad_argument(sentinels: Any, service: Any, messag
 
 def test_a_killed_primary_costs_no_call_and_a_replica_takes_over(group: SentinelGroup) -> None:
     """Sync and async processes: no failed call, one WARNING and one INFO each, state kept."""
-    prefix = unique_prefix("failover")
-    primary = group.primary()
-
-    def inject() -> None:
-        with RedisCooldownTracker.from_sentinel(
-            group.addresses, SERVICE, prefix=prefix, failure_threshold=1, cooldown=60
-        ) as tracker:
-            assert tracker.record_failure("survivor", Down()) is True
-        # Replication is asynchronous: the state survives if the replica had it.
-        assert primary.call("WAIT", 1, 2000) == 1
-        primary.kill()
-
-    outcome = faults.run(
-        "sentinel",
-        {"sentinels": group.addresses, "service": SERVICE},
-        inject,
-        lambda: group.wait_failover(primary),
-        duration=3.5,
-        prefix=prefix,
-        mixed=True,
-    )
+    old = group.primary()
+    outcome = faults.sentinel_failover(group)
     _assert_survived_a_failover(outcome)
-    assert group.primary() is not primary
-    client = group.primary().client()
+    new = group.primary()
+    assert new is not old
+    client = new.client()
     try:
         assert client.info("replication")["role"] == "master"
     finally:
