@@ -16,6 +16,7 @@ from ._exceptions import (
     NoProvidersError,
     RoutingError,
     RoutingTimeoutError,
+    SlowCallError,
 )
 from ._execute import execute, execute_async
 from ._recovery import wait_for_recovery
@@ -58,6 +59,7 @@ __all__ = [
     "RoutedClassmethod",
     "RoutingError",
     "RoutingTimeoutError",
+    "SlowCallError",
     "Strategy",
     "available_strategies",
     "configure",

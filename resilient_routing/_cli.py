@@ -183,6 +183,11 @@ def _unreachable(args: argparse.Namespace, exc: ConnectionError) -> _Failure:
     return _Failure(f"Redis at {args.redis} refused the command: {text}")
 
 
+def _left(row: dict[str, Any]) -> float:
+    """The seconds a status row shows: of the cooldown, or of the probe's claim."""
+    return float(row["probe_remaining_s" if row["state"] == "probing" else "cooldown_remaining_s"])
+
+
 def _status(args: argparse.Namespace, out: TextIO) -> int:
     tracker = _tracker(args)
     try:
@@ -194,8 +199,9 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
     rows = [
         {
             "provider": s.name,
-            "state": "cooling down" if s.remaining > 0 else "available",
+            "state": "cooling down" if s.cooling else "probing" if s.probing else "available",
             "cooldown_remaining_s": round(s.remaining, 3),
+            "probe_remaining_s": round(s.probe_remaining, 3) if s.probing else 0.0,
             "consecutive_failures": s.failures,
             "cooldown_level": s.level,
         }
@@ -216,7 +222,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
                 [
                     r["provider"],
                     r["state"],
-                    f"{r['cooldown_remaining_s']:.1f}s",
+                    f"{_left(r):.1f}s",
                     str(r["consecutive_failures"]),
                     str(r["cooldown_level"]),
                 ]

@@ -23,6 +23,7 @@ __all__ = [
     "NoProvidersError",
     "RoutingError",
     "RoutingTimeoutError",
+    "SlowCallError",
 ]
 
 
@@ -151,3 +152,31 @@ class RoutingTimeoutError(RoutingError, TimeoutError):
 
     def __reduce__(self) -> tuple[type[RoutingTimeoutError], tuple[object, ...]]:
         return (type(self), (self.timeout, self.failures))
+
+
+class SlowCallError(RoutingError):
+    """What a call slower than ``slow_call=`` is recorded as (its response still returned).
+
+    A provider degraded to minutes per call cools down like one that errors. The tracker
+    receives it as the failure (``cooldown_on`` judges it); the caller never sees it raised.
+
+    Attributes:
+        provider: the provider that answered slowly.
+        latency: the seconds its call took (for a stream: its time to first item).
+        limit: the route's ``slow_call``.
+    """
+
+    provider: str
+    latency: float
+    limit: float
+
+    def __init__(self, provider: str, latency: float, limit: float) -> None:
+        self.provider = provider
+        self.latency = latency
+        self.limit = limit
+        super().__init__(
+            f"provider {provider!r} answered in {latency:.3g} s, slower than slow_call={limit:g} s"
+        )
+
+    def __reduce__(self) -> tuple[type[SlowCallError], tuple[object, ...]]:
+        return (type(self), (self.provider, self.latency, self.limit))

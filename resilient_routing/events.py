@@ -38,9 +38,13 @@ __all__ = [
     "CooldownStarted",
     "FirstItem",
     "Listener",
+    "ProbeFailed",
+    "ProbeStarted",
+    "ProbeSucceeded",
     "ProviderSkipped",
     "RoutingEvent",
     "RoutingExhausted",
+    "SlowCall",
     "StreamEnded",
     "TerminusUsed",
     "notify",
@@ -186,6 +190,47 @@ class StreamEnded(RoutingEvent):
     items: int = 0
     duration: float = 0.0
     exception: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeStarted(RoutingEvent):
+    """The call claimed the half-open probe of ``provider``, whose cooldown is over.
+
+    It tries the provider alone: the other callers wait for the outcome.
+    """
+
+    kind: ClassVar[str] = "probe_started"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSucceeded(RoutingEvent):
+    """The probe answered: the provider is closed (available to everyone) again."""
+
+    kind: ClassVar[str] = "probe_succeeded"
+    latency: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFailed(RoutingEvent):
+    """The probe failed: when counted, its next (grown) cooldown starts at once."""
+
+    kind: ClassVar[str] = "probe_failed"
+    exception: BaseException | None = None
+    latency: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SlowCall(RoutingEvent):
+    """``provider`` answered (its response returned) slower than the route's ``slow_call``.
+
+    ``counted``: recorded as a failure (``SlowCallError``); not when the provider is exempt,
+    ``cooldown_on`` refuses it, or the call has no tracker.
+    """
+
+    kind: ClassVar[str] = "slow_call"
+    latency: float = 0.0
+    limit: float = 0.0
+    counted: bool = True
 
 
 _logger = logging.getLogger("resilient_routing")

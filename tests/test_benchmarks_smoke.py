@@ -29,6 +29,35 @@ def test_benchmarks_smoke(tmp_path: Path) -> None:
     assert data["import"]["redis_imported"] is False
 
 
+def test_stampede_benchmark_smoke(tmp_path: Path) -> None:
+    """`python -m benchmarks.stampede --quick` runs a fleet in both modes (no time asserted)."""
+    from .redis_support import REDIS_URL, require_redis
+
+    require_redis()
+    raw = tmp_path / "stampede.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.stampede",
+            "--quick",
+            "--redis",
+            REDIS_URL,
+            "--json",
+            str(raw),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    rows = json.loads(raw.read_text())
+    assert [r["mode"] for r in rows] == ["plain", "half_open"]
+    assert all(r["calls"] > 0 and r["dead_calls"] > 0 for r in rows)
+
+
 def test_fleet_benchmark_quick(tmp_path: Path) -> None:
     """`python -m benchmarks.fleet --quick` routes through a fleet on a server of its own."""
     from .redis_support import unavailable

@@ -6,12 +6,14 @@ import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from resilient_routing._cli import main
+from resilient_routing.testing import FakeClock
 
 PROV = "[[providers]]\nname='a'\nlatency_median=1\n"
 
@@ -236,6 +238,28 @@ def redis_prefix() -> Iterator[tuple[str, str]]:
     redis_support.delete_prefix(prefix, url)
 
 
+def test_status_shows_a_provider_being_probed(redis_prefix: tuple[str, str]) -> None:
+    """A half-open probe out: status says "probing", with what is left of its claim."""
+    from resilient_routing import RedisCooldownTracker
+
+    url, prefix = redis_prefix
+    # The tracker's clock runs 31 s behind the server's: its 30 s cooldown is over by the
+    # server's time once the clock catches up, without waiting for it.
+    clock = FakeClock(time.time() - 31.0)
+    with RedisCooldownTracker.from_url(
+        url, prefix=prefix, clock=clock, failure_threshold=1, cooldown=30, half_open=True
+    ) as t:
+        t.record_failure("gemini", RuntimeError("503"))
+        clock.advance(31.0)
+        assert t.is_available("gemini") is True  # claims the probe (30 s by default)
+    code, out, _ = run("status", "--redis", url, "--prefix", prefix, "--json")
+    assert code == 0
+    (row,) = json.loads(out)["providers"]
+    assert row["state"] == "probing" and 28 < row["probe_remaining_s"] <= 30
+    code, out, _ = run("status", "--redis", url, "--prefix", prefix)
+    assert code == 0 and "probing" in out
+
+
 def test_status_and_reset_against_live_redis(redis_prefix: tuple[str, str]) -> None:
     """Status lists what the trackers share; reset clears one provider or all."""
     from resilient_routing import RedisCooldownTracker
@@ -255,6 +279,7 @@ def test_status_and_reset_against_live_redis(redis_prefix: tuple[str, str]) -> N
         "provider": "grok",
         "state": "available",
         "cooldown_remaining_s": 0.0,
+        "probe_remaining_s": 0.0,
         "consecutive_failures": 1,
         "cooldown_level": 0,
     }

@@ -24,8 +24,10 @@ from resilient_routing import (
 from resilient_routing._routing.decision import (
     ATTEMPT,
     CHECK,
+    CLEAR,
     RAISE,
     RECORD,
+    RETURN,
     TALLY,
     WAIT,
     Decision,
@@ -92,9 +94,12 @@ def play(
             if isinstance(outcome, BaseException):
                 step = d.failed(i, outcome, 0.5)
             else:
-                if d.succeeded(i, outcome, 0.5):
-                    steps.append(("record_success", name))
-                return steps, d.value
+                step = d.succeeded(i, outcome, 0.5)
+        elif step == CLEAR:
+            steps.append(("record_success", d.names[d.winner]))
+            step = RETURN
+        elif step == RETURN:
+            return steps, d.value
         elif step == RECORD:
             name = d.names[d.index]
             steps.append(("record_failure", name))
@@ -258,7 +263,7 @@ def test_hedging_waits_then_starts_the_next_provider_beside_the_first() -> None:
     assert d.failed(0, Down(), 0.3) == ATTEMPT  # a failure starts the next at once
     assert d.index == 2
     d.started_attempt()
-    assert d.succeeded(1, "b", 0.25) is False
+    assert d.succeeded(1, "b", 0.25) == RETURN  # untracked: nothing to record
     assert d.value == "b"
     assert d.hedges == ("b", "c")
 

@@ -795,3 +795,36 @@ def test_the_consumer_gets_the_first_stream_that_yields(scripts: list[Script]) -
         assert tracker.is_available(names[owner]) is not raises
     for name in opened if owner is None else opened[:-1]:
         assert not tracker.is_available(name)  # failed before a first item: recorded
+
+
+def test_a_provider_cutting_every_stream_reaches_its_threshold(clock: FakeClock) -> None:
+    """A stream's success counts when it ends well: first items alone clear nothing."""
+    tracker = InMemoryCooldownTracker(failure_threshold=3, cooldown=30, clock=clock)
+    s = Streams({"a": ["a1", "a2", Down("cut")], "b": ["b1"]})
+
+    @routed(providers=["a", "b"], cooldown=tracker)
+    def chat(provider: str) -> Iterator[str]:
+        s.script["a"] = ["a1", "a2", Down("cut")]  # a fresh cut for every stream
+        yield from s.gen(provider)
+
+    for _ in range(3):
+        with pytest.raises(Down):
+            list(chat())
+    assert not tracker.is_available("a")  # three cuts in a row: cooling
+    assert list(chat()) == ["b1"]
+
+
+def test_a_stream_that_ends_well_clears_its_providers_failures(clock: FakeClock) -> None:
+    tracker = InMemoryCooldownTracker(failure_threshold=3, cooldown=30, clock=clock)
+    tracker.record_failure("a", Down())
+    s = Streams({"a": ["a1", "a2"]})
+
+    @routed(providers=["a"], cooldown=tracker)
+    def chat(provider: str) -> Iterator[str]:
+        yield from s.gen(provider)
+
+    stream = chat()
+    assert next(stream) == "a1"
+    assert [st.failures for st in tracker.states()] == [1]  # not yet: the stream goes on
+    assert list(stream) == ["a2"]
+    assert tracker.states() == []  # it ended well: the failure is cleared

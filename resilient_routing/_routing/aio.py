@@ -16,7 +16,7 @@ from resilient_routing import _config
 from resilient_routing._validate import UNSET
 
 from . import report
-from .decision import ATTEMPT, RAISE, Decision
+from .decision import ATTEMPT, RAISE, RETURN, Decision
 from .route import UNTRACKED, Route
 from .steps import ask_tracker_async, cancelling
 
@@ -134,7 +134,7 @@ async def drive(
     clock = d.route.clock
     try:
         step = d.start() if failed is None else d.failed(*failed)
-        providers, names = d.providers, d.names
+        providers = d.providers
         while True:
             if step is ATTEMPT:
                 i = d.index
@@ -157,11 +157,13 @@ async def drive(
                 except BaseException:
                     d.abandoned(i, clock() - start)
                     raise
-                if d.succeeded(i, response, clock() - start):
-                    await tracker.record_success(names[i])
-                return d.value
+                step = d.succeeded(i, response, clock() - start)
+                if step is RETURN:
+                    return d.value
             if step is RAISE:
                 raise d.error
+            if step is RETURN:
+                return d.value
             step = await ask_tracker_async(d, step, tracker)
     except BaseException as exc:
         d.finish(exc)

@@ -11,6 +11,10 @@ return the next *step*; a driver performs it and reports what happened::
             step = decision.failed(i, exc, latency)    # or: decision.succeeded(...)
         elif step is RECORD:   # record_failure(decision.names[decision.index], decision.judged)
             step = decision.recorded(started, seconds_left)
+        elif step is CLEAR:    # record_success(decision.names[decision.winner])
+            step = RETURN
+        elif step is RETURN:
+            return decision.value
         elif step is TALLY:    # every provider's cooldown_remaining, for the error's retry_after
             step = decision.tallied(remaining)
         elif step is WAIT:     # hedging: wait up to decision.wait seconds for running attempts
@@ -20,6 +24,7 @@ return the next *step*; a driver performs it and reports what happened::
 
 The rules: the strategy's order, each provider once, the terminus last and always attempted;
 skipping providers cooling down; ``max_attempts`` (the last slot is the terminus's);
+``slow_call`` (a slow answer is returned, and recorded as a failure);
 ``timeout`` and ``attempt_timeout`` on the route's clock; which failures fall over
 (``fallback_on``), which count toward a cooldown (exempt names, ``cooldown_on``); what a
 single-attempt strategy re-raises; what is returned or raised; how many attempts run at once
@@ -31,15 +36,14 @@ from __future__ import annotations
 from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-import tenacity
-
 from resilient_routing._exceptions import (
     AllProvidersFailedError,
-    InvalidConfigError,
     RoutingTimeoutError,
+    SlowCallError,
 )
 
 from . import report
+from .failures import judge
 from .providers import read_providers
 
 if TYPE_CHECKING:
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
 
     from .route import Route
 
-__all__ = ["ATTEMPT", "CHECK", "RAISE", "RECORD", "TALLY", "WAIT", "Decision", "judged"]
+__all__ = ["ATTEMPT", "CHECK", "CLEAR", "RAISE", "RECORD", "RETURN", "TALLY", "WAIT", "Decision"]
 
 #: Steps: what the driver does next.
 CHECK: Final = 1
@@ -57,29 +61,12 @@ RECORD: Final = 3
 TALLY: Final = 4
 WAIT: Final = 5
 RAISE: Final = 6
-
-# A configuration error fails the same everywhere (like a bad request), and so does a
-# RecursionError (a bug in the calling code; falling over at every level of a runaway
-# recursion would multiply the calls by the providers at each level): never fall over.
-_NEVER_FALL_OVER = (InvalidConfigError, RecursionError)
-# Failures that need a closer look than fallback_on: those above, and a tenacity.RetryError
-# (judged by its last attempt's exception).
-_UNUSUAL = (tenacity.RetryError, *_NEVER_FALL_OVER)
+CLEAR: Final = 7
+RETURN: Final = 8
 
 _running_loop = report.running_loop
 _last_here = report.last_here
 _last_in_task = report.last_in_task
-
-
-def judged(exc: Exception) -> Exception:
-    """Return the exception a failure is judged by: a tenacity.RetryError's last one."""
-    if isinstance(exc, tenacity.RetryError):
-        last = exc.last_attempt
-        if last.failed:
-            inner = last.exception()
-            if isinstance(inner, Exception):
-                return inner
-    return exc
 
 
 class Decision:
@@ -116,10 +103,12 @@ class Decision:
         (  # noqa: SIM905
             "_budget_is_deadline _plan asks attempt budget call_id deadline error exempt "
             "failures finished hedges in_flight index judged latency listeners logger loud "
-            "names providers raised response result route skipped started tracked value wait "
-            "want_result winner"
+            "names probes providers raised response result route skipped started tracked value "
+            "wait want_result winner"
         ).split()
     )
+    judged: Exception
+    raised: Exception
 
     def __init__(
         self,
@@ -166,6 +155,7 @@ class Decision:
                 self.deadline = self.started + options.timeout
         if listeners:
             self.finished = False  # only those listening are told the call ended
+            self.probes: tuple[int, ...] = ()  # the half-open probes the call holds
             self.started = route.clock()
             self.call_id = next(report.call_ids)
             report.call_started(self)
@@ -208,8 +198,14 @@ class Decision:
             return self._waiting()
         return TALLY if self.tracked else self._exhausted(())
 
-    def available(self) -> int:
-        """The provider asked about (``CHECK``) is available: attempt it."""
+    def available(self, probe: bool = False) -> int:
+        """The provider asked about (``CHECK``) is available: attempt it.
+
+        ``probe``: the call holds its half-open probe (drivers tell when someone listens).
+        """
+        if probe:
+            self.probes += (self.index,)
+            report.probe_started(self, self.index)
         return self._begin(self.index)
 
     def cooling(self, remaining: float) -> int:
@@ -277,10 +273,10 @@ class Decision:
 
     # -- outcomes --------------------------------------------------------------------------
 
-    def succeeded(self, i: int, response: Any, latency: float) -> bool:
-        """Provider ``i`` answered; return whether to record its success in the tracker.
+    def succeeded(self, i: int, response: Any, latency: float) -> int:
+        """Provider ``i`` answered: ``CLEAR`` (record its success), ``RECORD`` or ``RETURN``.
 
-        The value to return is then :attr:`value`.
+        ``RECORD``: a slow answer, recorded as a failure. The call returns :attr:`value`.
         """
         if not self.route.plain:
             self.in_flight -= 1
@@ -299,9 +295,19 @@ class Decision:
         else:
             _last_in_task.set(self)
         self.value = report.result(self) if self.want_result else response
+        slow = self.route.options.slow_call
+        if slow is not None and latency > slow:
+            error = SlowCallError(self.names[i], latency, slow)
+            counted = self.tracked and self.counts(i, error)
+            if loud:
+                report.slow(self, i, error, counted)
+            if counted:
+                self.index = i
+                self.judged = self.raised = error
+                return RECORD
         if loud:
             self.finish(None)
-        return self.names[i] in self.asks
+        return CLEAR if self.names[i] in self.asks else RETURN
 
     def failed(self, i: int, raised: Exception, latency: float, expired: bool = False) -> int:
         """Provider ``i`` raised ``raised`` after ``latency`` seconds; return the next step.
@@ -332,7 +338,7 @@ class Decision:
                 )
                 timeout.__cause__ = raised
                 raised, ours = timeout, True
-        exc, falls_over = (raised, True) if ours else self.judge(raised)
+        exc, falls_over = (raised, True) if ours else judge(route.options.fallback_on, raised)
         if not falls_over:
             if self.loud:
                 report.failed(self, i, exc, "propagated", latency, logged=route.single)
@@ -353,17 +359,6 @@ class Decision:
         self.failures += ((self.names[i], exc),)
         return self._next()
 
-    def judge(self, raised: Exception) -> tuple[Exception, bool]:
-        """Return the exception ``raised`` is judged by, and whether it falls over."""
-        fallback_on = self.route.options.fallback_on  # None: every Exception falls over
-        if isinstance(raised, _UNUSUAL):
-            exc = judged(raised)
-            if isinstance(exc, _NEVER_FALL_OVER):
-                return exc, False
-        else:
-            exc = raised
-        return exc, fallback_on is None or fallback_on(exc)
-
     def counts(self, i: int, exc: Exception) -> bool:
         """Whether a failure of provider ``i`` (that falls over) counts toward a cooldown."""
         cooldown_on = self.route.options.cooldown_on
@@ -373,10 +368,18 @@ class Decision:
         """The failure of ``RECORD`` was recorded; ``started``: it started a cooldown."""
         i = self.index
         exc, raised = self.judged, self.raised
+        if type(exc) is SlowCallError:  # a slow answer: the call returns it
+            if self.loud:
+                if started:
+                    report.cooldown_started(self, i, remaining)
+                self.finish(None)
+            return RETURN
         if self.loud:
             report.failed(self, i, exc, "counted", self.latency)
             if started:
                 report.cooldown_started(self, i, remaining)
+            if self.listeners:
+                report.probe_failed(self, i, exc)
         if self.route.single:
             self._note(i, raised)
             return self._raise(raised)

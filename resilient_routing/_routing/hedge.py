@@ -22,7 +22,7 @@ from typing import Any
 
 from resilient_routing import _config
 
-from .decision import ATTEMPT, RAISE, WAIT, Decision
+from .decision import ATTEMPT, RAISE, RETURN, WAIT, Decision
 from .route import Route
 from .steps import ask_tracker, ask_tracker_async, cancelling
 
@@ -94,7 +94,7 @@ def _drive_sync(
 ) -> Any:
     executor = d.route.caps.executor or default_executor()
     clock = d.route.clock
-    providers, names = d.providers, d.names
+    providers = d.providers
     running: dict[concurrent.futures.Future[Outcome], int] = {}
     landed: list[concurrent.futures.Future[Outcome]] = []
     try:
@@ -122,13 +122,11 @@ def _drive_sync(
                 future = landed.pop(0)
                 i = running.pop(future)
                 ok, value, latency, _ = future.result()
-                if ok:
-                    if d.succeeded(i, value, latency):
-                        tracker.record_success(names[i])
-                    return d.value
-                step = d.failed(i, value, latency)
+                step = d.succeeded(i, value, latency) if ok else d.failed(i, value, latency)
             elif step is RAISE:
                 raise d.error
+            elif step is RETURN:
+                return d.value
             else:
                 step = ask_tracker(d, step, tracker)
     except BaseException as exc:
@@ -205,7 +203,7 @@ async def drive_async(
     opened by a losing provider, to close).
     """
     clock = d.route.clock
-    providers, names = d.providers, d.names
+    providers = d.providers
     running: dict[asyncio.Task[Outcome], tuple[int, float]] = {}
     landed: list[asyncio.Task[Outcome]] = []
     try:
@@ -232,15 +230,16 @@ async def drive_async(
                 i, _ = running.pop(task)
                 ok, value, latency, expired = task.result()
                 if ok:
-                    if d.succeeded(i, value, latency):
-                        await tracker.record_success(names[i])
-                    return d.value
+                    step = d.succeeded(i, value, latency)
+                    continue
                 if cancelling():
                     d.abandoned(i, latency)
                     raise asyncio.CancelledError() from value
                 step = d.failed(i, value, latency, expired)
             elif step is RAISE:
                 raise d.error
+            elif step is RETURN:
+                return d.value
             else:
                 step = await ask_tracker_async(d, step, tracker)
     except BaseException as exc:

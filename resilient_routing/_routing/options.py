@@ -41,6 +41,7 @@ class CommonOptions(TypedDict, total=False):
     logger: logging.Logger | None
     first_item_timeout: float | None
     idle_timeout: float | None
+    slow_call: float | None
 
 
 class RoutingOptions(CommonOptions, total=False):
@@ -76,6 +77,7 @@ class Options:
     stream: bool = False
     first_item_timeout: float | None = None
     idle_timeout: float | None = None
+    slow_call: float | None = None
 
     @classmethod
     def of(cls, providers: object, options: Mapping[str, Any], caller: str) -> Options:
@@ -125,5 +127,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "stream": _validate.flag,
     "first_item_timeout": _optional(_validate.seconds),
     "idle_timeout": _optional(_validate.seconds),
+    "slow_call": _optional(_validate.seconds),
 }
 _NAMES = frozenset(_CHECKS)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from resilient_routing._exceptions import (
     AllProvidersFailedError,
     RoutingTimeoutError,
+    SlowCallError,
     bounded,
     describe,
 )
@@ -38,10 +39,13 @@ __all__ = [
     "failed",
     "first_item",
     "last_route",
+    "probe_failed",
+    "probe_started",
     "quick_result",
     "remember",
     "result",
     "skipped",
+    "slow",
     "stream_broke",
     "stream_ended",
     "succeeded",
@@ -303,14 +307,44 @@ def failed(
             error=error,
         )
     if d.listeners:
+        events = _events()
         _emit(
             d,
-            _events().AttemptFailed,
+            events.AttemptFailed,
             i,
             exception=exc,
             classification=classification,
             latency=latency,
         )
+        if i in d.probes and classification != "counted":  # counted: reported once recorded
+            _emit(d, events.ProbeFailed, i, exception=exc, latency=latency)
+
+
+def probe_started(d: Decision, i: int) -> None:
+    """The call claimed the half-open probe of provider ``i`` (only told when listening)."""
+    _log(d, _INFO, "probing provider after its cooldown: %r", i, ())
+    _emit(d, _events().ProbeStarted, i)
+
+
+def probe_failed(d: Decision, i: int, exc: Exception) -> None:
+    """The probe of provider ``i`` failed, its failure recorded (only told when listening)."""
+    if i in d.probes:
+        _emit(d, _events().ProbeFailed, i, exception=exc, latency=d.latency)
+
+
+def slow(d: Decision, i: int, error: SlowCallError, counted: bool) -> None:
+    """Provider ``i`` answered, slower than ``slow_call``."""
+    _log(
+        d,
+        _WARNING,
+        "provider answered slowly: %r in %s s (slow_call=%s s)%s",
+        i,
+        (seconds(error.latency), seconds(error.limit), "" if counted else ", not counted"),
+        attempt=d.attempt,
+        latency=error.latency,
+    )
+    if d.listeners:
+        _emit(d, _events().SlowCall, i, latency=error.latency, limit=error.limit, counted=counted)
 
 
 def cooldown_started(d: Decision, i: int, remaining: float) -> None:
@@ -342,6 +376,8 @@ def succeeded(d: Decision, i: int, latency: float) -> None:
         )
     if d.listeners:
         _emit(d, _events().AttemptSucceeded, i, latency=latency)
+        if i in d.probes:
+            _emit(d, _events().ProbeSucceeded, i, latency=latency)
 
 
 def exhausted(d: Decision, error: AllProvidersFailedError) -> None:

@@ -64,6 +64,12 @@ class AsyncAdapter:
     async def record_success(self, name: str) -> None:
         self.tracker.record_success(name)
 
+    async def admit(self, name: str) -> int:
+        admit = getattr(self.tracker, "admit", None)
+        if admit is None:  # a tracker of the protocol alone: no half-open probes to tell
+            return int(bool(self.tracker.is_available(name)))
+        return int(admit(name))
+
 
 def _forms(tracker: AnyTracker, is_async: bool, origin: str) -> Forms:
     """Return ``tracker`` in the forms the drivers use, or refuse it for this route."""
@@ -207,7 +213,13 @@ class Route:
         )
         # The fast lane serves calls whose first choice answers; it needs a provider list known
         # now (an empty one raises at call time) and a plain route.
-        self.fast = bool(self.static_names) and self.plain and not options.listeners and not stream
+        self.fast = (
+            bool(self.static_names)
+            and self.plain
+            and not options.listeners
+            and not stream
+            and options.slow_call is None  # a slow answer is recorded as a failure
+        )
         #: The plan after the first choice, for a fast route in list order.
         self.rest: range | None = None
         if self.fast and caps.in_list_order:

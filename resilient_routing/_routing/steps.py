@@ -5,23 +5,34 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .decision import CHECK, RECORD, TALLY, Decision
+from resilient_routing.cooldown._policy import PROBE
+
+from .decision import CHECK, CLEAR, RECORD, RETURN, TALLY, Decision
 
 __all__ = ["ask_tracker", "ask_tracker_async", "cancelling"]
 
 
 def ask_tracker(d: Decision, step: int, tracker: Any) -> int:
-    """Perform a tracker step of ``d`` (``CHECK``, ``RECORD`` or ``TALLY``); return the next."""
+    """Perform a tracker step of ``d`` (CHECK, RECORD, CLEAR or TALLY); return the next."""
     names = d.names
     if step is CHECK:
         name = names[d.index]
-        if tracker.is_available(name):
+        # Listeners hear of half-open probes: a tracker that can tell is asked with admit().
+        admit = getattr(tracker, "admit", None) if d.listeners else None
+        if admit is not None:
+            admitted = admit(name)
+            if admitted:
+                return d.available(admitted == PROBE)
+        elif tracker.is_available(name):
             return d.available()
         return d.cooling(tracker.cooldown_remaining(name))
     if step is RECORD:
         name = names[d.index]
         started = tracker.record_failure(name, d.judged)
         return d.recorded(started, tracker.cooldown_remaining(name) if started else 0.0)
+    if step is CLEAR:
+        tracker.record_success(names[d.winner])
+        return RETURN
     assert step is TALLY
     return d.tallied([tracker.cooldown_remaining(n) for n in names])
 
@@ -31,13 +42,21 @@ async def ask_tracker_async(d: Decision, step: int, tracker: Any) -> int:
     names = d.names
     if step is CHECK:
         name = names[d.index]
-        if await tracker.is_available(name):
+        admit = getattr(tracker, "admit", None) if d.listeners else None
+        if admit is not None:
+            admitted = await admit(name)
+            if admitted:
+                return d.available(admitted == PROBE)
+        elif await tracker.is_available(name):
             return d.available()
         return d.cooling(await tracker.cooldown_remaining(name))
     if step is RECORD:
         name = names[d.index]
         started = await tracker.record_failure(name, d.judged)
         return d.recorded(started, await tracker.cooldown_remaining(name) if started else 0.0)
+    if step is CLEAR:
+        await tracker.record_success(names[d.winner])
+        return RETURN
     assert step is TALLY
     return d.tallied([await tracker.cooldown_remaining(n) for n in names])
 

@@ -25,7 +25,8 @@ from resilient_routing import _config
 from resilient_routing._exceptions import InvalidConfigError
 
 from . import report
-from .decision import RECORD, Decision
+from .decision import CLEAR, RECORD, RETURN, Decision
+from .failures import judge
 from .route import Route
 from .steps import ask_tracker, ask_tracker_async, cancelling
 
@@ -46,12 +47,24 @@ class StreamDecision(Decision):
         items: the items handed to the consumer (counted while someone listens).
     """
 
-    __slots__ = ("closed", "delivered", "first_at", "items", "over")
+    __slots__ = ("clears", "closed", "delivered", "first_at", "items", "over")
 
     def __init__(self, route: Route, config: Any, tracked: bool, asks: Any) -> None:
         super().__init__(route, config, False, tracked, asks)
-        self.delivered = self.over = self.closed = False
+        self.delivered = self.over = self.closed = self.clears = False
         self.items = 0
+
+    def succeeded(self, i: int, response: Any, latency: float) -> int:
+        """The first item arrived (see :meth:`Decision.succeeded`).
+
+        Its success is recorded when the stream ends well (:attr:`clears`), not now: a
+        provider that cuts every stream after a few items must reach its failure threshold.
+        """
+        step = super().succeeded(i, response, latency)
+        if step is CLEAR:
+            self.clears = True
+            return RETURN
+        return step
 
     def deliver(self, stream: weakref.ref[Any]) -> None:
         """The winner's first item arrived: ``stream`` (the routed stream) is its from now on."""
@@ -72,7 +85,8 @@ class StreamDecision(Decision):
         whatever ``fallback_on`` says); re-raised with a note either way.
         """
         i = self.winner
-        exc, falls_over = (raised, True) if stalled else self.judge(raised)
+        fallback_on = self.route.options.fallback_on
+        exc, falls_over = (raised, True) if stalled else judge(fallback_on, raised)
         if falls_over and self.tracked and self.counts(i, exc):
             self.index, self.judged, self.raised = i, exc, raised
             return RECORD
@@ -224,6 +238,8 @@ def _sync_stream(
                 yield from it
     except GeneratorExit:
         _close(it, made)
+        if d.clears:
+            tracker.record_success(d.names[d.winner])
         d.ended(closed=True)
         raise
     except Exception as exc:
@@ -237,6 +253,8 @@ def _sync_stream(
         d.finish(exc)
         raise
     _close(it, made)
+    if d.clears:
+        tracker.record_success(d.names[d.winner])
     d.ended()
 
 
@@ -320,6 +338,8 @@ async def _async_stream(
                     yield item
     except GeneratorExit:
         await _aclose(it, made)
+        if d.clears:
+            await tracker.record_success(d.names[d.winner])
         d.ended(closed=True)
         raise
     except Exception as exc:
@@ -336,6 +356,8 @@ async def _async_stream(
         d.finish(exc)
         raise
     await _aclose(it, made)
+    if d.clears:
+        await tracker.record_success(d.names[d.winner])
     d.ended()
 
 

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Unpack
 
 from resilient_routing import _validate
 
-from ._policy import CLEAN, CooldownPolicy, PolicyOptions, Standing, policy_of
+from ._policy import (
+    ADMITTED,
+    CLEAN,
+    REFUSED,
+    CooldownPolicy,
+    PolicyOptions,
+    Standing,
+    policy_of,
+)
 
 if TYPE_CHECKING:
     from ._state import ProviderState
@@ -32,6 +40,8 @@ class InMemoryCooldownTracker:
     (a ``retry_after`` attribute, or a ``Retry-After`` / ``retry-after-ms`` header on
     ``exc.response`` or ``exc.headers``) starts a cooldown of that length at once, capped at
     ``max_cooldown``; during a cooldown such a failure may lengthen it, never shorten it.
+    With ``half_open=True`` a provider whose cooldown ended is tried by one probe at a time
+    (see :class:`~resilient_routing.cooldown.CooldownPolicy`).
 
     Memory is bounded: the tracker keeps state only for providers that failed since their last
     success, at most ``max_entries`` of them. To make room it forgets the least recently
@@ -47,8 +57,10 @@ class InMemoryCooldownTracker:
         clock: monotonic seconds; inject ``resilient_routing.testing.FakeClock`` in tests.
         wall_clock: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         max_entries: the most providers whose state is kept at once. Default 10,000.
+        half_open: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
+        probe_timeout: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         policy: a :class:`~resilient_routing.cooldown.CooldownPolicy` instead of the options
-            it is made of (``failure_threshold`` to ``wall_clock``), to share one between
+            it is made of (``failure_threshold`` to ``probe_timeout``), to share one between
             trackers.
     """
 
@@ -76,16 +88,44 @@ class InMemoryCooldownTracker:
         )
 
     def is_available(self, name: str) -> bool:
-        """Return True when ``name`` is not cooling down now."""
+        """Return True when ``name`` is not cooling down now.
+
+        Half-open (``half_open=True``), the caller that finds a cooldown over claims the probe;
+        the others get False until its outcome is recorded or ``probe_timeout`` passes.
+        """
+        return self.admit(name) != REFUSED
+
+    def admit(self, name: str) -> int:
+        """Return :meth:`is_available` as ``REFUSED`` (0), ``ADMITTED`` (1) or ``PROBE`` (2).
+
+        ``PROBE``: admitted as the half-open probe (the other callers wait for its outcome).
+        """
         standing = self._state.get(name)
-        return standing is None or standing.until <= self._clock()
+        if standing is None:
+            return ADMITTED
+        now = self._clock()
+        if standing.until > now:
+            return REFUSED
+        if not self.policy.half_open:
+            return ADMITTED
+        with self._lock:  # one caller claims the probe
+            standing = self._state.get(name)
+            if standing is None:
+                return ADMITTED
+            admitted, claimed = self.policy.admits(standing, now)
+            if claimed is not None:
+                self._state[name] = claimed
+            return admitted
 
     def cooldown_remaining(self, name: str) -> float:
-        """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
+        """Return the seconds left in the cooldown of ``name``, ``0.0`` when available.
+
+        Half-open, while another caller's probe is out: the rest of its claim.
+        """
         standing = self._state.get(name)
         if standing is None:
             return 0.0
-        return max(0.0, standing.until - self._clock())
+        return self.policy.remaining(standing, self._clock())
 
     def record_failure(self, name: str, exc: BaseException) -> bool:
         """Count a failure of ``name``; return True iff this failure started a cooldown."""
@@ -138,7 +178,9 @@ class InMemoryCooldownTracker:
         now = self._clock()
         with self._lock:
             return [
-                ProviderState(n, s.failures, s.level, max(0.0, s.until - now))
+                ProviderState(
+                    n, s.failures, s.level, max(0.0, s.until - now), max(0.0, s.probe - now)
+                )
                 for n, s in sorted(self._state.items())
             ]
 
@@ -151,7 +193,11 @@ class InMemoryCooldownTracker:
 
 # The methods names_with_state() stands for, as defined here (a patched class no longer
 # matches).
-_ORIGINAL = (InMemoryCooldownTracker.is_available, InMemoryCooldownTracker.record_success)
+_ORIGINAL = {
+    "is_available": InMemoryCooldownTracker.is_available,
+    "admit": InMemoryCooldownTracker.admit,
+    "record_success": InMemoryCooldownTracker.record_success,
+}
 
 
 def names_with_state(tracker: object) -> Container[str] | None:
@@ -160,7 +206,7 @@ def names_with_state(tracker: object) -> Container[str] | None:
     Any other name is available and its success has nothing to clear, so the routing core
     neither asks about it nor records its success: on a routed call whose provider answers,
     that is most of the tracker's cost. Only for an InMemoryCooldownTracker (or subclass)
-    whose ``is_available`` and ``record_success`` are the ones defined here, neither
+    whose ``is_available``, ``admit`` and ``record_success`` are the ones defined here, neither
     overridden, patched on the class, nor replaced on the instance (read when a routed
     function first uses the tracker); None otherwise: every name is asked about.
     """
@@ -168,11 +214,7 @@ def names_with_state(tracker: object) -> Container[str] | None:
         return None
     cls = type(tracker)
     own = getattr(tracker, "__dict__", {})
-    if (
-        cls.is_available is _ORIGINAL[0]
-        and cls.record_success is _ORIGINAL[1]
-        and "is_available" not in own
-        and "record_success" not in own
-    ):
-        return tracker._state
-    return None
+    for name, method in _ORIGINAL.items():
+        if getattr(cls, name) is not method or name in own:
+            return None
+    return tracker._state

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import NamedTuple, TypedDict
+from typing import Final, NamedTuple, TypedDict
 
 import tenacity
 from tenacity.wait import wait_base
@@ -20,7 +20,16 @@ from resilient_routing._exceptions import InvalidConfigError
 
 from ._retry_after import retry_after_seconds
 
-__all__ = ["CLEAN", "CooldownPolicy", "PolicyOptions", "Standing", "policy_of"]
+__all__ = [
+    "ADMITTED",
+    "CLEAN",
+    "PROBE",
+    "REFUSED",
+    "CooldownPolicy",
+    "PolicyOptions",
+    "Standing",
+    "policy_of",
+]
 
 #: Consecutive cooldowns after which the schedule stops growing on its own.
 _MAX_LEVELS = 32
@@ -32,16 +41,25 @@ class Standing(NamedTuple):
     Attributes:
         failures: consecutive failures counted toward the next cooldown.
         level: consecutive cooldowns without a success in between.
-        until: when its cooldown ends (the tracker's clock); ``-inf`` when it never started.
+        until: when its cooldown ends (the tracker's clock); ``-inf`` when none started since
+            its last success.
+        probe: when the lease of its half-open probe ends; ``-inf`` when no probe is out.
     """
 
     failures: int = 0
     level: int = 0
     until: float = -math.inf
+    probe: float = -math.inf
 
 
 #: A provider with no failure since its last success.
 CLEAN = Standing()
+
+#: What the shipped trackers' ``admit(name)`` answers: the caller may not call the provider,
+#: may, or may as its half-open probe (the others wait for its outcome).
+REFUSED: Final = 0
+ADMITTED: Final = 1
+PROBE: Final = 2
 
 
 class CooldownPolicy:
@@ -61,6 +79,14 @@ class CooldownPolicy:
             as its ``attempt_number``; replaces ``cooldown`` and ``growth`` when given
             (``tenacity.wait_random_exponential`` for jitter, say).
         wall_clock: Unix time, to read an HTTP-date ``Retry-After``. Default ``time.time``.
+        half_open: recover through one probe: when a cooldown ends, the first caller to ask
+            claims the *probe* (``is_available`` answers True) and every other is refused
+            until its outcome is recorded (a success closes the provider for everyone, a
+            failure starts the next, grown cooldown at once) or ``probe_timeout`` passes
+            without one (then the next caller claims a new probe). Default False: when a
+            cooldown ends, every caller may call the provider at once.
+        probe_timeout: seconds a probe's claim lasts without an outcome: a little more than
+            the longest call (the client's own timeout). Default 30.
     """
 
     __slots__ = (
@@ -69,7 +95,9 @@ class CooldownPolicy:
         "cooldown",
         "failure_threshold",
         "growth",
+        "half_open",
         "max_cooldown",
+        "probe_timeout",
         "wall_clock",
     )
 
@@ -82,7 +110,13 @@ class CooldownPolicy:
         growth: float = 2.0,
         backoff: wait_base | None = None,
         wall_clock: Callable[[], float] = time.time,
+        half_open: bool = False,
+        probe_timeout: float = 30.0,
     ) -> None:
+        self.half_open = _validate.flag("half_open", half_open)
+        self.probe_timeout = _validate.number(
+            "probe_timeout", probe_timeout, low_open=True, unit=" of seconds"
+        )
         self.failure_threshold = _validate.count("failure_threshold", failure_threshold)
         self.cooldown = _validate.number("cooldown", cooldown, low_open=True, unit=" of seconds")
         self.max_cooldown = _validate.number("max_cooldown", max_cooldown, unit=" of seconds")
@@ -153,7 +187,7 @@ class CooldownPolicy:
             now: the time of the failure, on the tracker's clock.
             hinted: the capped Retry-After of the failure (:meth:`hinted`), if any.
         """
-        failures, level, until = standing
+        failures, level, until, probe = standing
         if now < until:
             if hinted is not None and now + hinted > until:
                 return Standing(failures, level, now + hinted), False
@@ -161,10 +195,38 @@ class CooldownPolicy:
         if hinted is not None:
             return Standing(0, level, now + hinted), True
         failures += 1
-        if failures >= self.failure_threshold:
+        # Half-open (a cooldown ended, no success since): one failure is enough.
+        if failures >= self.failure_threshold or (self.half_open and until != -math.inf):
             level += 1
             return Standing(0, level, now + self.cooldown_for(level)), True
-        return Standing(failures, level, until), False
+        return Standing(failures, level, until, probe), False
+
+    def admits(self, standing: Standing, now: float) -> tuple[int, Standing | None]:
+        """Return whether a caller may call the provider at ``now`` (``REFUSED``, ``ADMITTED``).
+
+        Half-open, a caller that finds the cooldown over and no probe out claims the probe
+        (``PROBE``): the standing to keep then comes second (None: nothing changes).
+        """
+        until = standing.until
+        if now < until:
+            return REFUSED, None
+        if not self.half_open or until == -math.inf:
+            return ADMITTED, None
+        if now < standing.probe:
+            return REFUSED, None  # another caller's probe is out
+        return PROBE, standing._replace(probe=now + self.probe_timeout)
+
+    def remaining(self, standing: Standing, now: float) -> float:
+        """Return the seconds until a caller may call the provider (0.0: now).
+
+        A cooldown's rest, or half-open, the rest of another caller's probe.
+        """
+        left = standing.until - now
+        if left > 0:
+            return left
+        if self.half_open and standing.until != -math.inf and standing.probe > now:
+            return standing.probe - now
+        return 0.0
 
 
 class PolicyOptions(TypedDict, total=False):
@@ -176,6 +238,8 @@ class PolicyOptions(TypedDict, total=False):
     growth: float
     backoff: wait_base | None
     wall_clock: Callable[[], float]
+    half_open: bool
+    probe_timeout: float
 
 
 def policy_of(policy: CooldownPolicy | None, owner: str, options: PolicyOptions) -> CooldownPolicy:

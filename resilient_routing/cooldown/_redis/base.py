@@ -11,7 +11,13 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, Unpack
 
 from resilient_routing import _validate
 from resilient_routing.cooldown._breaker import Breaker
-from resilient_routing.cooldown._policy import CooldownPolicy, PolicyOptions, policy_of
+from resilient_routing.cooldown._policy import (
+    ADMITTED,
+    REFUSED,
+    CooldownPolicy,
+    PolicyOptions,
+    policy_of,
+)
 from resilient_routing.cooldown._state import ProviderState
 
 from . import scripts
@@ -87,7 +93,14 @@ class RedisTrackerBase(Generic[ClientT]):
         self._scripts = scripts.Registered(client, sharded)
         index_ttl_ms = keep_ms + round(self.policy.max_cooldown * 1000) + 1000
         self._index_ttl = str(index_ttl_ms)
-        self._failure_tail = [str(keep_ms), self._index_ttl, str(self.policy.failure_threshold)]
+        policy = self.policy
+        self._failure_tail = [
+            str(keep_ms),
+            self._index_ttl,
+            str(policy.failure_threshold),
+            "1" if policy.half_open else "0",
+        ]
+        self._lease = str(max(1, round(policy.probe_timeout * 1000)))
         # A user's backoff may draw jitter: then each failure takes a fresh schedule.
         self._jitter = self.policy.custom_backoff
         self._schedule = self._schedule_ms()
@@ -246,6 +259,14 @@ class RedisTrackerBase(Generic[ClientT]):
     def _peek_call(self, name: str, now: float) -> Call:
         return [self._keys.state(scripts.encoded(name)), self._keys.seq], [self._clock.arg(now)]
 
+    def _claim_call(self, name: str, now: float) -> Call:
+        keys = self._keys
+        raw = scripts.encoded(name)
+        return (
+            [keys.state(raw), keys.names, keys.cooling, keys.seq],
+            [self._clock.arg(now), raw, keys.channel, self._lease, self._index_ttl],
+        )
+
     def _snapshot_call(self, now: float) -> Call:
         keys = self._keys
         return [keys.names, keys.cooling, keys.seq], [self._clock.arg(now)]
@@ -261,10 +282,27 @@ class RedisTrackerBase(Generic[ClientT]):
         return started == 1
 
     def _peek_done(self, name: str, reply: Any, now: float) -> float:
-        exists, remaining_ms, seq = (int(v) for v in reply)
-        self._view.apply(name, seq, bool(exists), remaining_ms / 1000.0, now)
+        exists, left_ms, seq, cooled = (int(v) for v in reply)
+        self._view.apply(name, seq, bool(exists), left_ms / 1000.0, now, bool(cooled))
         self._view.note_checked(name)
-        return remaining_ms / 1000.0
+        return max(left_ms, 0) / 1000.0
+
+    def _claim_done(self, name: str, reply: Any, now: float) -> int:
+        admitted, left_ms, seq, exists = (int(v) for v in reply)
+        self._view.apply(name, seq, bool(exists), left_ms / 1000.0, now)
+        return admitted
+
+    def _local_admit(self, name: str) -> tuple[int | None, float]:
+        """Answer ``admit`` from the local view when it can (half-open trackers).
+
+        Returns:
+            The answer (None: claim the probe on the server), and the time of the check.
+        """
+        now = self._clock.now()
+        remaining = self._local_remaining(name)
+        if remaining is None or (remaining <= 0.0 and self._view.pending(name, now)):
+            return None, now  # cannot tell, or a cooldown (or a probe's claim) just ended
+        return (ADMITTED if remaining <= 0.0 else REFUSED), now
 
     def _clear_done(self, name: str, reply: Any, now: float) -> None:
         _, seq = (int(v) for v in reply)
@@ -278,9 +316,13 @@ class RedisTrackerBase(Generic[ClientT]):
         items = list(reply)
         states = [
             ProviderState(
-                text(items[k]), int(items[k + 1]), int(items[k + 2]), int(items[k + 3]) / 1000.0
+                text(items[k]),
+                int(items[k + 1]),
+                int(items[k + 2]),
+                int(items[k + 3]) / 1000.0,
+                int(items[k + 4]) / 1000.0,
             )
-            for k in range(0, len(items), 4)
+            for k in range(0, len(items), 5)
         ]
         return sorted(states, key=lambda s: s.name)
 

@@ -134,7 +134,7 @@ class ListenerBase:
         self.last_event_seq = seq
         if op == "Z":
             self.view.clear_all(seq)
-        elif op in ("C", "F", "X"):
+        elif op in ("C", "F", "X", "P"):  # cooldown, failure, cleared, probe claimed
             self.view.apply(name, seq, op != "X", remaining, self.clock.now())
         return False
 

@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 __all__ = [
+    "CLAIM",
     "CLEAR",
     "CLEAR_ALL",
     "COUNTER",
@@ -50,9 +51,16 @@ local function publish(channel, op, seq, remaining, name)
 end
 """
 
+# The state hash of a provider: f (failures), l (level), u (when its cooldown ends, 0: none
+# since its last success), p (when the claim of its half-open probe ends), n (its name).
+# The cooling index holds, scored by u, every provider whose cooldown has not been followed by
+# a success (running or over: a half-open tracker must claim a probe then), while its state
+# hash lives.
+
 # KEYS: state hash, names, cooling, seq.
-# ARGV: now ('' = server time), name, channel, keep ms, index ttl ms, threshold,
-#       Retry-After ms ('' = none), cooldown ms of level 1, 2, ... (the last one repeats).
+# ARGV: now ('' = server time), name, channel, keep ms, index ttl ms, threshold, half-open
+#       ('1' or '0'), Retry-After ms ('' = none), cooldown ms of level 1, 2, ... (the last one
+#       repeats).
 # Returns {1 if this failure started a cooldown, remaining ms, seq}.
 FAILURE = (
     _PRELUDE
@@ -60,7 +68,7 @@ FAILURE = (
 local now, server_ms, us = stamp(ARGV[1])
 local name, channel = ARGV[2], ARGV[3]
 local keep, index_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-local threshold, hinted = tonumber(ARGV[6]), tonumber(ARGV[7])
+local threshold, half_open, hinted = tonumber(ARGV[6]), ARGV[7] == '1', tonumber(ARGV[8])
 local state = redis.call('HMGET', KEYS[1], 'f', 'l', 'u')
 local failures = tonumber(state[1]) or 0
 local level = tonumber(state[2]) or 0
@@ -78,9 +86,9 @@ else
   if hinted ~= nil then
     ends = now + hinted
     started = 1
-  elseif failures >= threshold then
+  elseif failures >= threshold or (half_open and ends > 0) then
     level = level + 1
-    ends = now + tonumber(ARGV[7 + math.min(level, #ARGV - 7)])
+    ends = now + tonumber(ARGV[8 + math.min(level, #ARGV - 8)])
     started = 1
   end
   if started == 1 then
@@ -90,13 +98,18 @@ else
 end
 local remaining = math.max(ends - now, 0)
 local ttl = remaining + keep
+-- HSET first: out of memory, the server refuses a script's first write when it may grow
+-- memory (HSET), not when it frees some (HDEL), and lets a script that wrote go on.
 redis.call('HSET', KEYS[1], 'f', n(failures), 'l', n(level), 'u', n(ends), 'n', name)
+if started == 1 then
+  redis.call('HDEL', KEYS[1], 'p')  -- a new cooldown: the old probe's claim is void
+end
 redis.call('PEXPIRE', KEYS[1], n(ttl))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', n(server_ms))
 redis.call('ZADD', KEYS[2], n(server_ms + ttl), name)
 redis.call('PEXPIRE', KEYS[2], n(index_ttl))
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', n(now))
-if remaining > 0 then
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', n(now - keep))
+if ends > 0 then
   redis.call('ZADD', KEYS[3], n(ends), name)
   redis.call('PEXPIRE', KEYS[3], n(index_ttl))
 end
@@ -148,13 +161,14 @@ return seq
 )
 
 # KEYS: names, cooling, seq. ARGV: now.
-# Returns {seq, names with state, {name, remaining ms, ...} of those cooling down}.
+# Returns {seq, names with state, {name, remaining ms, ...} of the cooling index: negative
+# for a cooldown over with no success since}.
 SNAPSHOT = (
     _PRELUDE
     + """
 local now, server_ms, us = stamp(ARGV[1])
 local names = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. n(server_ms), '+inf')
-local cooling = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. n(now), '+inf', 'WITHSCORES')
+local cooling = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 local flat = {}
 for i = 1, #cooling, 2 do
   flat[#flat + 1] = cooling[i]
@@ -164,34 +178,77 @@ return {current_seq(KEYS[3], us), names, flat}
 """
 )
 
-# KEYS: state hash, seq. ARGV: now. Returns {1 if it has state, remaining ms, seq}.
+# KEYS: state hash, seq. ARGV: now.
+# Returns {1 if it has state, ms until its cooldown (or a probe's claim) ends: negative when
+# over, seq, 1 if a cooldown started since its last success}.
 PEEK = (
     _PRELUDE
     + """
 local now, _, us = stamp(ARGV[1])
-local state = redis.call('HMGET', KEYS[1], 'f', 'u')
+local state = redis.call('HMGET', KEYS[1], 'f', 'u', 'p')
 if state[1] == false then
-  return {0, 0, current_seq(KEYS[2], us)}
+  return {0, 0, current_seq(KEYS[2], us), 0}
 end
-return {1, math.max((tonumber(state[2]) or 0) - now, 0), current_seq(KEYS[2], us)}
+local ends = tonumber(state[2]) or 0
+local cooled = 0
+if ends > 0 then cooled = 1 end
+local deadline = math.max(ends, tonumber(state[3]) or 0)
+return {1, deadline - now, current_seq(KEYS[2], us), cooled}
+"""
+)
+
+# KEYS: state hash, names, cooling, seq. ARGV: now, name, channel, lease ms, index ttl ms.
+# Half-open trackers ask before calling a provider whose cooldown is over: the first to ask
+# claims the probe (for lease ms), every other one is refused until its outcome or its lease
+# ends. Returns {0: refused, 1: admitted, 2: admitted as the probe; ms until another caller
+# may call it (the cooldown's rest, a probe's lease; 0: free), seq, 1 if it has state}.
+CLAIM = (
+    _PRELUDE
+    + """
+local now, _, us = stamp(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'u', 'p')
+local ends = tonumber(state[1])
+if ends == nil then
+  return {1, 0, current_seq(KEYS[4], us), 0}
+end
+if now < ends then
+  return {0, ends - now, current_seq(KEYS[4], us), 1}
+end
+if ends == 0 then
+  return {1, 0, current_seq(KEYS[4], us), 1}
+end
+local probe = tonumber(state[2]) or 0
+if now < probe then
+  return {0, probe - now, current_seq(KEYS[4], us), 1}
+end
+local lease = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'p', n(now + lease))
+if redis.call('PTTL', KEYS[1]) < lease then
+  redis.call('PEXPIRE', KEYS[1], n(lease))
+end
+local seq = next_seq(KEYS[4], us, tonumber(ARGV[5]))
+publish(ARGV[3], 'P', seq, lease, ARGV[2])
+return {2, lease, seq, 1}
 """
 )
 
 # KEYS: names zset. ARGV: now ms ('' = server time), the state key prefix. Read-only, for
-# operators: {name, failures, level, remaining ms, ...} for every provider with state. (It
-# reads keys it is not given: they share the prefix's hash tag, so a cluster node has them.)
+# operators: {name, failures, level, remaining ms, probe lease ms, ...} for every provider
+# with state. (It reads keys it is not given: they share the prefix's hash tag, so a cluster
+# node has them.)
 STATES = (
     _PRELUDE
     + """
 local now = stamp(ARGV[1])
 local out = {}
 for _, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local s = redis.call('HMGET', ARGV[2] .. redis.sha1hex(name), 'f', 'l', 'u')
+  local s = redis.call('HMGET', ARGV[2] .. redis.sha1hex(name), 'f', 'l', 'u', 'p')
   if s[1] or s[2] or s[3] then
     out[#out + 1] = name
     out[#out + 1] = tonumber(s[1]) or 0
     out[#out + 1] = tonumber(s[2]) or 0
     out[#out + 1] = n(math.max((tonumber(s[3]) or 0) - now, 0))
+    out[#out + 1] = n(math.max((tonumber(s[4]) or 0) - now, 0))
   end
 end
 return out
@@ -231,6 +288,7 @@ class Registered:
 
     __slots__ = (
         "all",
+        "claim",
         "clear",
         "clear_all",
         "failure",
@@ -251,9 +309,18 @@ class Registered:
         self.snapshot = register(SNAPSHOT)
         self.states = register(STATES)
         self.probe = register(PROBE)
+        self.claim = register(CLAIM)
         #: What the listener loads on every (re)subscription, sparing callers the NOSCRIPT
         #: round trips after a server restart.
-        self.all = (self.failure, self.clear, self.clear_all, self.peek, self.snapshot, self.probe)
+        self.all = (
+            self.failure,
+            self.clear,
+            self.clear_all,
+            self.peek,
+            self.snapshot,
+            self.probe,
+            self.claim,
+        )
 
 
 def encoded(name: str) -> bytes:

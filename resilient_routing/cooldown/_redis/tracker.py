@@ -10,6 +10,7 @@ import redis
 import redis.asyncio
 
 from resilient_routing._exceptions import error_text
+from resilient_routing.cooldown._policy import ADMITTED, REFUSED
 from resilient_routing.cooldown._state import ProviderState
 
 from .base import Call, RedisTrackerBase
@@ -23,6 +24,11 @@ from .listener import POLL
 from .view import parse_snapshot
 
 __all__ = ["AsyncRedisCooldownTracker", "RedisCooldownTracker"]
+
+
+def _cooling(index: dict[str, float]) -> dict[str, float]:
+    """The providers of the cooling index whose cooldown is running."""
+    return {name: left for name, left in index.items() if left > 0}
 
 
 class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
@@ -72,8 +78,12 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         health_check_interval: seconds of silence after which the listener pings Redis; a
             ping unanswered for as long counts as an outage. Default 5.
         logger: where outages are reported. Default ``logging.getLogger("resilient_routing")``.
+        half_open: see :class:`~resilient_routing.cooldown.CooldownPolicy`: here the probe is
+            one across every process sharing the server and ``prefix``, claimed atomically
+            on the server, on its clock.
+        probe_timeout: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         policy: a :class:`~resilient_routing.cooldown.CooldownPolicy` instead of the options
-            it is made of (``failure_threshold`` to ``wall_clock``).
+            it is made of (``failure_threshold`` to ``probe_timeout``).
 
     Raises:
         InvalidConfigError: an option is invalid.
@@ -132,8 +142,27 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         return reply
 
     def is_available(self, name: str) -> bool:
-        """Return True when ``name`` is not cooling down now (or Redis is not answering)."""
-        return self.cooldown_remaining(name) <= 0.0
+        """Return True when ``name`` is not cooling down now (or Redis is not answering).
+
+        Half-open, the caller that finds a cooldown over claims the probe on the server (one
+        across every process on the prefix); the others get False until its outcome.
+        """
+        if not self.policy.half_open:
+            return self.cooldown_remaining(name) <= 0.0
+        return self.admit(name) != REFUSED
+
+    def admit(self, name: str) -> int:
+        """Return :meth:`is_available` as ``REFUSED`` (0), ``ADMITTED`` (1) or ``PROBE`` (2).
+
+        ``PROBE``: admitted as the half-open probe (the other callers wait for its outcome).
+        """
+        if not self.policy.half_open:
+            return ADMITTED if self.cooldown_remaining(name) <= 0.0 else REFUSED
+        answer, now = self._local_admit(name)
+        if answer is not None:
+            return answer
+        reply = self._call(self._scripts.claim, self._claim_call(name, now), True)
+        return ADMITTED if reply is None else self._claim_done(name, reply, now)
 
     def cooldown_remaining(self, name: str) -> float:
         """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
@@ -218,7 +247,7 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         Read from Redis (one round trip); empty while Redis is not answering.
         """
         reply = self._call(self._scripts.snapshot, self._snapshot_call(self._clock.now()), False)
-        return {} if reply is None else parse_snapshot(reply)[2]
+        return {} if reply is None else _cooling(parse_snapshot(reply)[2])
 
 
 class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
@@ -246,6 +275,8 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         retry_interval: see :class:`RedisCooldownTracker`.
         health_check_interval: see :class:`RedisCooldownTracker`.
         logger: see :class:`RedisCooldownTracker`.
+        half_open: see :class:`RedisCooldownTracker`.
+        probe_timeout: see :class:`RedisCooldownTracker`.
         policy: see :class:`RedisCooldownTracker`.
 
     Raises:
@@ -301,8 +332,23 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         return reply
 
     async def is_available(self, name: str) -> bool:
-        """Return True when ``name`` is not cooling down now (or Redis is not answering)."""
-        return await self.cooldown_remaining(name) <= 0.0
+        """Return True when ``name`` is not cooling down now (or Redis is not answering).
+
+        Half-open: see :meth:`RedisCooldownTracker.is_available`.
+        """
+        if not self.policy.half_open:
+            return await self.cooldown_remaining(name) <= 0.0
+        return await self.admit(name) != REFUSED
+
+    async def admit(self, name: str) -> int:
+        """Return :meth:`is_available` as in :meth:`RedisCooldownTracker.admit`."""
+        if not self.policy.half_open:
+            return ADMITTED if await self.cooldown_remaining(name) <= 0.0 else REFUSED
+        answer, now = self._local_admit(name)
+        if answer is not None:
+            return answer
+        reply = await self._call(self._scripts.claim, self._claim_call(name, now), True)
+        return ADMITTED if reply is None else self._claim_done(name, reply, now)
 
     async def cooldown_remaining(self, name: str) -> float:
         """Return the seconds left in the cooldown of ``name``, ``0.0`` when available."""
@@ -369,4 +415,4 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         reply = await self._call(
             self._scripts.snapshot, self._snapshot_call(self._clock.now()), False
         )
-        return {} if reply is None else parse_snapshot(reply)[2]
+        return {} if reply is None else _cooling(parse_snapshot(reply)[2])

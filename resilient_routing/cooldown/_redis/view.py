@@ -82,12 +82,33 @@ class View:
             return None if self.incomplete and name not in self.seqs else 0.0
         return deadline - now if deadline > now else 0.0
 
-    def apply(self, name: str, seq: int, dirty: bool, remaining: float, now: float) -> None:
-        """Record the state of ``name`` as of ``seq``, unless something newer is known."""
+    def pending(self, name: str, now: float) -> bool:
+        """Whether a cooldown (or a probe's claim) of ``name`` is over, with no news since.
+
+        Half-open trackers claim a probe on the server before calling such a provider.
+        """
+        deadline = self.deadlines.get(name)
+        return deadline is not None and deadline <= now
+
+    def apply(
+        self,
+        name: str,
+        seq: int,
+        dirty: bool,
+        remaining: float,
+        now: float,
+        cooled: bool = False,
+    ) -> None:
+        """Record the state of ``name`` as of ``seq``, unless something newer is known.
+
+        ``cooled``: a cooldown started since its last success, over when ``remaining`` is not
+        positive (the deadline is kept: :meth:`pending`).
+        """
         with self.lock:
             if seq <= self.floor or seq <= self.seqs.get(name, 0):
                 return
-            self._hold(name, seq, dirty, now + remaining if remaining > 0 else None)
+            deadline = now + remaining if remaining > 0 or cooled else None
+            self._hold(name, seq, dirty, deadline)
 
     def _hold(self, name: str, seq: int, dirty: bool, deadline: float | None) -> None:
         self.seqs[name] = seq

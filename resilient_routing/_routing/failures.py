@@ -1,0 +1,46 @@
+"""How a failure is judged: the exception it is judged by, and whether it falls over."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tenacity
+
+from resilient_routing._exceptions import InvalidConfigError
+
+__all__ = ["judge", "judged"]
+
+# A configuration error fails the same everywhere (like a bad request), and so does a
+# RecursionError (a bug in the calling code; falling over at every level of a runaway
+# recursion would multiply the calls by the providers at each level): never fall over.
+_NEVER_FALL_OVER = (InvalidConfigError, RecursionError)
+# Failures that need a closer look than fallback_on: those above, and a tenacity.RetryError
+# (judged by its last attempt's exception).
+_UNUSUAL = (tenacity.RetryError, *_NEVER_FALL_OVER)
+
+
+def judged(exc: Exception) -> Exception:
+    """Return the exception a failure is judged by: a tenacity.RetryError's last one."""
+    if isinstance(exc, tenacity.RetryError):
+        last = exc.last_attempt
+        if last.failed:
+            inner = last.exception()
+            if isinstance(inner, Exception):
+                return inner
+    return exc
+
+
+def judge(
+    fallback_on: Callable[[Exception], bool] | None, raised: Exception
+) -> tuple[Exception, bool]:
+    """Return the exception ``raised`` is judged by, and whether it falls over.
+
+    ``fallback_on``: the route's predicate; None when every Exception falls over.
+    """
+    if isinstance(raised, _UNUSUAL):
+        exc = judged(raised)
+        if isinstance(exc, _NEVER_FALL_OVER):
+            return exc, False
+    else:
+        exc = raised
+    return exc, fallback_on is None or fallback_on(exc)

@@ -1,0 +1,357 @@
+"""Half-open recovery: one probe after a cooldown, on every tracker (and one per fleet on Redis).
+
+The rules run on a FakeClock against every backend: in memory, and Redis (sync and async, with
+the local view kept by pub/sub or asking Redis at every check). The fleet rule (one probe
+across several trackers sharing a prefix) runs against the real server with many threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from resilient_routing import InMemoryCooldownTracker, InvalidConfigError, routed
+from resilient_routing.cooldown import CooldownPolicy, RedisCooldownTracker
+from resilient_routing.testing import FakeClock
+
+from . import redis_support
+from .trackers import Backend, SyncTracker, memory_backend
+
+
+class Boom(Exception):
+    pass
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("429")
+        self.retry_after = retry_after
+
+
+@pytest.fixture(params=["memory", "redis", "redis-async", "redis-poll", "redis-async-poll"])
+def any_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "memory":
+        yield memory_backend()
+        return
+    made = redis_support.backend(request.param)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def make(
+    any_backend: Backend, clock: FakeClock, wall_clock: Callable[[], float]
+) -> Callable[..., SyncTracker]:
+    def make(**policy: Any) -> SyncTracker:
+        policy.setdefault("failure_threshold", 1)
+        policy.setdefault("cooldown", 10.0)
+        policy.setdefault("max_cooldown", 300.0)
+        policy.setdefault("half_open", True)
+        policy.setdefault("probe_timeout", 5.0)
+        return any_backend.make(clock=clock, wall_clock=wall_clock, **policy)
+
+    return make
+
+
+def cooled(make: Callable[..., SyncTracker], clock: FakeClock, **policy: Any) -> SyncTracker:
+    """A tracker whose provider "a" cooled down once and whose cooldown just ended."""
+    t = make(**policy)
+    while not t.record_failure("a", Boom()):
+        pass
+    clock.advance(10.0)
+    return t
+
+
+def test_the_first_caller_after_a_cooldown_claims_the_probe(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    t = cooled(make, clock)
+    assert t.is_available("a") is True  # the probe
+    assert [t.is_available("a") for _ in range(5)] == [False] * 5  # everyone else waits
+    assert t.cooldown_remaining("a") == pytest.approx(5.0, abs=0.01)  # the probe's claim
+
+
+def test_a_probe_that_succeeds_closes_the_provider_for_everyone(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    t = cooled(make, clock)
+    assert t.is_available("a") is True
+    t.record_success("a")
+    assert [t.is_available("a") for _ in range(3)] == [True] * 3
+    assert t.cooldown_remaining("a") == 0.0
+    assert t.record_failure("a", Boom()) is True  # a fresh start: level 1 again
+    assert t.cooldown_remaining("a") == pytest.approx(10.0, abs=0.01)
+
+
+def test_a_probe_that_fails_starts_the_next_grown_cooldown_at_once(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    t = cooled(make, clock, failure_threshold=3)
+    assert t.is_available("a") is True
+    assert t.record_failure("a", Boom()) is True  # one failure, whatever the threshold
+    assert t.is_available("a") is False
+    assert t.cooldown_remaining("a") == pytest.approx(20.0, abs=0.01)  # level 2: grown
+
+
+def test_an_unanswered_probe_is_claimed_again_after_probe_timeout(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    t = cooled(make, clock)
+    assert t.is_available("a") is True
+    clock.advance(4.9)
+    assert t.is_available("a") is False
+    clock.advance(0.2)  # the claim ran out without an outcome
+    assert [t.is_available("a") for _ in range(4)] == [True, False, False, False]
+
+
+def test_a_claim_outliving_a_failed_probe_does_not_delay_the_next_recovery(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    t = cooled(make, clock, probe_timeout=60.0)
+    assert t.is_available("a") is True
+    clock.advance(1.0)
+    assert t.record_failure("a", Boom()) is True  # next cooldown: 20 s
+    clock.advance(20.0)  # the old claim (60 s) would still run: it was dropped
+    assert t.is_available("a") is True
+    assert t.is_available("a") is False
+
+
+def test_a_retry_after_cooldown_also_recovers_through_a_probe(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    t = make(failure_threshold=3)
+    assert t.record_failure("a", RateLimited(7.0)) is True
+    clock.advance(7.0)
+    assert [t.is_available("a") for _ in range(3)] == [True, False, False]
+
+
+def test_failures_below_the_threshold_need_no_probe(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    t = make(failure_threshold=3)
+    assert t.record_failure("a", Boom()) is False
+    assert [t.is_available("a") for _ in range(3)] == [True] * 3
+
+
+def test_without_half_open_everyone_may_call_when_the_cooldown_ends(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    t = cooled(make, clock, half_open=False)
+    assert [t.is_available("a") for _ in range(3)] == [True] * 3
+
+
+def test_providers_probe_independently(make: Callable[..., SyncTracker], clock: FakeClock) -> None:
+    t = make()
+    t.record_failure("a", Boom())
+    t.record_failure("b", Boom())
+    clock.advance(10.0)
+    assert t.is_available("a") is True
+    assert t.is_available("b") is True
+    assert t.is_available("a") is False and t.is_available("b") is False
+
+
+def test_probe_timeout_is_checked() -> None:
+    with pytest.raises(InvalidConfigError, match="probe_timeout"):
+        InMemoryCooldownTracker(half_open=True, probe_timeout=0)
+    with pytest.raises(InvalidConfigError, match="half_open"):
+        CooldownPolicy(half_open="yes")  # type: ignore[arg-type]
+
+
+# -- routing over a half-open tracker ------------------------------------------------------
+
+
+def test_routing_sends_one_probe_and_the_others_fall_over(clock: FakeClock) -> None:
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=1, cooldown=10, half_open=True, probe_timeout=5, clock=clock
+    )
+    calls: list[str] = []
+    down = {"a"}
+
+    @routed(providers=["a", "b"], cooldown=tracker)
+    def call(provider: str) -> str:
+        calls.append(provider)
+        if provider in down:
+            raise Boom(provider)
+        return provider
+
+    assert call() == "b"
+    clock.advance(10.0)
+    calls.clear()
+    assert [call() for _ in range(4)] == ["b"] * 4
+    assert calls == ["a", "b", "b", "b", "b"]  # one probe of a, which failed
+    clock.advance(20.0)  # the grown cooldown
+    down.clear()
+    calls.clear()
+    assert [call() for _ in range(3)] == ["a"] * 3  # the probe succeeded: a is back
+    assert calls == ["a", "a", "a"]
+
+
+# -- the fleet: one probe across trackers sharing a prefix ---------------------------------
+
+
+@pytest.fixture
+def fleet() -> Iterator[Callable[..., list[RedisCooldownTracker]]]:
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("fleet")
+    made: list[tuple[RedisCooldownTracker, Any]] = []
+
+    def build(n: int, clock: FakeClock, **policy: Any) -> list[RedisCooldownTracker]:
+        trackers = []
+        for _ in range(n):
+            client = redis_support.sync_client(url, timeout=2.0)
+            tracker = RedisCooldownTracker(
+                client,
+                prefix=prefix,
+                clock=clock,
+                failure_threshold=1,
+                cooldown=10,
+                half_open=True,
+                **policy,
+            )
+            assert tracker.wait_synced(5.0)
+            made.append((tracker, client))
+            trackers.append(tracker)
+        return trackers
+
+    yield build
+    for tracker, client in made:
+        tracker.close()
+        client.close()
+    redis_support.delete_prefix(prefix, url)
+
+
+def _race(trackers: list[RedisCooldownTracker], per_tracker: int) -> int:
+    """Threads on every tracker ask at once; return how many were admitted."""
+    admitted = 0
+    lock = threading.Lock()
+    start = threading.Barrier(len(trackers) * per_tracker)
+
+    def ask(tracker: RedisCooldownTracker) -> None:
+        nonlocal admitted
+        start.wait()
+        if tracker.is_available("a"):
+            with lock:
+                admitted += 1
+
+    threads = [
+        threading.Thread(target=ask, args=(t,)) for t in trackers for _ in range(per_tracker)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return admitted
+
+
+def test_one_probe_across_the_fleet(
+    fleet: Callable[..., list[RedisCooldownTracker]], clock: FakeClock
+) -> None:
+    """Eight trackers on one prefix, eight threads each, asking at once: one probe granted."""
+    trackers = fleet(8, clock, probe_timeout=5)
+    assert trackers[0].record_failure("a", Boom()) is True
+    clock.advance(10.0)
+    assert _race(trackers, 8) == 1
+    assert _race(trackers, 8) == 0  # still out
+    clock.advance(5.0)  # its claim ran out with no outcome: granted again, once
+    assert _race(trackers, 8) == 1
+    trackers[3].record_success("a")
+    for tracker in trackers:  # the success reaches every process's view
+        for _ in range(200):
+            if tracker.is_available("a"):
+                break
+            threading.Event().wait(0.01)
+        else:
+            raise AssertionError("a tracker never saw the probe's success")
+
+
+def test_the_probe_is_claimed_without_a_round_trip_by_the_losers(clock: FakeClock) -> None:
+    """Only the transition to probing asks Redis; the refusals after it are local."""
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("rtt")
+    client, sent = redis_support.counting_client(url)
+    tracker = RedisCooldownTracker(
+        client, prefix=prefix, clock=clock, failure_threshold=1, cooldown=10, half_open=True
+    )
+    try:
+        assert tracker.wait_synced(5.0)
+        tracker.record_failure("a", Boom())
+        clock.advance(10.0)
+        before = sent()
+        assert tracker.is_available("a") is True  # the claim: one round trip
+        assert sent() == before + 1
+        assert [tracker.is_available("a") for _ in range(10)] == [False] * 10
+        assert tracker.is_available("b") is True  # never failed
+        assert sent() == before + 1
+    finally:
+        tracker.close()
+        client.close()
+        redis_support.delete_prefix(prefix, url)
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.kinds: list[tuple[str, str | None]] = []
+
+    def on_event(self, event: Any) -> None:
+        if event.kind.startswith("probe"):
+            self.kinds.append((event.kind, event.provider))
+
+
+def test_listeners_hear_of_probes(clock: FakeClock) -> None:
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=1, cooldown=10, half_open=True, probe_timeout=5, clock=clock
+    )
+    rec = Recorder()
+    down = {"a"}
+
+    @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])
+    def call(provider: str) -> str:
+        if provider in down:
+            raise Boom(provider)
+        return provider
+
+    call()
+    assert rec.kinds == []  # a's first failure: no probe yet
+    clock.advance(10.0)
+    call()
+    call()  # refused while the probe is out: no event
+    assert rec.kinds == [("probe_started", "a"), ("probe_failed", "a")]
+    clock.advance(20.0)
+    down.clear()
+    call()
+    assert rec.kinds[2:] == [("probe_started", "a"), ("probe_succeeded", "a")]
+
+
+async def test_async_listeners_hear_of_probes_on_redis(clock: FakeClock) -> None:
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("probe-events")
+    client = redis_support.async_client(url)
+    from resilient_routing.cooldown import AsyncRedisCooldownTracker
+
+    tracker = AsyncRedisCooldownTracker(
+        client, prefix=prefix, clock=clock, failure_threshold=1, cooldown=10, half_open=True
+    )
+    rec = Recorder()
+
+    @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])
+    async def call(provider: str) -> str:
+        return provider
+
+    try:
+        await tracker.record_failure("a", Boom())
+        clock.advance(10.0)
+        assert await call() == "a"
+        assert rec.kinds == [("probe_started", "a"), ("probe_succeeded", "a")]
+        assert await tracker.is_available("a")  # closed again for everyone
+    finally:
+        await tracker.aclose()
+        await client.aclose()
+        redis_support.delete_prefix(prefix, url)

@@ -1,0 +1,203 @@
+"""slow_call: a slow answer is returned, and recorded as the provider's failure."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from resilient_routing import (
+    InMemoryCooldownTracker,
+    InvalidConfigError,
+    SlowCallError,
+    routed,
+)
+from resilient_routing._routing import route as route_module
+from resilient_routing.events import RoutingEvent
+from resilient_routing.strategies import Hedged
+from resilient_routing.testing import FakeClock
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[RoutingEvent] = []
+
+    def on_event(self, event: RoutingEvent) -> None:
+        self.events.append(event)
+
+    def kinds(self) -> list[tuple[str, str | None]]:
+        return [(e.kind, e.provider) for e in self.events]
+
+    def of(self, kind: str) -> list[Any]:
+        return [e for e in self.events if e.kind == kind]
+
+
+class Down(Exception):
+    pass
+
+
+@pytest.fixture
+def routing_clock(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock of latencies: a provider "takes" as long as the test advances it."""
+    monkeypatch.setattr(route_module, "default_clock", clock)
+    return clock
+
+
+@pytest.fixture
+def cooling(clock: FakeClock) -> InMemoryCooldownTracker:
+    return InMemoryCooldownTracker(failure_threshold=1, cooldown=60, clock=clock)
+
+
+def test_a_slow_answer_is_returned_and_cools_the_provider(
+    routing_clock: FakeClock, cooling: InMemoryCooldownTracker
+) -> None:
+    @routed(providers=["a", "b"], cooldown=cooling, slow_call=10.0)
+    def call(provider: str) -> str:
+        if provider == "a":
+            routing_clock.advance(12.5)
+        return provider
+
+    assert call() == "a"  # the caller still gets the slow answer
+    assert not cooling.is_available("a")
+    assert call() == "b"  # the next call skips it
+
+
+def test_an_answer_within_the_limit_is_a_success(
+    routing_clock: FakeClock, cooling: InMemoryCooldownTracker
+) -> None:
+    cooling.record_failure("a", Down())
+    routing_clock.advance(60.0)
+
+    @routed(providers=["a", "b"], cooldown=cooling, slow_call=10.0)
+    def call(provider: str) -> str:
+        routing_clock.advance(9.0)
+        return provider
+
+    assert call() == "a"
+    assert cooling.states() == []  # the success cleared a's failures
+
+
+def test_slow_call_error_says_what_happened() -> None:
+    error = SlowCallError("a", 12.5, 10.0)
+    assert str(error) == "provider 'a' answered in 12.5 s, slower than slow_call=10 s"
+    assert (error.provider, error.latency, error.limit) == ("a", 12.5, 10.0)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.provider, copy.latency, copy.limit) == ("a", 12.5, 10.0)
+
+
+def test_the_tracker_receives_a_slow_call_error(routing_clock: FakeClock) -> None:
+    seen: list[BaseException] = []
+
+    class Spy(InMemoryCooldownTracker):
+        def record_failure(self, name: str, exc: BaseException) -> bool:
+            seen.append(exc)
+            return super().record_failure(name, exc)
+
+    @routed(providers=["a", "b"], cooldown=Spy(), slow_call=1.0)
+    def call(provider: str) -> str:
+        routing_clock.advance(3.0)
+        return provider
+
+    call()
+    (error,) = seen
+    assert isinstance(error, SlowCallError) and error.latency == pytest.approx(3.0)
+
+
+def test_exempt_and_cooldown_on_leave_a_slow_answer_uncounted(
+    routing_clock: FakeClock, cooling: InMemoryCooldownTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    def slow(provider: str) -> str:
+        routing_clock.advance(5.0)
+        return provider
+
+    exempt = routed(providers=["a", "b"], cooldown=cooling, slow_call=1.0, exempt={"a"})(slow)
+    lenient = routed(
+        providers=["a", "b"],
+        cooldown=cooling,
+        slow_call=1.0,
+        cooldown_on=lambda e: not isinstance(e, SlowCallError),
+    )(slow)
+    assert exempt() == "a" and lenient() == "a"
+    assert cooling.is_available("a")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("provider answered slowly: 'a' in 5 s (slow_call=1 s), not counted") == 2
+
+
+def test_a_slow_answer_is_logged_and_heard(
+    routing_clock: FakeClock, cooling: InMemoryCooldownTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = Recorder()
+
+    @routed(providers=["a", "b"], cooldown=cooling, slow_call=2.0, listeners=[rec])
+    def call(provider: str) -> str:
+        routing_clock.advance(4.0)
+        return provider
+
+    assert call() == "a"
+    assert "provider answered slowly: 'a' in 4 s (slow_call=2 s)" in [
+        r.getMessage() for r in caplog.records
+    ]
+    (slow,) = rec.of("slow_call")
+    assert (slow.latency, slow.limit, slow.counted) == (4.0, 2.0, True)
+    assert rec.kinds()[-4:] == [
+        ("attempt_succeeded", "a"),
+        ("slow_call", "a"),
+        ("cooldown_started", "a"),
+        ("call_finished", "a"),
+    ]
+    assert rec.of("call_finished")[0].outcome == "success"
+
+
+async def test_async_slow_answer(clock: FakeClock, cooling: InMemoryCooldownTracker) -> None:
+    @routed(providers=["a", "b"], cooldown=cooling, slow_call=0.02)
+    async def call(provider: str) -> str:
+        await asyncio.sleep(0.05)
+        return provider
+
+    assert await call() == "a"
+    assert not cooling.is_available("a")
+
+
+async def test_hedged_winner_that_was_slow_is_recorded(cooling: InMemoryCooldownTracker) -> None:
+    @routed(providers=["a", "b"], cooldown=cooling, slow_call=0.02, strategy=Hedged(delay=0.5))
+    async def call(provider: str) -> str:
+        await asyncio.sleep(0.05)
+        return provider
+
+    assert await call() == "a"
+    assert not cooling.is_available("a")
+
+
+async def test_a_stream_slow_to_its_first_item(cooling: InMemoryCooldownTracker) -> None:
+    @routed(providers=["a", "b"], cooldown=cooling, slow_call=0.02)
+    async def chat(provider: str) -> AsyncIterator[str]:
+        await asyncio.sleep(0.05)
+        yield provider
+        yield "!"
+
+    assert [item async for item in chat()] == ["a", "!"]  # the stream is the consumer's
+    assert not cooling.is_available("a")  # its time to first item counted against it
+
+
+def test_a_sync_stream_slow_to_its_first_item(
+    routing_clock: FakeClock, cooling: InMemoryCooldownTracker
+) -> None:
+    @routed(providers=["a", "b"], cooldown=cooling, slow_call=1.0)
+    def chat(provider: str) -> Iterator[str]:
+        routing_clock.advance(2.0)
+        yield provider
+        routing_clock.advance(10.0)  # later items take what they take
+        yield "!"
+
+    assert list(chat()) == ["a", "!"]
+    assert not cooling.is_available("a")
+
+
+def test_slow_call_is_checked() -> None:
+    with pytest.raises(InvalidConfigError, match="slow_call"):
+        routed(providers=["a"], slow_call=0)
+    with pytest.raises(InvalidConfigError, match="slow_call"):
+        routed(providers=["a"], slow_call="10")  # type: ignore[arg-type]
