@@ -22,6 +22,7 @@ import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
+import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -29,7 +30,7 @@ from resilient_routing import InvalidConfigError, routed
 from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker
 
 from . import fault_support as faults
-from .redis_deploy import Cluster, cluster, cluster_client
+from .redis_deploy import Cluster, cluster, cluster_client, free_port
 from .redis_support import Down, contention_worker, run_async, unique_prefix
 
 pytestmark = pytest.mark.redis
@@ -213,6 +214,40 @@ def test_from_url_builds_cluster_clients(redis_cluster: Cluster) -> None:
     assert run_async(seen_async) > 0
     with pytest.raises(InvalidConfigError, match="cluster must be a bool, got 'yes'"):
         RedisCooldownTracker.from_url(redis_cluster.url, cluster="yes")  # type: ignore[arg-type]
+
+
+def test_an_unreachable_cluster_fails_open(caplog: pytest.LogCaptureFixture) -> None:
+    """No node answers: the async tracker counts providers available and logs one WARNING.
+
+    (The sync cluster client asks for the cluster's nodes when it is built, so there the
+    error comes from ``from_url``, before any routed call.)
+    """
+    caplog.set_level(logging.WARNING, logger="resilient_routing")
+    port = free_port()
+
+    async def scenario() -> tuple[float, bool, bool]:
+        async with AsyncRedisCooldownTracker.from_url(
+            f"redis://127.0.0.1:{port}", cluster=True, prefix=unique_prefix("dead")
+        ) as tracker:
+
+            @routed(providers=["a", "b"], cooldown=tracker)
+            async def call(provider: str) -> str:
+                if provider == "a":
+                    raise Down(provider)
+                return provider
+
+            answers = [await call() for _ in range(3)]
+            return (
+                await tracker.cooldown_remaining("a"),
+                await tracker.record_failure("a", Down()),
+                answers == ["b"] * 3,
+            )
+
+    assert run_async(scenario) == (0.0, False, True)
+    lost = [r for r in caplog.records if "lost Redis" in r.getMessage()]
+    assert len(lost) == 1, [r.getMessage() for r in caplog.records]
+    with pytest.raises(redis.exceptions.RedisClusterException):
+        RedisCooldownTracker.from_url(f"redis://127.0.0.1:{port}", cluster=True)
 
 
 def test_a_slot_moved_to_another_node_is_followed(

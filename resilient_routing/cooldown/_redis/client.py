@@ -11,10 +11,11 @@ from typing import Any, Final
 
 import redis
 import redis.asyncio
+import redis.exceptions
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -37,12 +38,19 @@ __all__ = [
     "text",
 ]
 
+# A cluster client's own errors are not RedisErrors: no node could be reached, or none
+# serves the slot (the cluster is down, or the client has not found its nodes yet).
+_CLUSTER_DOWN: Final = tuple(
+    getattr(redis.exceptions, name)
+    for name in ("RedisClusterUnreachableError", "SlotNotCoveredError")
+    if hasattr(redis.exceptions, name)
+)
 # Errors that mean "Redis is not answering": they open the breaker instead of reaching the
 # routed call. OSError covers sockets that redis-py did not wrap; ValueError a name the
 # client cannot encode (a lone surrogate), which must not reach the routed call either.
-FAILURES: Final = (RedisError, OSError, ValueError)
+FAILURES: Final = (RedisError, RedisClusterException, OSError, ValueError)
 # Of those, the ones that mean the server could not be reached at all.
-UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError, *_CLUSTER_DOWN)
 
 
 def text(value: object) -> str:
@@ -121,7 +129,10 @@ def _retries(client: object, kwargs: dict[str, Any]) -> int:
 
 
 def advise_on_client(
-    client: object, logger: logging.Logger, owner: str, fix: str = " (or use {owner}.from_url())"
+    client: object,
+    logger: logging.Logger,
+    owner: str,
+    fix: str = " (or use {owner}.from_url() or .from_sentinel())",
 ) -> None:
     """Warn once when the client would make an outage cost far more than a timeout."""
     kwargs = connection_kwargs(client)
