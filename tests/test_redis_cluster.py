@@ -46,11 +46,17 @@ def _keys(deployment: Cluster, prefix: str) -> dict[int, list[bytes]]:
     return found
 
 
+@pytest.mark.parametrize("braces", [False, True], ids=["plain prefix", "braced prefix"])
 def test_a_plain_prefix_keeps_every_key_in_one_slot_and_events_on_its_shard(
-    redis_cluster: Cluster,
+    redis_cluster: Cluster, braces: bool
 ) -> None:
-    """Keys of a prefix without braces share one node and slot; events use sharded pub/sub."""
+    """Keys of a prefix share one node and slot; events use sharded pub/sub.
+
+    A prefix needs no braces; one written with braces (as older advice had it) works too.
+    """
     prefix = unique_prefix("slot")
+    if braces:
+        prefix = "{" + prefix + "}"
     client = cluster_client(redis_cluster, False)
     tracker = RedisCooldownTracker(client, prefix=prefix, failure_threshold=1, cooldown=30)
     try:
