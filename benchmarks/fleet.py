@@ -38,6 +38,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import queue
 import random
 import sys
 import threading
@@ -200,9 +201,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run_fleet(config: FleetConfig, primaries: list[tuple[str, int]]) -> dict[str, Any]:
     """Run one fleet on ``config.target``; ``primaries`` are the nodes whose CPU is counted."""
+    prefix = f"fleet:{os.getpid()}:{random.randrange(10**9)}"
+    # A bad tracker option fails here, naming itself, rather than in every worker.
+    options = {**config.tracker_options, "prefix": prefix, "listen": False}
+    open_tracker(config.target, **options).close()
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    prefix = f"fleet:{os.getpid()}:{random.randrange(10**9)}"
     # Spawned processes import for a while (32 on 2 cores: many seconds); the schedule
     # starts once they all could have.
     start = time.time() + 3.0 + 0.35 * config.processes
@@ -223,13 +227,25 @@ def run_fleet(config: FleetConfig, primaries: list[tuple[str, int]]) -> dict[str
         cpu_before = _cpu(primaries)
         time.sleep(config.duration)
         cpu = _cpu(primaries) - cpu_before
-        reports = [out.get(timeout=120) for _ in workers]
+        reports = [_report(out, workers) for _ in workers]
     finally:
         for worker in workers:
             worker.join(30)
             if worker.is_alive():
                 worker.kill()
     return _figures(config, reports, cpu, idle * config.duration)
+
+
+def _report(out: Any, workers: list[Any]) -> dict[str, Any]:
+    """The next worker's report; fails at once when a worker died instead."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            return dict(out.get(timeout=0.5))
+        dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+        if dead:
+            raise RuntimeError(f"a fleet worker died (exit codes {dead}): see its traceback above")
+    raise TimeoutError("no report from the fleet's workers within 120 s")
 
 
 def _figures(
