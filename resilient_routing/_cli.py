@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run the real routing code against simulated providers on virtual time",
         description="Compare routing configurations over a scenario of simulated traffic "
         "and outages (a TOML file; the built-in default when omitted). Same seed, same numbers.",
+        epilog="A scenario has [[providers]] (latency = lognormal, constant, uniform or "
+        "bimodal; items and item_interval for streams), [[outages]] (kind = 5xx, 429, timeout, "
+        "slow with added_latency, cut or stall with after_items) and [[configs]] (strategy, "
+        "cooldowns, half_open, probe_timeout, slow_call, stream, first_item_timeout, "
+        "idle_timeout...). The format is documented in the simulator section of the README; "
+        "the built-in scenario is resilient_routing/scenarios/default.toml.",
     )
     sim.add_argument("scenario", nargs="?", help="a scenario TOML file (default: built-in)")
     sim.add_argument("--seed", type=int, help="override the scenario's random seed")
@@ -108,7 +114,8 @@ class _Progress:
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from dataclasses import replace
 
-    from ._sim.report import as_json, plot, table
+    from ._sim.plot import plot
+    from ._sim.report import as_json, table
     from ._sim.run import simulate
     from ._sim.scenario import ScenarioError, default_scenario, load_scenario
 

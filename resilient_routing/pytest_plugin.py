@@ -4,7 +4,8 @@
 - ``routing_tracker``: a fresh global configuration for the test (no exempt providers, no
   listeners) whose tracker is an ``InMemoryCooldownTracker`` on ``routing_clock``; the previous
   configuration comes back after the test.
-- ``routing_events``: the list of every routing event of the test (a global listener).
+- ``routing_events``: every routing event of the test, an ``EventRecorder`` (a list; a
+  global listener).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import pytest
 
 from ._config import configure, get_config
 from .cooldown._memory import InMemoryCooldownTracker
-from .events import RoutingEvent
-from .testing import FakeClock
+from .testing import EventRecorder, FakeClock
 
 __all__ = ["routing_clock", "routing_events", "routing_tracker"]
 
@@ -44,17 +44,9 @@ def routing_tracker(routing_clock: FakeClock) -> Iterator[InMemoryCooldownTracke
         )
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.events: list[RoutingEvent] = []
-
-    def on_event(self, event: RoutingEvent) -> None:
-        self.events.append(event)
-
-
 @pytest.fixture
-def routing_events(routing_tracker: InMemoryCooldownTracker) -> list[RoutingEvent]:
-    """Every routing event of the test, in order."""
-    collector = _Collector()
-    configure(listeners=[collector])
-    return collector.events
+def routing_events(routing_tracker: InMemoryCooldownTracker) -> EventRecorder:
+    """Every routing event of the test, in order: an :class:`~.testing.EventRecorder`."""
+    recorder = EventRecorder()
+    configure(listeners=[recorder])
+    return recorder

@@ -1,7 +1,7 @@
 """Fault injection for the Redis trackers: a TCP proxy, traffic workers, scenarios.
 
 Used by ``tests/test_redis_faults.py`` (which asserts) and ``benchmarks/redis_faults.py``
-(which prints the figures for the README). Everything runs on loopback against
+(which prints the figures of docs/benchmarks.md). Everything runs on loopback against
 ``redis-server`` processes of its own, never the shared server.
 
 A scenario runs routed traffic in several worker processes, each with its own

@@ -75,6 +75,18 @@ def test_default_scenario_is_reproducible() -> None:
     assert fallback["wasted_attempts"] < no_cooldown["wasted_attempts"] / 5
     assert fallback["route_around_s"]["gemini@600s"] is not None
     assert no_cooldown["route_around_s"]["gemini@600s"] is None
+    # The long outage and the latency spike show what half_open and slow_call change.
+    by_name = {c["name"]: c for c in report["configs"]}
+    half_open = by_name["fallback, half-open"]["during_outages"]["gemini@600s"]
+    assert (
+        half_open["largest_recovery"]
+        == 1
+        < fallback["during_outages"]["gemini@600s"]["largest_recovery"]
+    )
+    spike = "gemini@2880s"
+    assert by_name["half-open, slow_call 3s"]["during_outages"][spike]["cooldowns"] >= 1
+    assert fallback["during_outages"][spike]["cooldowns"] == 0
+    assert by_name["stream, half-open"]["ttfi_p50"] is not None
 
 
 def test_seed_changes_the_numbers(small: Path) -> None:

@@ -24,6 +24,7 @@ from resilient_routing.events import (
     RoutingExhausted,
     TerminusUsed,
 )
+from resilient_routing.testing import EventRecorder
 
 from .harness import Harness
 
@@ -32,21 +33,10 @@ class Down(Exception):
     pass
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[RoutingEvent] = []
-
-    def on_event(self, event: RoutingEvent) -> None:
-        self.events.append(event)
-
-    def kinds(self) -> list[tuple[str, str | None]]:
-        return [(e.kind, e.provider) for e in self.events]
-
-
 def test_events_of_a_fallback(h: Harness, tracker: InMemoryCooldownTracker) -> None:
     """A call that skips, fails over and ends on the terminus emits each step in order."""
     tracker.record_failure("a", Down())
-    rec = Recorder()
+    rec = EventRecorder()
     h.routed({"b": Down("b")}, providers=["a", "b", "t"], cooldown=tracker, listeners=[rec])()
     assert rec.kinds() == [
         ("call_started", None),
@@ -59,7 +49,7 @@ def test_events_of_a_fallback(h: Harness, tracker: InMemoryCooldownTracker) -> N
         ("attempt_succeeded", "t"),
         ("call_finished", "t"),
     ]
-    by_kind = {e.kind: e for e in rec.events}
+    by_kind = {e.kind: e for e in rec}
     failed = by_kind["attempt_failed"]
     assert isinstance(failed, AttemptFailed)
     assert failed.classification == "counted" and isinstance(failed.exception, Down)
@@ -72,15 +62,15 @@ def test_events_of_a_fallback(h: Harness, tracker: InMemoryCooldownTracker) -> N
     assert isinstance(terminus, TerminusUsed) and terminus.in_cooldown is False
     finished = by_kind["call_finished"]
     assert isinstance(finished, CallFinished) and finished.outcome == "success"
-    assert len({e.call_id for e in rec.events}) == 1
-    assert all(e.function.endswith("call") for e in rec.events)
-    times = [e.time for e in rec.events]
+    assert len({e.call_id for e in rec}) == 1
+    assert all(e.function.endswith("call") for e in rec)
+    times = [e.time for e in rec]
     assert times == sorted(times)
 
 
 def test_classification_of_failures(h: Harness, tracker: InMemoryCooldownTracker) -> None:
     """Failures are told apart: propagated, fell over, counted toward a cooldown."""
-    rec = Recorder()
+    rec = EventRecorder()
     call = h.routed(
         {"a": TimeoutError(), "b": Down(), "t": KeyError("bad")},
         providers=["a", "b", "t"],
@@ -91,31 +81,31 @@ def test_classification_of_failures(h: Harness, tracker: InMemoryCooldownTracker
     )
     with pytest.raises(KeyError):
         call()
-    failed = [e for e in rec.events if isinstance(e, AttemptFailed)]
+    failed = [e for e in rec if isinstance(e, AttemptFailed)]
     assert [(e.provider, e.classification) for e in failed] == [
         ("a", "fell_over"),
         ("b", "counted"),
         ("t", "propagated"),
     ]
-    assert isinstance(rec.events[-1], CallFinished) and rec.events[-1].outcome == "propagated"
+    assert isinstance(rec[-1], CallFinished) and rec[-1].outcome == "propagated"
 
 
 def test_exhausted_event(h: Harness, tracker: InMemoryCooldownTracker) -> None:
     """All failing: routing_exhausted with the failures, then call_finished 'exhausted'."""
-    rec = Recorder()
+    rec = EventRecorder()
     with pytest.raises(AllProvidersFailedError):
         h.routed(
             {"a": Down(), "t": Down()}, providers=["a", "t"], cooldown=tracker, listeners=[rec]
         )()
-    exhausted = [e for e in rec.events if isinstance(e, RoutingExhausted)]
+    exhausted = [e for e in rec if isinstance(e, RoutingExhausted)]
     assert len(exhausted) == 1 and [n for n, _ in exhausted[0].failures] == ["a", "t"]
     assert exhausted[0].retry_after == pytest.approx(60)
-    assert rec.events[-1].kind == "call_finished" and rec.events[-1].outcome == "exhausted"  # type: ignore[attr-defined]
+    assert rec[-1].kind == "call_finished" and rec[-1].outcome == "exhausted"  # type: ignore[attr-defined]
 
 
 async def test_cancelled_call_finishes() -> None:
     """A cancelled async call still emits call_finished, with outcome 'cancelled'."""
-    rec = Recorder()
+    rec = EventRecorder()
     entered = asyncio.Event()
 
     @routed(providers=["a"], cooldown=None, listeners=[rec])
@@ -129,17 +119,17 @@ async def test_cancelled_call_finishes() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert rec.events[-1].kind == "call_finished" and rec.events[-1].outcome == "cancelled"  # type: ignore[attr-defined]
+    assert rec[-1].kind == "call_finished" and rec[-1].outcome == "cancelled"  # type: ignore[attr-defined]
 
 
 def test_global_and_function_listeners_both_hear(h: Harness) -> None:
     """Global listeners (configure) and a function's own both receive every event."""
-    mine, everyone = Recorder(), Recorder()
+    mine, everyone = EventRecorder(), EventRecorder()
     configure(listeners=[everyone])
     h.routed(providers=["a"], cooldown=None, listeners=[mine])()
     h.routed(providers=["a"], cooldown=None)()
-    assert len(mine.events) == 4
-    assert len(everyone.events) == 8
+    assert len(mine) == 4
+    assert len(everyone) == 8
 
 
 def test_raising_listener_never_breaks_a_call(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
@@ -149,14 +139,14 @@ def test_raising_listener_never_breaks_a_call(h: Harness, caplog: pytest.LogCapt
         def on_event(self, event: RoutingEvent) -> None:
             raise RuntimeError("listener bug")
 
-    rec = Recorder()
+    rec = EventRecorder()
     caplog.set_level(logging.ERROR, "resilient_routing")
     call = h.routed(providers=["a"], cooldown=None, listeners=[Broken(), rec])
     assert call().response == "ok:a"
     assert call().response == "ok:a"
     errors = [r for r in caplog.records if r.message.startswith("routing listener failed")]
     assert len(errors) == 1 and errors[0].error == "listener bug"  # type: ignore[attr-defined]
-    assert len(rec.events) == 8
+    assert len(rec) == 8
 
 
 def test_no_listener_no_event_work(h: Harness) -> None:
@@ -188,7 +178,7 @@ def test_hedged_events_name_parallel_attempts() -> None:
 
     from resilient_routing.strategies import Hedged
 
-    rec = Recorder()
+    rec = EventRecorder()
     release = threading.Event()
 
     @routed(
@@ -201,5 +191,5 @@ def test_hedged_events_name_parallel_attempts() -> None:
 
     assert call() == "fast"
     release.set()
-    started = [e.provider for e in rec.events if e.kind == "attempt_started"]
+    started = [e.provider for e in rec if e.kind == "attempt_started"]
     assert started == ["slow", "fast"]

@@ -15,7 +15,7 @@ import pytest
 
 from resilient_routing import InMemoryCooldownTracker, InvalidConfigError, routed
 from resilient_routing.cooldown import CooldownPolicy, RedisCooldownTracker
-from resilient_routing.testing import FakeClock
+from resilient_routing.testing import EventRecorder, FakeClock
 
 from . import redis_support
 from .trackers import Backend, SyncTracker, memory_backend
@@ -296,20 +296,15 @@ def test_the_probe_is_claimed_without_a_round_trip_by_the_losers(clock: FakeCloc
 # -- events --------------------------------------------------------------------------------
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.kinds: list[tuple[str, str | None]] = []
-
-    def on_event(self, event: Any) -> None:
-        if event.kind.startswith("probe"):
-            self.kinds.append((event.kind, event.provider))
+def probes(rec: EventRecorder) -> list[tuple[str, str | None]]:
+    return [(kind, name) for kind, name in rec.kinds() if kind.startswith("probe")]
 
 
 def test_listeners_hear_of_probes(clock: FakeClock) -> None:
     tracker = InMemoryCooldownTracker(
         failure_threshold=1, cooldown=10, half_open=True, probe_timeout=5, clock=clock
     )
-    rec = Recorder()
+    rec = EventRecorder()
     down = {"a"}
 
     @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])
@@ -319,15 +314,15 @@ def test_listeners_hear_of_probes(clock: FakeClock) -> None:
         return provider
 
     call()
-    assert rec.kinds == []  # a's first failure: no probe yet
+    assert probes(rec) == []  # a's first failure: no probe yet
     clock.advance(10.0)
     call()
     call()  # refused while the probe is out: no event
-    assert rec.kinds == [("probe_started", "a"), ("probe_failed", "a")]
+    assert probes(rec) == [("probe_started", "a"), ("probe_failed", "a")]
     clock.advance(20.0)
     down.clear()
     call()
-    assert rec.kinds[2:] == [("probe_started", "a"), ("probe_succeeded", "a")]
+    assert probes(rec)[2:] == [("probe_started", "a"), ("probe_succeeded", "a")]
 
 
 async def test_async_listeners_hear_of_probes_on_redis(clock: FakeClock) -> None:
@@ -339,7 +334,7 @@ async def test_async_listeners_hear_of_probes_on_redis(clock: FakeClock) -> None
     tracker = AsyncRedisCooldownTracker(
         client, prefix=prefix, clock=clock, failure_threshold=1, cooldown=10, half_open=True
     )
-    rec = Recorder()
+    rec = EventRecorder()
 
     @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])
     async def call(provider: str) -> str:
@@ -349,9 +344,34 @@ async def test_async_listeners_hear_of_probes_on_redis(clock: FakeClock) -> None
         await tracker.record_failure("a", Boom())
         clock.advance(10.0)
         assert await call() == "a"
-        assert rec.kinds == [("probe_started", "a"), ("probe_succeeded", "a")]
+        assert probes(rec) == [("probe_started", "a"), ("probe_succeeded", "a")]
         assert await tracker.is_available("a")  # closed again for everyone
     finally:
         await tracker.aclose()
         await client.aclose()
         redis_support.delete_prefix(prefix, url)
+
+
+def test_a_probe_answering_too_slowly_failed(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """slow_call and half-open: a slow probe is heard as failed, and its cooldown starts."""
+    from resilient_routing._routing import route as route_module
+
+    monkeypatch.setattr(route_module, "default_clock", clock)
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=1, cooldown=10, half_open=True, probe_timeout=60, clock=clock
+    )
+    rec = EventRecorder()
+
+    @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec], slow_call=1.0)
+    def call(provider: str) -> str:
+        if provider == "a":
+            clock.advance(2.0)
+        return provider
+
+    tracker.record_failure("a", Boom())
+    clock.advance(10.0)
+    assert call() == "a"  # the probe's slow answer still comes back
+    assert probes(rec) == [("probe_started", "a"), ("probe_failed", "a")]
+    assert not tracker.is_available("a")  # its next cooldown started

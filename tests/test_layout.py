@@ -1,4 +1,4 @@
-"""The package keeps the shape its architecture promises (README, "Architecture").
+"""The package keeps the shape its architecture promises (docs/architecture.md).
 
 Modules stay small, one concept each, and the imports between them stay shallow: a module's
 level is one more than the deepest module it imports at import time (typing-only and lazy

@@ -10,7 +10,7 @@ Whatever the fault: no routed call fails because of Redis; each process logs one
 it loses Redis and one INFO when it is back, within ``retry_interval`` + 1 s of the fault's
 end; a cooldown started in one process is seen by the others again after the recovery; and
 ``close()`` leaves no thread or socket behind. ``python -m benchmarks.redis_faults`` prints
-the same scenarios' figures (README, "Sharing cooldowns across processes").
+the same scenarios' figures (docs/benchmarks.md, "Faults").
 """
 
 from __future__ import annotations

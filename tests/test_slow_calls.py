@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
@@ -16,23 +15,8 @@ from resilient_routing import (
     routed,
 )
 from resilient_routing._routing import route as route_module
-from resilient_routing.events import RoutingEvent
 from resilient_routing.strategies import Hedged
-from resilient_routing.testing import FakeClock
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[RoutingEvent] = []
-
-    def on_event(self, event: RoutingEvent) -> None:
-        self.events.append(event)
-
-    def kinds(self) -> list[tuple[str, str | None]]:
-        return [(e.kind, e.provider) for e in self.events]
-
-    def of(self, kind: str) -> list[Any]:
-        return [e for e in self.events if e.kind == kind]
+from resilient_routing.testing import EventRecorder, FakeClock
 
 
 class Down(Exception):
@@ -129,7 +113,7 @@ def test_exempt_and_cooldown_on_leave_a_slow_answer_uncounted(
 def test_a_slow_answer_is_logged_and_heard(
     routing_clock: FakeClock, cooling: InMemoryCooldownTracker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rec = Recorder()
+    rec = EventRecorder()
 
     @routed(providers=["a", "b"], cooldown=cooling, slow_call=2.0, listeners=[rec])
     def call(provider: str) -> str:
@@ -201,3 +185,69 @@ def test_slow_call_is_checked() -> None:
         routed(providers=["a"], slow_call=0)
     with pytest.raises(InvalidConfigError, match="slow_call"):
         routed(providers=["a"], slow_call="10")  # type: ignore[arg-type]
+
+
+async def test_a_hedge_loser_unanswered_past_slow_call_is_recorded_slow(
+    cooling: InMemoryCooldownTracker,
+) -> None:
+    """Beaten by a hedge and stopped past slow_call: slow, whatever it would have answered."""
+    rec = EventRecorder()
+
+    @routed(
+        providers=["a", "b"],
+        cooldown=cooling,
+        slow_call=0.03,
+        strategy=Hedged(delay=0.05),
+        listeners=[rec],
+    )
+    async def call(provider: str) -> str:
+        if provider == "a":
+            await asyncio.sleep(30)  # hangs
+        return provider
+
+    assert await call() == "b"
+    assert not cooling.is_available("a")
+    (slow,) = rec.of("slow_call")
+    assert slow.provider == "a" and slow.latency > 0.03
+
+
+async def test_a_hedge_loser_within_slow_call_is_not_recorded(
+    cooling: InMemoryCooldownTracker,
+) -> None:
+    @routed(providers=["a", "b"], cooldown=cooling, slow_call=5.0, strategy=Hedged(delay=0.02))
+    async def call(provider: str) -> str:
+        if provider == "a":
+            await asyncio.sleep(30)
+        await asyncio.sleep(0.01)
+        return provider
+
+    assert await call() == "b"
+    assert cooling.is_available("a")
+
+
+def test_a_sync_hedge_loser_that_ends_past_slow_call_is_recorded_slow(
+    cooling: InMemoryCooldownTracker,
+) -> None:
+    import threading
+
+    release = threading.Event()
+    done = threading.Event()
+
+    class Watch(InMemoryCooldownTracker):
+        def record_failure(self, name: str, exc: BaseException) -> bool:
+            started = super().record_failure(name, exc)
+            done.set()
+            return started
+
+    tracker = Watch(failure_threshold=1, cooldown=60)
+
+    @routed(providers=["a", "b"], cooldown=tracker, slow_call=0.02, strategy=Hedged(delay=0.02))
+    def call(provider: str) -> str:
+        if provider == "a":
+            release.wait(10)  # runs on until the test lets it go
+        return provider
+
+    assert call() == "b"
+    release.set()
+    assert done.wait(10)  # the loser ended in its thread, past slow_call: recorded
+    assert not tracker.is_available("a")

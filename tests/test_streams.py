@@ -23,29 +23,14 @@ from resilient_routing import (
     routed,
 )
 from resilient_routing._routing import route as route_module
-from resilient_routing.events import RoutingEvent
 from resilient_routing.strategies import Hedged
-from resilient_routing.testing import FakeClock
+from resilient_routing.testing import EventRecorder, FakeClock
 
 MID_STREAM = "resilient_routing: raised mid-stream by provider"
 
 
 class Down(Exception):
     pass
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[RoutingEvent] = []
-
-    def on_event(self, event: RoutingEvent) -> None:
-        self.events.append(event)
-
-    def kinds(self) -> list[tuple[str, str | None]]:
-        return [(e.kind, e.provider) for e in self.events]
-
-    def last(self, kind: str) -> Any:
-        return [e for e in self.events if e.kind == kind][-1]
 
 
 class Streams:
@@ -289,7 +274,7 @@ def test_stopping_early_closes_the_provider_stream_and_is_no_failure(
     how: str, tracker: InMemoryCooldownTracker
 ) -> None:
     s = Streams({"a": ["a1", "a2", "a3"], "b": ["b1"]})
-    rec = Recorder()
+    rec = EventRecorder()
 
     @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])
     def chat(provider: str) -> Iterator[str]:
@@ -449,7 +434,7 @@ def test_single_attempt_strategy_streams() -> None:
 
 def test_events_cover_the_stream(tracker: InMemoryCooldownTracker) -> None:
     s = Streams({"a": [Down("a")], "b": ["b1", "b2", "b3"]})
-    rec = Recorder()
+    rec = EventRecorder()
 
     @routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])
     def chat(provider: str) -> Iterator[str]:
@@ -469,7 +454,7 @@ def test_events_cover_the_stream(tracker: InMemoryCooldownTracker) -> None:
 def test_events_of_a_stream_that_fails_mid_way(tracker: InMemoryCooldownTracker) -> None:
     cut = Down("cut")
     s = Streams({"a": ["a1", cut]})
-    rec = Recorder()
+    rec = EventRecorder()
 
     @routed(providers=["a"], cooldown=tracker, listeners=[rec])
     def chat(provider: str) -> Iterator[str]:
@@ -608,7 +593,7 @@ async def test_async_stopping_early_closes_the_provider_stream(
     how: str, tracker: InMemoryCooldownTracker
 ) -> None:
     s = Streams({"a": ["a1", "a2", "a3"]})
-    rec = Recorder()
+    rec = EventRecorder()
 
     chat = routed(providers=["a"], cooldown=tracker, listeners=[rec])(s.agen)
 
@@ -631,7 +616,7 @@ async def test_cancelled_consumer_records_nothing_and_closes_the_stream(
     tracker: InMemoryCooldownTracker,
 ) -> None:
     s = Streams({"a": ["a1", 30.0, "a2"], "b": ["b1"]})
-    rec = Recorder()
+    rec = EventRecorder()
 
     chat = routed(providers=["a", "b"], cooldown=tracker, listeners=[rec])(s.agen)
 

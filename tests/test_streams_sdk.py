@@ -202,10 +202,13 @@ def test_the_streaming_example_runs(apis: dict[str, StreamingAPI]) -> None:
     """examples/sdks/openai_streaming.py: the primary's 429 falls over, the backup streams."""
     apis["primary"].script = Script(status=429, headers={"retry-after": "7"})
     example = Path(__file__).parent.parent / "examples" / "sdks" / "openai_streaming.py"
+    root = Path(__file__).resolve().parent.parent
     env = {
         **os.environ,
         "EXAMPLE_PRIMARY_URL": apis["primary"].url,
         "EXAMPLE_BACKUP_URL": apis["backup"].url,
+        # This checkout's package, whatever copy the interpreter has installed.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
     done = subprocess.run(
         [sys.executable, str(example)], env=env, capture_output=True, text=True, timeout=60

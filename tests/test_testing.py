@@ -234,3 +234,32 @@ def test_cooldown_helpers_refuse_async_trackers_and_bad_seconds(clock: FakeClock
     for bad in (0, -1, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="seconds > 0"):
             force_cooldown(tracker, "a", bad)
+
+
+def test_event_recorder_keeps_every_event_in_order() -> None:
+    from resilient_routing import routed
+    from resilient_routing.testing import EventRecorder
+
+    recorder = EventRecorder()
+
+    @routed(providers=["a", "b"], cooldown=None, listeners=[recorder])
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise RuntimeError("a is down")
+        return provider
+
+    assert call() == "b"
+    assert recorder.kinds() == [
+        ("call_started", None),
+        ("attempt_started", "a"),
+        ("attempt_failed", "a"),
+        ("terminus_used", "b"),
+        ("attempt_started", "b"),
+        ("attempt_succeeded", "b"),
+        ("call_finished", "b"),
+    ]
+    assert [e.provider for e in recorder.of("attempt_started")] == ["a", "b"]
+    assert recorder.last("attempt_failed").classification == "fell_over"
+    with pytest.raises(LookupError, match=r"no 'cooldown_started' event among the 7 received"):
+        recorder.last("cooldown_started")
+    assert isinstance(recorder, list) and len(recorder) == 7

@@ -71,9 +71,9 @@ class Settings:
     )
     #: resilient_routing's Hedged(delay=): a second provider starts beside a slow first one
     rr_hedge_delay: float = 0.3
-    #: resilient_routing's slow_call=: an answer (or a first chunk) slower than this cools the
-    #: provider down like a failure
-    rr_slow_call: float = 0.8
+    #: resilient_routing's slow_call=: an answer (or a first chunk) slower than this counts as
+    #: a failure of its provider. Under the hedge delay, an attempt beaten by a hedge is one.
+    rr_slow_call: float = 0.25
     #: resilient_routing's idle_timeout= for streams: the longest gap between two chunks
     rr_idle_timeout: float = 1.0
 

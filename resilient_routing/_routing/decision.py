@@ -45,6 +45,7 @@ from resilient_routing._exceptions import (
 from . import report
 from .failures import judge
 from .providers import read_providers
+from .racing import WAIT, Racing
 
 if TYPE_CHECKING:
     from resilient_routing._config import Config
@@ -59,7 +60,6 @@ CHECK: Final = 1
 ATTEMPT: Final = 2
 RECORD: Final = 3
 TALLY: Final = 4
-WAIT: Final = 5
 RAISE: Final = 6
 CLEAR: Final = 7
 RETURN: Final = 8
@@ -69,7 +69,7 @@ _last_here = report.last_here
 _last_in_task = report.last_in_task
 
 
-class Decision:
+class Decision(Racing):
     """The decision state of one routed call (see the module docstring for its steps).
 
     Args:
@@ -250,27 +250,6 @@ class Decision:
         self.budget = budget
         return True
 
-    # -- hedging: waiting for attempts in flight -------------------------------------------
-
-    def started_attempt(self) -> int:
-        """The hedged driver started the attempt it was told to: return the next step."""
-        return self._waiting()
-
-    def _waiting(self) -> int:
-        caps = self.route.caps
-        wait = caps.hedge_delay if self.in_flight <= caps.max_hedges else None
-        if self.deadline is not None:
-            left = max(self.deadline - self.route.clock(), 0.0)
-            wait = left if wait is None else min(wait, left)
-        self.wait = wait
-        return WAIT
-
-    def waited(self) -> int:
-        """A ``WAIT`` ended with no outcome: hedge, or time out."""
-        if self.deadline is not None and self.route.clock() >= self.deadline:
-            return self._raise(self._timed_out())
-        return self._next()
-
     # -- outcomes --------------------------------------------------------------------------
 
     def succeeded(self, i: int, response: Any, latency: float) -> int:
@@ -286,25 +265,24 @@ class Decision:
         self.winner = i
         self.response = response
         self.latency = latency
+        slow = self.route.options.slow_call
+        error = (
+            None if slow is None or latency <= slow else SlowCallError(self.names[i], latency, slow)
+        )
+        counted = error is not None and self.tracked and self.counts(i, error)
         loud = self.loud
         if loud:
-            report.succeeded(self, i, latency)
+            report.succeeded(self, i, latency, error, counted)
         # report.remember(self), inlined: a call costs much of a fallback's routing here.
         if _running_loop() is None:
             _last_here.value = self
         else:
             _last_in_task.set(self)
         self.value = report.result(self) if self.want_result else response
-        slow = self.route.options.slow_call
-        if slow is not None and latency > slow:
-            error = SlowCallError(self.names[i], latency, slow)
-            counted = self.tracked and self.counts(i, error)
-            if loud:
-                report.slow(self, i, error, counted)
-            if counted:
-                self.index = i
-                self.judged = self.raised = error
-                return RECORD
+        if counted:
+            self.index = i
+            self.judged = self.raised = error  # type: ignore[assignment]
+            return RECORD
         if loud:
             self.finish(None)
         return CLEAR if self.names[i] in self.asks else RETURN

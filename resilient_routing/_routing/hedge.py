@@ -6,7 +6,8 @@ running ones is the decision's. Outcomes that land together are reported in laun
 
 Async: the losing attempts are cancelled and awaited before the call returns. Sync: attempts
 run on a thread pool; the losers are abandoned (a running thread cannot be stopped), not waited
-for, and their outcomes are not recorded.
+for, and their outcomes are not recorded. Either way a loser that ran past ``slow_call``
+without an answer (async: when it was stopped; sync: when it ends) is recorded as a slow call.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from types import MethodType
 from typing import Any
 
 from resilient_routing import _config
+from resilient_routing._exceptions import SlowCallError
 
 from .decision import ATTEMPT, RAISE, RETURN, WAIT, Decision
 from .route import Route
@@ -97,6 +99,7 @@ def _drive_sync(
     providers = d.providers
     running: dict[concurrent.futures.Future[Outcome], int] = {}
     landed: list[concurrent.futures.Future[Outcome]] = []
+    won = False
     try:
         step = d.start()
         while True:
@@ -126,6 +129,7 @@ def _drive_sync(
             elif step is RAISE:
                 raise d.error
             elif step is RETURN:
+                won = True
                 return d.value
             else:
                 step = ask_tracker(d, step, tracker)
@@ -133,17 +137,25 @@ def _drive_sync(
         d.finish(exc)
         raise
     finally:
-        # The losers run on: when each ends, the strategy hears of it (nothing is recorded).
+        # The losers run on: when each ends, the strategy hears of it (nothing is recorded,
+        # but that it was slower than slow_call).
         for future, i in running.items():
-            future.add_done_callback(_abandoned(d, i))
+            future.add_done_callback(_abandoned(d, i, tracker, won))
         del d
 
 
-def _abandoned(d: Decision, i: int) -> Callable[[concurrent.futures.Future[Outcome]], None]:
+def _abandoned(
+    d: Decision, i: int, tracker: Any, won: bool
+) -> Callable[[concurrent.futures.Future[Outcome]], None]:
     def done(future: concurrent.futures.Future[Outcome]) -> None:
         if not future.cancelled() and future.exception() is None:
             ok, _, latency, _ = future.result()
             d.abandoned(i, latency, ok)
+            error = d.outran(i, latency) if won else None
+            if error is not None:  # beaten, and slower than slow_call: a slow call
+                name = d.names[i]
+                started = tracker.record_failure(name, error)
+                d.outran_recorded(i, started, tracker.cooldown_remaining(name) if started else 0)
 
     return done
 
@@ -206,6 +218,7 @@ async def drive_async(
     providers = d.providers
     running: dict[asyncio.Task[Outcome], tuple[int, float]] = {}
     landed: list[asyncio.Task[Outcome]] = []
+    won = False
     try:
         step = d.start()
         while True:
@@ -239,6 +252,7 @@ async def drive_async(
             elif step is RAISE:
                 raise d.error
             elif step is RETURN:
+                won = True
                 return d.value
             else:
                 step = await ask_tracker_async(d, step, tracker)
@@ -251,9 +265,19 @@ async def drive_async(
             task.cancel()
         if running:
             await asyncio.wait(running)
+        outran: list[tuple[int, SlowCallError]] = []
         for task, (i, start) in running.items():
             answered = not task.cancelled() and task.exception() is None and task.result()[0]
             d.abandoned(i, clock() - start, answered)
             if answered and release is not None:
                 await release(task.result()[1])
+            elif won and task.cancelled():
+                # Beaten, and unanswered past slow_call: a slow call, whatever it would answer.
+                error = d.outran(i, clock() - start)
+                if error is not None:
+                    outran.append((i, error))
+        for i, error in outran:
+            name = d.names[i]
+            started = await tracker.record_failure(name, error)
+            d.outran_recorded(i, started, await tracker.cooldown_remaining(name) if started else 0)
         del d

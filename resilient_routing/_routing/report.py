@@ -45,7 +45,7 @@ __all__ = [
     "remember",
     "result",
     "skipped",
-    "slow",
+    "slow_answer",
     "stream_broke",
     "stream_ended",
     "succeeded",
@@ -332,8 +332,8 @@ def probe_failed(d: Decision, i: int, exc: Exception) -> None:
         _emit(d, _events().ProbeFailed, i, exception=exc, latency=d.latency)
 
 
-def slow(d: Decision, i: int, error: SlowCallError, counted: bool) -> None:
-    """Provider ``i`` answered, slower than ``slow_call``."""
+def slow_answer(d: Decision, i: int, error: SlowCallError, counted: bool) -> None:
+    """Provider ``i`` answered, or ran unanswered, slower than ``slow_call``."""
     _log(
         d,
         _WARNING,
@@ -362,8 +362,10 @@ def cooldown_started(d: Decision, i: int, remaining: float) -> None:
         _emit(d, _events().CooldownStarted, i, duration=remaining)
 
 
-def succeeded(d: Decision, i: int, latency: float) -> None:
-    """Provider ``i`` answered."""
+def succeeded(
+    d: Decision, i: int, latency: float, slow: SlowCallError | None = None, counted: bool = False
+) -> None:
+    """Provider ``i`` answered; ``slow``: slower than ``slow_call`` (``counted``: a failure)."""
     if d.failures:
         _log(
             d,
@@ -376,7 +378,12 @@ def succeeded(d: Decision, i: int, latency: float) -> None:
         )
     if d.listeners:
         _emit(d, _events().AttemptSucceeded, i, latency=latency)
-        if i in d.probes:
+    if slow is not None:
+        slow_answer(d, i, slow, counted)
+    if d.listeners and i in d.probes:
+        if counted:  # a probe that answered too slowly failed: its next cooldown starts
+            _emit(d, _events().ProbeFailed, i, exception=slow, latency=latency)
+        else:
             _emit(d, _events().ProbeSucceeded, i, latency=latency)
 
 

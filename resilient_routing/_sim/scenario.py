@@ -6,8 +6,6 @@ different experiment than the one you wrote.
 
 from __future__ import annotations
 
-import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,7 +14,14 @@ from typing import Any
 
 from resilient_routing.strategies._registry import available_strategies, strategy_factory
 
+from . import latency
+from .latency import Latency, Lognormal
+from .reader import Reader, ScenarioError
+
 __all__ = [
+    "COUNTED_KINDS",
+    "ERROR_KINDS",
+    "OUTAGE_KINDS",
     "ConfigSpec",
     "OutageSpec",
     "ProviderSpec",
@@ -24,33 +29,36 @@ __all__ = [
     "ScenarioError",
     "default_scenario",
     "load_scenario",
+    "parse_scenario",
 ]
 
+#: What a provider's background errors (``error_kind``) may be.
 ERROR_KINDS = ("5xx", "429", "timeout")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-class ScenarioError(ValueError):
-    """A scenario file is not what the simulator expects."""
+#: What an outage does: fail calls (``ERROR_KINDS``), answer late (``slow``), cut streams
+#: after some items (``cut``) or stall them (``stall``).
+OUTAGE_KINDS = (*ERROR_KINDS, "slow", "cut", "stall")
+#: The failures ``cooldown_on`` chooses among: a ``slow`` answer is one past ``slow_call``; a
+#: stall ends as a ``timeout`` (the provider's, or the route's ``idle_timeout``).
+COUNTED_KINDS = (*ERROR_KINDS, "slow", "cut")
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
-    """A simulated provider: latency distribution and background errors."""
+    """A simulated provider: latency distribution, background errors, and its streams."""
 
     name: str
-    latency_median: float
-    latency_p95: float
+    latency: Latency = field(default_factory=lambda: Lognormal(1.0, 2.0))
     error_rate: float = 0.0
     error_kind: str = "5xx"
     timeout: float = 10.0
     retry_after: float = 30.0
+    items: int = 20
+    item_interval: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
 class OutageSpec:
-    """A window during which a provider fails (a share of) its calls with one kind of error."""
+    """A window during which a provider fails, slows or breaks (a share of) its calls."""
 
     provider: str
     start: float
@@ -58,6 +66,8 @@ class OutageSpec:
     kind: str = "5xx"
     failure_rate: float = 1.0
     retry_after: float = 30.0
+    added_latency: float = 0.0
+    after_items: int | None = None  # cut / stall: None, a random point of each stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +83,16 @@ class ConfigSpec:
     cooldown: float = 30.0
     max_cooldown: float = 300.0
     growth: float = 2.0
+    half_open: bool = False
+    probe_timeout: float = 30.0
     exempt: tuple[str, ...] = ()
-    cooldown_on: tuple[str, ...] = ERROR_KINDS
+    cooldown_on: tuple[str, ...] = COUNTED_KINDS
     attempt_timeout: float | None = None
     max_attempts: int | None = None
+    slow_call: float | None = None
+    stream: bool = False
+    first_item_timeout: float | None = None
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,131 +109,58 @@ class Scenario:
     source: str = "<built-in>"
 
 
-class _Reader:
-    """Reads typed values out of a TOML table, naming the file and key in every error."""
-
-    def __init__(self, source: str, table: dict[str, Any], where: str) -> None:
-        self.source = source
-        self.table = table
-        self.where = where
-        self.used: set[str] = set()
-
-    def fail(self, key: str, expected: str, value: object) -> ScenarioError:
-        return ScenarioError(
-            f"{self.source}: {self.where}{key}: expected {expected}, got {value!r}"
-        )
-
-    def get(self, key: str, default: object = ...) -> Any:
-        self.used.add(key)
-        if key not in self.table:
-            if default is ...:
-                raise ScenarioError(f"{self.source}: {self.where}{key}: missing (required)")
-            return default
-        return self.table[key]
-
-    def number(
-        self,
-        key: str,
-        default: object = ...,
-        *,
-        low: float = 0.0,
-        high: float = math.inf,
-        open_low: bool = False,
-    ) -> float:
-        value = self.get(key, default)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if (
-            ok
-            and math.isfinite(value)
-            and (value > low if open_low else value >= low)
-            and value <= high
-        ):
-            return float(value)
-        bound = f"> {low:g}" if open_low else f">= {low:g}"
-        upper = "" if high == math.inf else f" and <= {high:g}"
-        raise self.fail(key, f"a number {bound}{upper}", value)
-
-    def seconds(self, key: str, default: object = ..., *, positive: bool = False) -> float:
-        value = self.get(key, default)
-        seconds: float | None = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            seconds = float(value)
-        elif isinstance(value, str):
-            match = _DURATION.match(value)
-            if match:
-                seconds = float(match.group(1)) * _UNITS[match.group(2)]
-        if (
-            seconds is not None
-            and math.isfinite(seconds)
-            and seconds >= 0
-            and (seconds > 0 or not positive)
-        ):
-            return seconds
-        bound = "> 0" if positive else ">= 0"
-        raise self.fail(
-            key, f'seconds: a finite number {bound} or a string such as "90s", "10m", "1h"', value
-        )
-
-    def text(self, key: str, default: object = ..., choices: tuple[str, ...] = ()) -> str:
-        value = self.get(key, default)
-        if isinstance(value, str) and value and (not choices or value in choices):
-            return value
-        expected = "one of " + ", ".join(repr(c) for c in choices) if choices else "a string"
-        raise self.fail(key, expected, value)
-
-    def names(
-        self, key: str, default: object = ..., choices: tuple[str, ...] = ()
-    ) -> tuple[str, ...]:
-        value = self.get(key, default)
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            bad = [v for v in value if choices and v not in choices]
-            if not bad:
-                return tuple(value)
-            raise self.fail(key, "names among " + ", ".join(repr(c) for c in choices), bad[0])
-        raise self.fail(key, "a list of names", value)
-
-    def done(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            raise ScenarioError(
-                f"{self.source}: {self.where}{unknown[0]}: unknown key (expected one of "
-                + ", ".join(sorted(self.used))
-                + ")"
-            )
-
-
-def _tables(reader: _Reader, key: str) -> list[dict[str, Any]]:
-    value = reader.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise reader.fail(key, f"an array of tables ([[{key}]])", value)
-    return value
-
-
 def _provider(source: str, table: dict[str, Any], i: int) -> ProviderSpec:
-    r = _Reader(source, table, f"providers[{i}].")
-    median = r.number("latency_median", open_low=True)
+    r = Reader(source, table, f"providers[{i}].")
     spec = ProviderSpec(
         name=r.text("name"),
-        latency_median=median,
-        latency_p95=r.number("latency_p95", median * 2, low=median),
+        latency=latency.read(r),
         error_rate=r.number("error_rate", 0.0, high=1.0),
         error_kind=r.text("error_kind", "5xx", ERROR_KINDS),
         timeout=r.seconds("timeout", 10.0),
         retry_after=r.seconds("retry_after", 30.0),
+        items=r.count("items", 20),
+        item_interval=r.seconds("item_interval", 0.05),
     )
     r.done()
     return spec
 
 
-def _outage(source: str, table: dict[str, Any], i: int, names: tuple[str, ...]) -> OutageSpec:
-    r = _Reader(source, table, f"outages[{i}].")
+def _outage(
+    source: str, table: dict[str, Any], i: int, providers: dict[str, ProviderSpec]
+) -> OutageSpec:
+    r = Reader(source, table, f"outages[{i}].")
+    name = r.text("provider", choices=tuple(providers))
+    kind = r.text("kind", "5xx", OUTAGE_KINDS)
+    if kind == "slow":
+        added = r.seconds("added_latency", positive=True)
+    else:
+        r.refuse("added_latency", f"only for kind = 'slow' (this outage is {kind!r})")
+        added = 0.0
+    after: int | None = None
+    if kind in ("cut", "stall"):
+        if r.has("after_items"):
+            after = r.count("after_items")
+            items = providers[name].items
+            if after > items:
+                raise r.fail(
+                    "after_items", f"at most the items per stream of {name!r} ({items})", after
+                )
+    else:
+        r.refuse("after_items", f"only for kind = 'cut' or 'stall' (this outage is {kind!r})")
+    if kind in ERROR_KINDS:
+        retry_after = r.seconds("retry_after", 30.0)
+    else:
+        r.refuse("retry_after", f"only for the error kinds (this outage is {kind!r})")
+        retry_after = 30.0
     spec = OutageSpec(
-        provider=r.text("provider", choices=names),
+        provider=name,
         start=r.seconds("start"),
         end=r.seconds("end"),
-        kind=r.text("kind", "5xx", ERROR_KINDS),
+        kind=kind,
         failure_rate=r.number("failure_rate", 1.0, high=1.0),
-        retry_after=r.seconds("retry_after", 30.0),
+        retry_after=retry_after,
+        added_latency=added,
+        after_items=after,
     )
     if spec.end <= spec.start:
         raise r.fail("end", f"a time after start ({spec.start:g} s)", table.get("end"))
@@ -225,30 +168,56 @@ def _outage(source: str, table: dict[str, Any], i: int, names: tuple[str, ...]) 
     return spec
 
 
-def _config(source: str, table: dict[str, Any], i: int, names: tuple[str, ...]) -> ConfigSpec:
-    r = _Reader(source, table, f"configs[{i}].")
+def _config(
+    source: str, table: dict[str, Any], i: int, names: tuple[str, ...], stream: bool
+) -> ConfigSpec:
+    r = Reader(source, table, f"configs[{i}].")
     options = r.get("strategy_options", {})
     if not isinstance(options, dict):
         raise r.fail("strategy_options", "a table of the strategy's options", options)
-    threshold = _count(r, "failure_threshold", 3)
-    attempt_timeout = r.get("attempt_timeout", None)
+    track = r.boolean("track_cooldown", True)
+    half_open = r.boolean("half_open", False)
+    if half_open and not track:
+        raise r.fail("half_open", "false when track_cooldown = false (no tracker, no probes)", True)
+    if half_open:
+        probe_timeout = r.seconds("probe_timeout", 30.0, positive=True)
+    else:
+        r.refuse("probe_timeout", "only with half_open = true")
+        probe_timeout = 30.0
+    stream = r.boolean("stream", stream)
+    if stream:
+        r.refuse(
+            "attempt_timeout",
+            "not for a streaming config: its attempt ends at the first item; use "
+            "first_item_timeout (and idle_timeout between items)",
+        )
+        first_item_timeout = r.optional_seconds("first_item_timeout")
+        idle_timeout = r.optional_seconds("idle_timeout")
+    else:
+        for key in ("first_item_timeout", "idle_timeout"):
+            r.refuse(key, "only for a streaming config (stream = true)")
+        first_item_timeout = idle_timeout = None
     max_attempts = r.get("max_attempts", None)
     spec = ConfigSpec(
         name=r.text("name"),
         strategy=r.text("strategy", "fallback", tuple(available_strategies())),
         strategy_options=dict(options),
         providers=r.names("providers", (), names),
-        track_cooldown=_boolean(r, "track_cooldown", True),
-        failure_threshold=threshold,
+        track_cooldown=track,
+        failure_threshold=r.count("failure_threshold", 3),
         cooldown=r.seconds("cooldown", 30.0, positive=True),
         max_cooldown=r.seconds("max_cooldown", 300.0, positive=True),
         growth=r.number("growth", 2.0, low=1.0),
+        half_open=half_open,
+        probe_timeout=probe_timeout,
         exempt=r.names("exempt", (), names),
-        cooldown_on=r.names("cooldown_on", ERROR_KINDS, ERROR_KINDS),
-        attempt_timeout=None
-        if attempt_timeout is None
-        else r.seconds("attempt_timeout", positive=True),
-        max_attempts=None if max_attempts is None else _count(r, "max_attempts"),
+        cooldown_on=r.names("cooldown_on", COUNTED_KINDS, COUNTED_KINDS),
+        attempt_timeout=None if stream else r.optional_seconds("attempt_timeout"),
+        max_attempts=None if max_attempts is None else r.count("max_attempts"),
+        slow_call=r.optional_seconds("slow_call"),
+        stream=stream,
+        first_item_timeout=first_item_timeout,
+        idle_timeout=idle_timeout,
     )
     try:
         strategy_factory(spec.strategy)(**spec.strategy_options)
@@ -264,18 +233,15 @@ def _config(source: str, table: dict[str, Any], i: int, names: tuple[str, ...]) 
     return spec
 
 
-def _count(r: _Reader, key: str, default: object = ...) -> int:
-    value = r.get(key, default)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise r.fail(key, "an integer >= 1", value)
-
-
-def _boolean(r: _Reader, key: str, default: bool) -> bool:
-    value = r.get(key, default)
-    if isinstance(value, bool):
-        return value
-    raise r.fail(key, "true or false", value)
+def _unique_names(source: str, configs: tuple[ConfigSpec, ...]) -> None:
+    seen: set[str] = set()
+    for i, config in enumerate(configs):
+        if config.name in seen:
+            raise ScenarioError(
+                f"{source}: configs[{i}].name: expected a name no other config has, "
+                f"got {config.name!r}"
+            )
+        seen.add(config.name)
 
 
 def parse_scenario(text: str, source: str) -> Scenario:
@@ -288,28 +254,33 @@ def parse_scenario(text: str, source: str) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {exc}") from exc
-    r = _Reader(source, data, "")
+    r = Reader(source, data, "")
     seed = r.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise r.fail("seed", "an integer", seed)
-    providers = tuple(_provider(source, t, i) for i, t in enumerate(_tables(r, "providers")))
+    provider_tables = r.tables("providers")
+    providers = tuple(_provider(source, t, i) for i, t in enumerate(provider_tables))
     if not providers:
         raise ScenarioError(f"{source}: providers: expected at least one [[providers]] table")
     names = tuple(p.name for p in providers)
     if len(set(names)) != len(names):
         raise ScenarioError(f"{source}: providers: expected unique names, got {list(names)}")
-    outages = tuple(_outage(source, t, i, names) for i, t in enumerate(_tables(r, "outages")))
-    configs = tuple(_config(source, t, i, names) for i, t in enumerate(_tables(r, "configs")))
+    by_name = {p.name: p for p in providers}
+    outages = tuple(_outage(source, t, i, by_name) for i, t in enumerate(r.tables("outages")))
+    stream = r.boolean("stream", False)
+    configs = tuple(_config(source, t, i, names, stream) for i, t in enumerate(r.tables("configs")))
     if not configs:
-        configs = (ConfigSpec(name="fallback"),)
-    seen: set[str] = set()
-    for i, config in enumerate(configs):
-        if config.name in seen:
-            raise ScenarioError(
-                f"{source}: configs[{i}].name: expected a name no other config has, "
-                f"got {config.name!r}"
-            )
-        seen.add(config.name)
+        configs = (ConfigSpec(name="stream" if stream else "fallback", stream=stream),)
+    _unique_names(source, configs)
+    if not any(c.stream for c in configs):
+        # Stream settings where nothing streams: the experiment is not the one written.
+        for i, table in enumerate(provider_tables):
+            for key in ("items", "item_interval"):
+                if key in table:
+                    raise ScenarioError(
+                        f"{source}: providers[{i}].{key}: only used by streaming configs, and "
+                        "none streams (stream = true at the top or in a [[configs]])"
+                    )
     scenario = Scenario(
         name=r.text("name", Path(source).stem),
         seed=seed,
@@ -344,7 +315,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def default_scenario() -> Scenario:
-    """Return the built-in scenario: three providers, one outage, one 429 burst, one hour."""
+    """Return the built-in scenario (``resilient_routing/scenarios/default.toml``)."""
     text = (
         resources.files("resilient_routing")
         .joinpath("scenarios/default.toml")

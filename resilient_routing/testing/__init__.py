@@ -1,4 +1,4 @@
-"""Helpers for testing routed code: fake time, scripted providers, faults, cooldown control.
+"""Helpers for testing routed code: fake time, scripted providers, faults, cooldowns, events.
 
 Example::
 
@@ -23,11 +23,13 @@ import math
 from resilient_routing.cooldown._protocol import CooldownTracker
 
 from ._clock import FakeClock
+from ._events import EventRecorder
 from ._faults import Fault, FaultInjector, InjectedFaultError, InjectedTimeoutError
 from ._scripted import Delayed, ScriptedProvider, ScriptExhaustedError
 
 __all__ = [
     "Delayed",
+    "EventRecorder",
     "FakeClock",
     "Fault",
     "FaultInjector",
