@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -61,18 +62,52 @@ def wall_clock() -> Callable[[], float]:
 
 
 def _backends() -> list[str]:
-    return ["memory", "redis", "redis-async"]
+    return [
+        "memory",
+        "redis",
+        "redis-async",
+        "redis-cluster",
+        "redis-cluster-async",
+        "redis-sentinel",
+        "redis-sentinel-async",
+    ]
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """A Redis Cluster of three primaries, of the session's own (never killed in)."""
+    from . import redis_deploy
+
+    with redis_deploy.cluster(primaries=3) as made:
+        yield made
+
+
+@pytest.fixture(scope="session")
+def redis_sentinels() -> Iterator[Any]:
+    """A primary, a replica and three sentinels, of the session's own (never failed over)."""
+    from . import redis_deploy
+
+    with redis_deploy.sentinel_group() as made:
+        yield made
 
 
 @pytest.fixture(params=_backends())
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """Every cooldown tracker backend: the contract suite runs once per backend."""
+    """Every cooldown tracker backend: the contract suite runs once per backend.
+
+    Redis on one server, on a Redis Cluster, and on a primary found through Sentinel.
+    """
     if request.param == "memory":
         yield memory_backend()
         return
-    from . import redis_support
+    from . import redis_deploy, redis_support
 
-    made = redis_support.backend(request.param)
+    connect = None
+    if request.param.startswith("redis-cluster"):
+        connect = redis_deploy.cluster_connect(request.getfixturevalue("redis_cluster"))
+    elif request.param.startswith("redis-sentinel"):
+        connect = redis_deploy.sentinel_connect(request.getfixturevalue("redis_sentinels"))
+    made = redis_support.backend(request.param, connect)
     try:
         yield made
     finally:

@@ -13,6 +13,7 @@ visible in the others after the recovery, and what was left open after ``close()
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
@@ -30,9 +31,15 @@ from typing import Any
 import redis
 
 from resilient_routing import routed
-from resilient_routing.cooldown import RedisCooldownTracker
 
-from .redis_support import RedisServer, free_port, sync_client
+from .redis_support import (
+    RedisServer,
+    Target,
+    free_port,
+    open_async_tracker,
+    open_tracker,
+    sync_client,
+)
 
 #: Worker processes per scenario.
 WORKERS = 4
@@ -159,13 +166,14 @@ def _sockets() -> int:
 
 
 def traffic_worker(
-    index: int, url: str, prefix: str, start: float, end: float, visible_at: float, out: Any
+    index: int, url: Target, prefix: str, start: float, end: float, visible_at: float, out: Any
 ) -> None:
     """Route calls from ``start`` to ``end`` (monotonic seconds), then report.
 
     Providers never fail because of Redis: any exception a routed call raises is a failure
     the tracker let through. Worker 0 starts a cooldown of "marker" at ``visible_at``; every
-    worker notes how long it took to see it.
+    worker notes how long it took to see it. At the end each reports what is left of the
+    cooldown of "survivor" (which a failover test starts before the fault).
     """
     records = _Records()
     logger = logging.getLogger("resilient_routing")
@@ -173,7 +181,7 @@ def traffic_worker(
     logger.setLevel(logging.INFO)
     sockets_before = _sockets()
     threads_before = {t.name for t in threading.enumerate()}
-    tracker = RedisCooldownTracker.from_url(
+    tracker = open_tracker(
         url,
         prefix=prefix,
         socket_timeout=SOCKET_TIMEOUT,
@@ -211,6 +219,7 @@ def traffic_worker(
             errors.append(f"{type(exc).__name__}: {exc}")
         calls.append((now, time.perf_counter() - began))
         time.sleep(0.002)
+    survivor = tracker.cooldown_remaining("survivor")
     tracker.close()
     time.sleep(0.1)
     leaked_threads = sorted({t.name for t in threading.enumerate()} - threads_before)
@@ -222,10 +231,82 @@ def traffic_worker(
             "calls": calls,
             "records": records.seen,
             "visible_after": visible_after,
+            "survivor": survivor,
             "leaked_threads": leaked_threads,
             "leaked_sockets": _sockets() - sockets_before,
         }
     )
+
+
+def async_traffic_worker(
+    index: int, url: Target, prefix: str, start: float, end: float, visible_at: float, out: Any
+) -> None:
+    """:func:`traffic_worker` with an ``AsyncRedisCooldownTracker`` and an async routed call."""
+    records = _Records()
+    logger = logging.getLogger("resilient_routing")
+    logger.addHandler(records)
+    logger.setLevel(logging.INFO)
+    sockets_before = _sockets()
+
+    async def main() -> dict[str, Any]:
+        tracker = open_async_tracker(
+            url,
+            prefix=prefix,
+            socket_timeout=SOCKET_TIMEOUT,
+            retry_interval=RETRY_INTERVAL,
+            health_check_interval=0.5,
+            failure_threshold=1,
+            cooldown=0.5,
+        )
+        try:
+            await asyncio.wait_for(tracker.wait_synced(), 5.0)
+            synced = True
+        except TimeoutError:
+            synced = False
+        rng = random.Random(index)
+
+        @routed(providers=["flaky", "steady"], cooldown=tracker)
+        async def call(provider: str) -> str:
+            if provider == "flaky" and rng.random() < 0.2:
+                raise _Down(provider)
+            return provider
+
+        errors: list[str] = []
+        calls: list[tuple[float, float]] = []
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        visible_after: float | None = None
+        marked = False
+        while (now := time.monotonic()) < end:
+            if now >= visible_at and visible_after is None:
+                if index == 0 and not marked:
+                    await tracker.record_failure("marker", _Down("marker"))
+                    marked = True
+                if not await tracker.is_available("marker"):
+                    visible_after = time.monotonic() - visible_at
+            began = time.perf_counter()
+            try:
+                await call()
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            calls.append((now, time.perf_counter() - began))
+            await asyncio.sleep(0.002)
+        survivor = await tracker.cooldown_remaining("survivor")
+        await tracker.aclose()
+        return {
+            "index": index,
+            "synced": synced,
+            "errors": errors,
+            "calls": calls,
+            "visible_after": visible_after,
+            "survivor": survivor,
+            # An event loop of its own: asyncio.run() ends every task it started.
+            "leaked_threads": [],
+        }
+
+    report = asyncio.run(main())
+    report["records"] = records.seen
+    report["leaked_sockets"] = _sockets() - sockets_before
+    out.put(report)
 
 
 # ---------------------------------------------------------------------------------------
@@ -241,6 +322,7 @@ class Outcome:
     fault_start: float
     fault_end: float
     reports: list[dict[str, Any]] = field(default_factory=list)
+    prefix: str = ""
 
     @property
     def errors(self) -> list[str]:
@@ -267,6 +349,10 @@ class Outcome:
         ]
         return max(0.0, (max(during) * 1000 if during else 0.0) - self.baseline_ms())
 
+    def back_after_kill(self) -> list[float]:
+        """Per worker: seconds from the start of the fault (the kill) to its INFO."""
+        return [infos[-1][0] - self.fault_start for infos in self.records("INFO") if infos]
+
     def visible_ms(self) -> list[float | None]:
         return [
             None if r["visible_after"] is None else r["visible_after"] * 1000 for r in self.reports
@@ -287,13 +373,18 @@ def deployment() -> Iterator[tuple[RedisServer, FaultProxy]]:
 
 def run(
     name: str,
-    proxy: FaultProxy,
+    target: Target,
     inject: Callable[[], None],
     heal: Callable[[], None],
     duration: float,
+    prefix: str | None = None,
+    mixed: bool = False,
 ) -> Outcome:
-    """Run traffic in the workers; inject the fault after the warm-up, heal it ``duration`` on."""
-    prefix = f"faults:{name}:{os.getpid()}:{random.randrange(10**9)}"
+    """Run traffic in the workers; inject the fault after the warm-up, heal it ``duration`` on.
+
+    ``mixed``: every other worker routes async calls with an ``AsyncRedisCooldownTracker``.
+    """
+    prefix = prefix or unique_prefix(name)
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     # Spawned workers take a while to import: the schedule starts once they all could.
@@ -304,15 +395,15 @@ def run(
     end = visible_at + 1.3
     workers = [
         context.Process(
-            target=traffic_worker,
-            args=(i, proxy.url, prefix, start, end, visible_at, out),
+            target=async_traffic_worker if mixed and i % 2 else traffic_worker,
+            args=(i, target, prefix, start, end, visible_at, out),
             daemon=True,
         )
         for i in range(WORKERS)
     ]
     for worker in workers:
         worker.start()
-    outcome = Outcome(name, fault_start, fault_end)
+    outcome = Outcome(name, fault_start, fault_end, prefix=prefix)
     try:
         _sleep_until(fault_start)
         inject()
@@ -327,6 +418,10 @@ def run(
                 worker.kill()
     outcome.reports.sort(key=lambda r: r["index"])
     return outcome
+
+
+def unique_prefix(name: str) -> str:
+    return f"faults:{name}:{os.getpid()}:{random.randrange(10**9)}"
 
 
 def _sleep_until(when: float) -> None:
@@ -416,7 +511,44 @@ def scenario(name: str, server: RedisServer, proxy: FaultProxy, duration: float 
     """Run one fault of :data:`FAULTS` on the deployment."""
     inject, heal = FAULTS[name](server, proxy)
     try:
-        return run(name.split(" ")[0], proxy, inject, heal, duration)
+        return run(name.split(" ")[0], proxy.url, inject, heal, duration)
     finally:
         with contextlib.suppress(redis.RedisError):
             flush(server)
+
+
+# -- failovers: the primary killed, a replica promoted --------------------------------------
+
+
+def _kill_primary(target: Target, prefix: str, primary: Any) -> Callable[[], None]:
+    """Write a cooldown of "survivor" (60 s), wait until a replica has it, kill ``primary``."""
+
+    def inject() -> None:
+        with open_tracker(target, prefix=prefix, failure_threshold=1, cooldown=60) as tracker:
+            assert tracker.record_failure("survivor", _Down("survivor")) is True
+        # Replication is asynchronous: the state survives if the replica had it.
+        assert primary.call("WAIT", 1, 2000) == 1
+        primary.kill()
+
+    return inject
+
+
+def cluster_failover(deployment: Any) -> Outcome:
+    """Kill the primary serving the prefix of a cluster with replicas (``redis_deploy``)."""
+    prefix = unique_prefix("cluster")
+    primary = deployment.owner("{" + prefix + "}")
+    replica = deployment.replica_of(primary)
+    target = {"cluster": deployment.url}
+    inject = _kill_primary(target, prefix, primary)
+    heal = lambda: deployment.wait_promoted(replica)  # noqa: E731
+    return run("cluster", target, inject, heal, duration=3.0, prefix=prefix, mixed=True)
+
+
+def sentinel_failover(group: Any) -> Outcome:
+    """Kill the primary of a Sentinel group (``redis_deploy``); the sentinels promote a replica."""
+    prefix = unique_prefix("sentinel")
+    primary = group.primary()
+    target = {"sentinels": group.addresses, "service": group.service}
+    inject = _kill_primary(target, prefix, primary)
+    heal = lambda: group.wait_failover(primary)  # noqa: E731
+    return run("sentinel", target, inject, heal, duration=3.5, prefix=prefix, mixed=True)

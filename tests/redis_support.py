@@ -192,17 +192,26 @@ KINDS = {
     "redis-async": (True, True),
     "redis-poll": (False, False),
     "redis-async-poll": (True, False),
+    "redis-cluster": (False, True),
+    "redis-cluster-async": (True, True),
+    "redis-sentinel": (False, True),
+    "redis-sentinel-async": (True, True),
 }
 
+#: Makes a client for a tracker: ``connect(is_async)``.
+Connect = Callable[[bool], Any]
 
-def backend(kind: str) -> Backend:
-    """Return the contract-suite backend ``kind`` (see :data:`KINDS`) on the test server.
 
-    Each tracker made gets a prefix of its own (trackers of one test are independent, as
-    in-memory ones are); ``close()`` closes them and removes their keys.
+def backend(kind: str, connect: Connect | None = None) -> Backend:
+    """Return the contract-suite backend ``kind`` (see :data:`KINDS`).
+
+    On the test server, or on the clients ``connect`` makes (a deployment of the tests' own:
+    a cluster, a Sentinel group). Each tracker made gets a prefix of its own (trackers of one
+    test are independent, as in-memory ones are); ``close()`` closes them and removes their
+    keys from the test server.
     """
     is_async, listen = KINDS[kind]
-    url = require_redis()
+    url = require_redis() if connect is None else ""
     prefixes: list[str] = []
     closers: list[Callable[[], None]] = []
     runner = LoopRunner() if is_async else None
@@ -215,7 +224,7 @@ def backend(kind: str) -> Backend:
         prefix = unique_prefix(kind)
         prefixes.append(prefix)
         if runner is None:
-            client = sync_client(url)
+            client = sync_client(url) if connect is None else connect(False)
             tracker = RedisCooldownTracker(
                 client, prefix=prefix, clock=clock, wall_clock=wall_clock, listen=listen, **policy
             )
@@ -223,12 +232,14 @@ def backend(kind: str) -> Backend:
             def close_sync() -> None:
                 tracker.close()
                 client.close()
+                for sentinel in sentinels_of(client):
+                    sentinel.close()
 
             closers.append(close_sync)
             if listen:
                 assert tracker.wait_synced(5.0), "the listener never subscribed"
             return tracker
-        aclient = async_client(url)
+        aclient = async_client(url) if connect is None else connect(True)
         atracker = AsyncRedisCooldownTracker(
             aclient, prefix=prefix, clock=clock, wall_clock=wall_clock, listen=listen, **policy
         )
@@ -236,6 +247,8 @@ def backend(kind: str) -> Backend:
         async def aclose() -> None:
             await atracker.aclose()
             await aclient.aclose()
+            for sentinel in sentinels_of(aclient):
+                await sentinel.aclose()
 
         closers.append(lambda: runner.run(aclose()))
         if listen:
@@ -247,10 +260,16 @@ def backend(kind: str) -> Backend:
             closer()
         if runner is not None:
             runner.close()
-        for prefix in prefixes:
+        for prefix in prefixes if connect is None else ():
             delete_prefix(prefix, url)
 
     return Backend(kind, make, close)
+
+
+def sentinels_of(client: Any) -> list[Any]:
+    """The clients a Sentinel-managed client keeps on the sentinels (closed apart from it)."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    return list(getattr(manager, "sentinels", ()))
 
 
 def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -372,16 +391,39 @@ def _poll(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def contention_worker(url: str, prefix: str, failures: int, barrier: Any, results: Any) -> None:
+#: Where the workers' trackers go: a Redis URL, or ``{"cluster": url}`` (a Redis Cluster),
+#: or ``{"sentinels": [(host, port), ...], "service": name}`` (a primary behind Sentinel).
+Target = str | dict[str, Any]
+
+
+def open_tracker(target: Target, **options: Any) -> RedisCooldownTracker:
+    """A tracker on ``target`` (see :data:`Target`), its client built by the tracker."""
+    if isinstance(target, str):
+        return RedisCooldownTracker.from_url(target, **options)
+    if "cluster" in target:
+        return RedisCooldownTracker.from_url(target["cluster"], cluster=True, **options)
+    return RedisCooldownTracker.from_sentinel(target["sentinels"], target["service"], **options)
+
+
+def open_async_tracker(target: Target, **options: Any) -> AsyncRedisCooldownTracker:
+    """The async twin of :func:`open_tracker`."""
+    if isinstance(target, str):
+        return AsyncRedisCooldownTracker.from_url(target, **options)
+    if "cluster" in target:
+        return AsyncRedisCooldownTracker.from_url(target["cluster"], cluster=True, **options)
+    return AsyncRedisCooldownTracker.from_sentinel(
+        target["sentinels"], target["service"], **options
+    )
+
+
+def contention_worker(url: Target, prefix: str, failures: int, barrier: Any, results: Any) -> None:
     """One of several processes failing one provider at once; reports what it saw.
 
     Phase 1: record ``failures`` failures of "stress" at the same moment as the others.
     Phase 2: see the cooldown, whichever process started it.
     Phase 3: see the cooldown of "prop" that the parent starts; note when.
     """
-    with RedisCooldownTracker.from_url(
-        url, prefix=prefix, failure_threshold=3, cooldown=60
-    ) as tracker:
+    with open_tracker(url, prefix=prefix, failure_threshold=3, cooldown=60) as tracker:
         synced = tracker.wait_synced(10.0)
         barrier.wait(30)
         started = sum(tracker.record_failure("stress", Down()) for _ in range(failures))

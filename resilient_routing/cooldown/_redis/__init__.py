@@ -1,4 +1,4 @@
-"""Cooldown state shared through Redis, so every process using one server and prefix agrees.
+r"""Cooldown state shared through Redis, so every process using one server and prefix agrees.
 
 How it works:
 
@@ -17,7 +17,8 @@ How it works:
   ``P:cooling``             sorted set: providers cooling down -> end of the cooldown
   ``P:seq``                 the sequence number of the last published event
   ``P:events:<db>``         pub/sub channel: ``op|seq|remaining_ms|name`` (pub/sub spans
-                            databases, so the channel names the database)
+                            databases, so the channel names the database); a shard
+                            channel on a Redis Cluster
   ========================  ============================================================
 
 - **A local view, no round trip on the happy path.** Each tracker keeps which providers are
@@ -26,6 +27,12 @@ How it works:
   task for the async tracker) subscribes to ``P:events:<db>`` and, on every (re)subscription,
   reloads the whole state from the two sorted sets. Events and replies carry a sequence
   number anchored to the server's clock, so a late event never overwrites newer state.
+- **Redis Cluster** (``cluster.py``). The braces around the prefix are a hash tag: a prefix's
+  keys share one slot, so each script runs on one primary, atomically. Events go out with
+  ``SPUBLISH`` on the shard channel ``{P}:events:0`` (the same slot) and the listener
+  ``SSUBSCRIBE``\ s at the node serving it, moving with the slot (failover, resharding).
+- **Sentinel** (``sentinel.py``). A client from ``Sentinel.master_for()`` finds the primary
+  at each connection: after a failover the tracker's next connection reaches the new one.
 - **Fail-open.** Any Redis error opens a breaker of the tracker's own for ``retry_interval``
   seconds: providers count as available, outcomes are not recorded, nothing raises, one
   WARNING when Redis is lost and one INFO when it is back. Then one caller (or the listener)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar, Unpack
 
 from resilient_routing import _validate
@@ -30,7 +31,8 @@ from .client import (
     make_client,
     text,
 )
-from .listener import TaskListener, ThreadListener
+from .cluster import is_cluster, listener_class, make_cluster_client
+from .sentinel import make_sentinel_client
 from .view import View
 
 __all__ = ["Call", "RedisTrackerBase"]
@@ -86,7 +88,9 @@ class RedisTrackerBase(Generic[ClientT]):
             UNREACHABLE,
         )
         self._owns_client = False
-        self._scripts = scripts.Registered(client)
+        # On a Redis Cluster, events go out on a shard channel (see ``cluster``).
+        sharded = is_cluster(client)
+        self._scripts = scripts.Registered(client, sharded)
         index_ttl_ms = keep_ms + round(self.policy.max_cooldown * 1000) + 1000
         self._index_ttl = str(index_ttl_ms)
         policy = self.policy
@@ -101,7 +105,7 @@ class RedisTrackerBase(Generic[ClientT]):
         self._jitter = self.policy.custom_backoff
         self._schedule = self._schedule_ms()
         health = _validate.seconds("health_check_interval", health_check_interval)
-        listener = TaskListener if self._is_async else ThreadListener
+        listener = listener_class(self._is_async, sharded)
         self._listener: Any = listener(
             client,
             self._scripts,
@@ -119,6 +123,7 @@ class RedisTrackerBase(Generic[ClientT]):
         cls,
         url: str,
         *,
+        cluster: bool = False,
         socket_timeout: float = 0.5,
         client_options: dict[str, Any] | None = None,
         **options: Any,
@@ -129,18 +134,81 @@ class RedisTrackerBase(Generic[ClientT]):
         ``socket_timeout`` seconds; the tracker closes it when it is closed.
 
         Args:
-            url: a Redis URL, such as ``redis://localhost:6379/0``.
+            url: a Redis URL, such as ``redis://localhost:6379/0``; with ``cluster``, the
+                address of any node of the cluster (the client finds the others).
+            cluster: build a Redis Cluster client (``redis.cluster.RedisCluster``, or
+                ``redis.asyncio.cluster.RedisCluster`` for the async tracker). The sync one
+                asks ``url`` for the cluster's nodes at once. Default False.
             socket_timeout: seconds to wait for a connection or a reply. Default 0.5.
             client_options: more keyword arguments for the client's ``from_url``.
             **options: the tracker's keyword options (``prefix``, ``failure_threshold``...).
 
         Returns:
             The tracker, owning its client.
+
+        Raises:
+            InvalidConfigError: an option is invalid.
+            redis.exceptions.RedisClusterException: with ``cluster`` (sync), no node of
+                ``url`` answered.
         """
-        client = make_client(
-            url, is_async=cls._is_async, timeout=socket_timeout, options=client_options
+        make = make_cluster_client if _validate.flag("cluster", cluster) else make_client
+        client = make(url, is_async=cls._is_async, timeout=socket_timeout, options=client_options)
+        return cls._owning(client, options)
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: Sequence[tuple[str, int]],
+        service_name: str,
+        *,
+        socket_timeout: float = 0.5,
+        client_options: dict[str, Any] | None = None,
+        sentinel_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Self:
+        """Return a tracker on the primary that Redis Sentinel names, following its failovers.
+
+        The client (``Sentinel(sentinels).master_for(service_name)``, from
+        ``redis.asyncio.sentinel`` for the async tracker) asks the sentinels where the
+        primary is at each new connection; neither it nor its connections to the sentinels
+        retry a failed command, and each waits ``socket_timeout`` seconds at most. During a
+        failover the tracker fails open; it is back once a replica is promoted.
+
+        Args:
+            sentinels: the sentinels' ``(host, port)`` pairs.
+            service_name: the name the sentinels monitor the primary by.
+            socket_timeout: seconds to wait for a connection or a reply. Default 0.5.
+            client_options: more keyword arguments for ``master_for`` (``password``, ``db``...).
+            sentinel_options: more keyword arguments for the connections to the sentinels.
+            **options: the tracker's keyword options (``prefix``, ``failure_threshold``...).
+
+        Returns:
+            The tracker, owning its client.
+
+        Raises:
+            InvalidConfigError: an option is invalid.
+        """
+        client = make_sentinel_client(
+            sentinels,
+            service_name,
+            is_async=cls._is_async,
+            timeout=socket_timeout,
+            options=client_options,
+            sentinel_options=sentinel_options,
         )
-        tracker = cls(client, **options)
+        return cls._owning(client, options)
+
+    @classmethod
+    def _owning(cls, client: Any, options: dict[str, Any]) -> Self:
+        try:
+            tracker = cls(client, **options)
+        except BaseException:
+            # Nothing half-made: a sync cluster client is connected already. (Async clients
+            # connect at first use.)
+            if not cls._is_async:
+                with contextlib.suppress(Exception):
+                    client.close()
+            raise
         tracker._owns_client = True
         return tracker
 

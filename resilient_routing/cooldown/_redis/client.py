@@ -11,10 +11,11 @@ from typing import Any, Final
 
 import redis
 import redis.asyncio
+import redis.exceptions
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -28,6 +29,7 @@ __all__ = [
     "advise_on_client",
     "check_client",
     "check_prefix",
+    "connection_kwargs",
     "database",
     "drop_idle",
     "drop_idle_async",
@@ -36,12 +38,19 @@ __all__ = [
     "text",
 ]
 
+# A cluster client's own errors are not RedisErrors: no node could be reached, or none
+# serves the slot (the cluster is down, or the client has not found its nodes yet).
+_CLUSTER_DOWN: Final = tuple(
+    getattr(redis.exceptions, name)
+    for name in ("RedisClusterUnreachableError", "SlotNotCoveredError")
+    if hasattr(redis.exceptions, name)
+)
 # Errors that mean "Redis is not answering": they open the breaker instead of reaching the
 # routed call. OSError covers sockets that redis-py did not wrap; ValueError a name the
 # client cannot encode (a lone surrogate), which must not reach the routed call either.
-FAILURES: Final = (RedisError, OSError, ValueError)
+FAILURES: Final = (RedisError, RedisClusterException, OSError, ValueError)
 # Of those, the ones that mean the server could not be reached at all.
-UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError, *_CLUSTER_DOWN)
 
 
 def text(value: object) -> str:
@@ -67,34 +76,69 @@ def _is_async_client(client: object) -> bool:
 
 
 def check_client(client: object, want_async: bool, owner: str) -> None:
-    if not callable(getattr(client, "register_script", None)) or not callable(
-        getattr(client, "pubsub", None)
+    """Refuse what is not a redis-py client of the right kind (sync or async).
+
+    A standalone client (a Sentinel-managed one included) or a Redis Cluster client.
+
+    Raises:
+        InvalidConfigError: naming the client and the kind expected.
+    """
+    cluster = callable(getattr(client, "get_node_from_key", None))
+    if not callable(getattr(client, "register_script", None)) or not (
+        cluster or callable(getattr(client, "pubsub", None))
     ):
         kind = "redis.asyncio.Redis" if want_async else "redis.Redis"
-        raise InvalidConfigError(f"{owner} takes a {kind} client, got {client!r}")
+        cluster_kind = "redis.asyncio.cluster" if want_async else "redis.cluster"
+        raise InvalidConfigError(
+            f"{owner} takes a {kind} client (or a {cluster_kind}.RedisCluster), got {client!r}"
+        )
     if _is_async_client(client) != want_async:
         if want_async:
             raise InvalidConfigError(
-                f"{owner} takes a redis.asyncio.Redis client, got the sync {client!r}: "
+                f"{owner} takes a redis.asyncio client, got the sync {client!r}: "
                 "use RedisCooldownTracker with it"
             )
         raise InvalidConfigError(
-            f"{owner} takes a redis.Redis client, got the async {client!r}: "
+            f"{owner} takes a sync redis client, got the async {client!r}: "
             "use AsyncRedisCooldownTracker with it"
         )
 
 
+def connection_kwargs(client: object) -> dict[str, Any]:
+    """Return the options the client opens connections with (empty when it cannot tell).
+
+    A standalone or Sentinel-managed client keeps them on its pool; a cluster client on
+    itself (async) or on its nodes manager (sync).
+    """
+    for holder in (
+        getattr(client, "connection_pool", None),
+        client,
+        getattr(client, "nodes_manager", None),
+    ):
+        kwargs = getattr(holder, "connection_kwargs", None)
+        if isinstance(kwargs, dict):
+            return kwargs
+    return {}
+
+
+def _retries(client: object, kwargs: dict[str, Any]) -> int:
+    # A cluster client retries at its own level (redirections, topology refreshes) first.
+    retry = getattr(client, "retry", None) if hasattr(client, "nodes_manager") else None
+    get_retries = getattr(retry if retry is not None else kwargs.get("retry"), "get_retries", None)
+    return int(get_retries()) if callable(get_retries) else 0
+
+
 def advise_on_client(
-    client: object, logger: logging.Logger, owner: str, fix: str = " (or use {owner}.from_url())"
+    client: object,
+    logger: logging.Logger,
+    owner: str,
+    fix: str = " (or use {owner}.from_url() or .from_sentinel())",
 ) -> None:
     """Warn once when the client would make an outage cost far more than a timeout."""
-    pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if not isinstance(kwargs, dict):
+    kwargs = connection_kwargs(client)
+    if not kwargs:
         return
-    retry = kwargs.get("retry")
-    get_retries = getattr(retry, "get_retries", None)
-    retries = get_retries() if callable(get_retries) else 0
+    retries = _retries(client, kwargs)
     timeout = kwargs.get("socket_timeout")
     if retries or timeout is None or timeout > 1.0:
         budget = "forever" if timeout is None else f"about {(retries + 1) * timeout:g} s"
@@ -112,14 +156,12 @@ def advise_on_client(
 
 def database(client: object) -> int:
     """Return the database number the client talks to (pub/sub spans databases)."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    return int((kwargs or {}).get("db", 0) or 0)
+    return int(connection_kwargs(client).get("db", 0) or 0)
 
 
 def socket_timeout(client: object) -> float:
     """Return the client's socket timeout in seconds (redis-py's default when unset)."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    value = kwargs.get("socket_timeout") if isinstance(kwargs, dict) else None
+    value = connection_kwargs(client).get("socket_timeout")
     return float(value) if isinstance(value, (int, float)) else 5.0
 
 

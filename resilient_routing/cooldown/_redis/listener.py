@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import threading
@@ -13,6 +14,7 @@ from typing import Any, Final, Literal, cast
 
 import redis
 import redis.asyncio
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from resilient_routing.cooldown._breaker import Breaker
@@ -21,10 +23,21 @@ from .client import FAILURES, ServerClock, drop_idle, drop_idle_async, text
 from .scripts import Keys, Registered
 from .view import View, parse_snapshot
 
-__all__ = ["POLL", "TaskListener", "ThreadListener"]
+__all__ = ["POLL", "ChannelMoved", "TaskListener", "ThreadListener"]
 
 #: Seconds a listener waits for messages before it looks at its stop flag again.
 POLL: Final = 0.1
+#: Message types carrying an event: on a channel, or on a shard channel (Redis Cluster).
+_EVENT: Final = frozenset({"message", "smessage"})
+#: Message types confirming a (re)subscription, after which events may have been missed.
+_SUBSCRIBED: Final = frozenset({"subscribe", "ssubscribe"})
+
+
+class ChannelMoved(RedisError):
+    """The server dropped the shard channel's subscription: its slot moved to another node.
+
+    The session ends and the listener subscribes again where the slot is now.
+    """
 
 
 class _Health:
@@ -89,6 +102,7 @@ class ListenerBase:
         self.health_interval = health_interval
         self.last_event_seq = 0
         self.went_live = False
+        self.moved_at = -math.inf
 
     def snapshot_call(self) -> tuple[list[str], list[str], float]:
         now = self.clock.now()
@@ -133,6 +147,12 @@ class ListenerBase:
         """
         self.view.set_live(False)
         went_live, self.went_live = self.went_live, False
+        now = time.monotonic()
+        if isinstance(exc, ChannelMoved) and now - self.moved_at >= self.breaker.interval:
+            # Not an outage: the slot moved (resharding); subscribe again where it went. A
+            # slot that keeps moving goes through the breaker, lest the listener spin.
+            self.moved_at = now
+            return True, False
         if went_live and time.monotonic() - since >= self.breaker.interval:
             # A long-lived subscription cut once (a server restart, a killed client) may come
             # back at once: try again before declaring Redis lost. Short ones (a server that
@@ -216,9 +236,8 @@ class ThreadListener(ListenerBase):
 
     def session(self, stop: threading.Event, since: float) -> None:
         self.last_event_seq = 0
-        pubsub = self.pubsub = cast(Any, self.client).pubsub()
+        pubsub = self.pubsub = self.subscribe()
         try:
-            pubsub.subscribe(self.keys.channel)
             health = _Health(self.health_interval)
             while not stop.is_set():
                 message = pubsub.get_message(timeout=POLL)
@@ -226,13 +245,15 @@ class ThreadListener(ListenerBase):
                 if message is not None:
                     sent = health.heard_from_server(now)
                     kind = message["type"]
-                    if kind == "message":
+                    if kind in _EVENT:
                         if self.event(message["data"]):
                             self.reload(since)
-                    elif kind == "subscribe":
+                    elif kind in _SUBSCRIBED:
                         # First subscription, or redis-py's own reconnection: either way
                         # events may have been missed.
                         self.reload(since)
+                    elif kind == "sunsubscribe":
+                        raise ChannelMoved(self.keys.channel)
                     elif kind == "pong" and sent is not None:
                         self.breaker.succeeded(sent, "ping")
                 due = health.due(now, self.breaker)
@@ -246,13 +267,26 @@ class ThreadListener(ListenerBase):
             with contextlib.suppress(Exception):
                 pubsub.close()
 
-    def reload(self, since: float) -> None:
+    def subscribe(self) -> Any:
+        """Return a pub/sub connection subscribed to the events channel."""
+        pubsub = cast(Any, self.client).pubsub()
+        try:
+            pubsub.subscribe(self.keys.channel)
+        except BaseException:
+            pubsub.close()
+            raise
+        return pubsub
+
+    def load_scripts(self) -> None:
         # Loading the scripts here, in the background, spares callers the NOSCRIPT round trips
         # after a server restart.
         pipe = cast(Any, self.client).pipeline(transaction=False)
         for script in self.scripts.all:
             pipe.script_load(script.script)
         pipe.execute()
+
+    def reload(self, since: float) -> None:
+        self.load_scripts()
         keys, args, now = self.snapshot_call()
         self.loaded(self.scripts.snapshot(keys=keys, args=args), now, since)
 
@@ -342,9 +376,8 @@ class TaskListener(ListenerBase):
 
     async def session(self, since: float) -> None:
         self.last_event_seq = 0
-        pubsub = self.client.pubsub()
+        pubsub = await self.subscribe()
         try:
-            await pubsub.subscribe(self.keys.channel)
             health = _Health(self.health_interval)
             while not self.closed:
                 wait = max(0.01, min(self.health_interval, POLL * 5))
@@ -353,11 +386,13 @@ class TaskListener(ListenerBase):
                 if message is not None:
                     sent = health.heard_from_server(now)
                     kind = message["type"]
-                    if kind == "message":
+                    if kind in _EVENT:
                         if self.event(message["data"]):
                             await self.reload(since)
-                    elif kind == "subscribe":
+                    elif kind in _SUBSCRIBED:
                         await self.reload(since)
+                    elif kind == "sunsubscribe":
+                        raise ChannelMoved(self.keys.channel)
                     elif kind == "pong" and sent is not None:
                         self.breaker.succeeded(sent, "ping")
                 due = health.due(now, self.breaker)
@@ -371,11 +406,24 @@ class TaskListener(ListenerBase):
             with contextlib.suppress(Exception):
                 await cast(Any, pubsub).aclose()
 
-    async def reload(self, since: float) -> None:
+    async def subscribe(self) -> Any:
+        """Return a pub/sub connection subscribed to the events channel."""
+        pubsub = self.client.pubsub()
+        try:
+            await pubsub.subscribe(self.keys.channel)
+        except BaseException:
+            await cast(Any, pubsub).aclose()
+            raise
+        return pubsub
+
+    async def load_scripts(self) -> None:
         pipe = cast(Any, self.client).pipeline(transaction=False)
         for script in self.scripts.all:
             pipe.script_load(script.script)
         await pipe.execute()
+
+    async def reload(self, since: float) -> None:
+        await self.load_scripts()
         keys, args, now = self.snapshot_call()
         self.loaded(await self.scripts.snapshot(keys=keys, args=args), now, since)
         self.live.set()

@@ -18,6 +18,7 @@ __all__ = [
     "Keys",
     "Registered",
     "encoded",
+    "publishing",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -233,7 +234,8 @@ return {2, lease, seq, 1}
 
 # KEYS: names zset. ARGV: now ms ('' = server time), the state key prefix. Read-only, for
 # operators: {name, failures, level, remaining ms, probe lease ms, ...} for every provider
-# with state. (It reads keys it is not given: fine on one server, not on a Redis Cluster.)
+# with state. (It reads keys it is not given: they share the prefix's hash tag, so a cluster
+# node has them.)
 STATES = (
     _PRELUDE
     + """
@@ -268,8 +270,21 @@ return value
 """
 
 
+def publishing(script: str, sharded: bool) -> str:
+    """Return ``script`` publishing its events with ``SPUBLISH`` when ``sharded``, as written else.
+
+    On a Redis Cluster, ``PUBLISH`` reaches every node of the cluster over the cluster bus;
+    ``SPUBLISH`` (sharded pub/sub, Redis 7) only the shard serving the channel's slot, which
+    is the prefix's slot: the channel carries the prefix's hash tag.
+    """
+    return script.replace("redis.call('PUBLISH',", "redis.call('SPUBLISH',") if sharded else script
+
+
 class Registered:
-    """The scripts a tracker runs, registered on its client (no round trip until first use)."""
+    """The scripts a tracker runs, registered on its client (no round trip until first use).
+
+    ``sharded``: the scripts publish with ``SPUBLISH`` (see :func:`publishing`).
+    """
 
     __slots__ = (
         "all",
@@ -283,8 +298,10 @@ class Registered:
         "states",
     )
 
-    def __init__(self, client: Any) -> None:
-        register = client.register_script
+    def __init__(self, client: Any, sharded: bool = False) -> None:
+        def register(script: str) -> Any:
+            return client.register_script(publishing(script, sharded))
+
         self.failure = register(FAILURE)
         self.clear = register(CLEAR)
         self.clear_all = register(CLEAR_ALL)

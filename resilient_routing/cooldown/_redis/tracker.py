@@ -55,10 +55,12 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
     client would stall routed calls longer.
 
     Args:
-        client: a ``redis.Redis``, configured as above.
+        client: a ``redis.Redis`` (one from ``redis.sentinel.Sentinel(...).master_for(...)``
+            follows Sentinel's failovers) or a ``redis.cluster.RedisCluster``, configured as
+            above (:meth:`from_url` and :meth:`from_sentinel` build them).
         prefix: namespace of the keys and of the events channel; trackers sharing a server
-            and a prefix share their state. For Redis Cluster use a hash tag (``"{rr}"``) so
-            that every key lands in one slot.
+            (or a cluster) and a prefix share their state. The tracker puts it in braces, a
+            Redis Cluster hash tag, so that a prefix's keys and channel share one slot.
         failure_threshold: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         cooldown: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
         max_cooldown: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
@@ -257,7 +259,8 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
     close it with ``await tracker.aclose()`` (or ``async with``).
 
     Args:
-        client: a ``redis.asyncio.Redis``, configured as advised for
+        client: a ``redis.asyncio.Redis`` (Sentinel-managed or not) or a
+            ``redis.asyncio.cluster.RedisCluster``, configured as advised for
             :class:`RedisCooldownTracker` (no retries, short socket timeouts).
         prefix: see :class:`RedisCooldownTracker`.
         failure_threshold: see :class:`RedisCooldownTracker`.
