@@ -201,9 +201,10 @@ class FakeProviders:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
-        await response.prepare(request)
         ident = f"chatcmpl-{index}-{self._rng.getrandbits(32):08x}"
         try:
+            # A client that gave up (a hedge won elsewhere) may be gone before the headers.
+            await response.prepare(request)
             await asyncio.sleep(2 * settings.chunk_interval)
             for n in range(settings.stream_chunks):
                 if cut and n == settings.cut_after:
