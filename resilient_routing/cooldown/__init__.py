@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from ._memory import InMemoryCooldownTracker
 from ._policy import CooldownPolicy, Standing
 from ._protocol import AsyncCooldownTracker, CooldownTracker
-from ._state import ProviderState
 
 if TYPE_CHECKING:
+    from ._state import ProviderState
     from ._redis.counter import RedisCounter
     from ._redis.tracker import AsyncRedisCooldownTracker, RedisCooldownTracker
 
@@ -36,6 +36,10 @@ def __getattr__(name: str) -> Any:
         from ._redis import tracker
 
         return getattr(tracker, name)
+    if name == "ProviderState":  # a dataclass: import time only routing never pays for
+        from ._state import ProviderState
+
+        return ProviderState
     if name == "RedisCounter":
         from ._redis.counter import RedisCounter
 
