@@ -15,6 +15,7 @@ from resilient_routing import (
     routed,
 )
 from resilient_routing._routing import route as route_module
+from resilient_routing.events import RoutingEvent
 from resilient_routing.strategies import Hedged
 from resilient_routing.testing import EventRecorder, FakeClock
 
@@ -225,23 +226,26 @@ async def test_a_hedge_loser_within_slow_call_is_not_recorded(
     assert cooling.is_available("a")
 
 
-def test_a_sync_hedge_loser_that_ends_past_slow_call_is_recorded_slow(
-    cooling: InMemoryCooldownTracker,
-) -> None:
+def test_a_sync_hedge_loser_that_ends_past_slow_call_is_recorded_slow() -> None:
     import threading
 
     release = threading.Event()
-    done = threading.Event()
+    cooled = threading.Event()
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=60)
+    rec = EventRecorder()
 
-    class Watch(InMemoryCooldownTracker):
-        def record_failure(self, name: str, exc: BaseException) -> bool:
-            started = super().record_failure(name, exc)
-            done.set()
-            return started
+    class Cooled:
+        def on_event(self, event: RoutingEvent) -> None:
+            if event.kind == "cooldown_started":
+                cooled.set()
 
-    tracker = Watch(failure_threshold=1, cooldown=60)
-
-    @routed(providers=["a", "b"], cooldown=tracker, slow_call=0.02, strategy=Hedged(delay=0.02))
+    @routed(
+        providers=["a", "b"],
+        cooldown=tracker,
+        slow_call=0.02,
+        strategy=Hedged(delay=0.02),
+        listeners=[rec, Cooled()],
+    )
     def call(provider: str) -> str:
         if provider == "a":
             release.wait(10)  # runs on until the test lets it go
@@ -249,5 +253,7 @@ def test_a_sync_hedge_loser_that_ends_past_slow_call_is_recorded_slow(
 
     assert call() == "b"
     release.set()
-    assert done.wait(10)  # the loser ended in its thread, past slow_call: recorded
+    # The loser ends in its thread, past slow_call: recorded, its cooldown reported there.
+    assert cooled.wait(10)
+    assert [e.provider for e in rec.of("cooldown_started")] == ["a"]
     assert not tracker.is_available("a")
