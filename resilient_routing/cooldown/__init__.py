@@ -13,9 +13,9 @@ from ._policy import CooldownPolicy, Standing
 from ._protocol import AsyncCooldownTracker, CooldownTracker
 
 if TYPE_CHECKING:
-    from ._state import ProviderState
     from ._redis.counter import RedisCounter
     from ._redis.tracker import AsyncRedisCooldownTracker, RedisCooldownTracker
+    from ._state import ProviderState
 
 __all__ = [
     "AsyncCooldownTracker",
