@@ -17,7 +17,7 @@ from resilient_routing._validate import UNSET
 from . import report
 from .decision import ATTEMPT, RAISE, RETURN, Decision
 from .route import UNTRACKED, Route
-from .steps import ask_tracker_async, cancelling, take_over
+from .steps import ask_tracker_async, cancelling
 
 __all__ = ["drive", "runner"]
 
@@ -92,7 +92,9 @@ def runner(route: Route) -> Runner:
                     else:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
-            d = take_over(route, config, want_result, tracker, asks, static, plan, i, attempted)
+            d = Decision(
+                route, config, want_result, tracker is not None, asks, static, plan, i, attempted
+            )
         else:
             d = Decision(route, config, want_result, tracker is not None, asks)
         try:

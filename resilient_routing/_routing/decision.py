@@ -33,6 +33,7 @@ single-attempt strategy re-raises; what is returned or raised; how many attempts
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -81,11 +82,12 @@ class Decision(Racing):
             those it holds state for when it tells them (any other is available, and its
             success has nothing to clear).
         providers: the providers and their names, when the caller read them already.
-        plan: the indices to consider, when a driver's fast lane drew its first choice from
-            them already and hands the call over: the rest of them (the first choice put back
-            in front when the lane found it cooling down).
-        attempted: the attempts that lane made (1: it attempted its first choice, whose
-            failure the driver reports next with :meth:`failed`; else 0).
+        plan: when a driver's fast lane hands the call over: the indices it did not draw
+            (None: it took index 0 of the route's ``rest`` without drawing a plan).
+        drawn: the index that lane drew (-1: no lane; the strategy's plan is drawn at the
+            first step).
+        attempted: 1 when that lane attempted ``drawn`` (its failure is reported next with
+            :meth:`failed`); 0 when it found ``drawn`` cooling down (it is asked about again).
 
     Attributes:
         index: the provider the current step is about.
@@ -119,6 +121,7 @@ class Decision(Racing):
         asks: Container[str] = frozenset(),
         providers: tuple[tuple[Any, ...], tuple[str, ...]] | None = None,
         plan: Iterator[int] | None = None,
+        drawn: int = -1,
         attempted: int = 0,
     ) -> None:
         self.route = route
@@ -132,6 +135,12 @@ class Decision(Racing):
                 check(providers[1])  # a providers callable: its list is new at every call
         self.providers, names = providers
         self.names = names
+        if drawn >= 0:
+            if plan is None:
+                assert route.rest is not None  # the lane took index 0 without drawing a plan
+                plan = iter(route.rest)
+            if not attempted:
+                plan = itertools.chain((drawn,), plan)
         self._plan = plan
         self.attempt = attempted
         self.failures: tuple[tuple[str, Exception], ...] = ()

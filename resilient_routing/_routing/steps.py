@@ -1,22 +1,15 @@
-"""The steps every driver performs alike: asking the tracker, a fast lane's hand-over, asyncio."""
+"""The steps every driver performs alike: asking the tracker, and telling a cancellation."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Container, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from resilient_routing.cooldown._policy import PROBE
 
 from .decision import CHECK, CLEAR, RECORD, RETURN, TALLY, Decision
 
-if TYPE_CHECKING:
-    from resilient_routing._config import Config
-
-    from .route import Route
-
-__all__ = ["ask_tracker", "ask_tracker_async", "cancelling", "take_over"]
+__all__ = ["ask_tracker", "ask_tracker_async", "cancelling"]
 
 
 def ask_tracker(d: Decision, step: int, tracker: Any) -> int:
@@ -76,35 +69,3 @@ def cancelling() -> bool:
     """
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def take_over(
-    route: Route,
-    config: Config,
-    want_result: bool,
-    tracker: Any,
-    asks: Container[str],
-    static: tuple[tuple[Any, ...], tuple[str, ...]] | None,
-    plan: Iterator[int] | None,
-    i: int,
-    attempted: int,
-) -> Decision:
-    """Return the decision that takes over a call from a driver's fast lane.
-
-    The lane drew provider ``i`` from ``plan`` (None: it took index 0 of the route's ``rest``
-    without drawing one) and attempted it (``attempted`` 1, its failure reported next) or found
-    it cooling down (0: it goes back in front, to be asked about again).
-    """
-    if plan is None:
-        assert route.rest is not None  # the lane took index 0 without drawing a plan
-        plan = iter(route.rest)
-    return Decision(
-        route,
-        config,
-        want_result,
-        tracker is not None,
-        asks,
-        static,
-        plan if attempted else itertools.chain((i,), plan),
-        attempted,
-    )
