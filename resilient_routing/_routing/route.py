@@ -93,26 +93,26 @@ def _forms(tracker: AnyTracker, is_async: bool, origin: str) -> Forms:
 
 
 def _check_stream_options(options: Options, stream: bool, is_async: bool, hedged: bool) -> None:
-    if not stream:
-        for name in ("first_item_timeout", "idle_timeout"):
-            if getattr(options, name) is not None:
-                raise InvalidConfigError(
-                    f"{name} is for streaming routes: a generator function, or stream=True "
-                    "for a function that returns a stream"
-                )
-        return
-    if not is_async:
-        for name in ("first_item_timeout", "idle_timeout"):
-            if getattr(options, name) is not None:
-                raise InvalidConfigError(
-                    f"{name} needs an async streaming route: a running sync generator cannot "
-                    "be interrupted; give your client its own timeout"
-                )
-        if hedged:
+    for name in ("first_item_timeout", "idle_timeout"):
+        if getattr(options, name) is None:
+            continue
+        if not stream:
             raise InvalidConfigError(
-                "a hedged streaming route must be async: a sync stream running in another "
-                "thread cannot be closed when it loses"
+                f"{name} is for streaming routes: a generator function, or stream=True "
+                "for a function that returns a stream"
             )
+        if not is_async:
+            raise InvalidConfigError(
+                f"{name} needs an async streaming route: a running sync generator cannot "
+                "be interrupted; give your client its own timeout"
+            )
+    if not stream:
+        return
+    if hedged and not is_async:
+        raise InvalidConfigError(
+            "a hedged streaming route must be async: a sync stream running in another "
+            "thread cannot be closed when it loses"
+        )
     if options.attempt_timeout is not None:
         raise InvalidConfigError(
             "attempt_timeout bounds a call that returns; a streaming route's attempt ends at "

@@ -31,7 +31,7 @@ from .client import (
     make_client,
     text,
 )
-from .cluster import is_cluster, listener_class, make_cluster_client
+from .cluster import is_cluster, listener_class
 from .sentinel import make_sentinel_client
 from .view import View
 
@@ -151,8 +151,13 @@ class RedisTrackerBase(Generic[ClientT]):
             redis.exceptions.RedisClusterException: with ``cluster`` (sync), no node of
                 ``url`` answered.
         """
-        make = make_cluster_client if _validate.flag("cluster", cluster) else make_client
-        client = make(url, is_async=cls._is_async, timeout=socket_timeout, options=client_options)
+        client = make_client(
+            url,
+            is_async=cls._is_async,
+            timeout=socket_timeout,
+            options=client_options,
+            cluster=_validate.flag("cluster", cluster),
+        )
         return cls._owning(client, options)
 
     @classmethod

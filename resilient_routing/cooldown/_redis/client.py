@@ -11,6 +11,8 @@ from typing import Any, Final
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 import redis.exceptions
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
@@ -185,9 +187,25 @@ async def drop_idle_async(client: Any) -> None:
             await disconnect(inuse_connections=False)
 
 
-def make_client(url: str, *, is_async: bool, timeout: float, options: dict[str, Any] | None) -> Any:
-    """Return a client for ``url`` that fails fast: no retries, ``timeout`` s per socket wait."""
-    factory: Any = redis.asyncio.Redis if is_async else redis.Redis
+def make_client(
+    url: str,
+    *,
+    is_async: bool,
+    timeout: float,
+    options: dict[str, Any] | None,
+    cluster: bool = False,
+) -> Any:
+    """Return a client for ``url`` that fails fast: no retries, ``timeout`` s per socket wait.
+
+    ``cluster``: a cluster client; ``url`` is any node's address. The sync one asks it for
+    the cluster's nodes at once (raising ``RedisClusterException`` when no node answers), the
+    async one at first use. No retries at the cluster's level nor the connections'.
+    """
+    factory: Any
+    if cluster:
+        factory = redis.asyncio.cluster.RedisCluster if is_async else redis.cluster.RedisCluster
+    else:
+        factory = redis.asyncio.Redis if is_async else redis.Redis
     retry = AsyncRetry(NoBackoff(), 0) if is_async else Retry(NoBackoff(), 0)
     return factory.from_url(
         url,

@@ -1,4 +1,4 @@
-"""Redis Cluster: which client is one, how to build one, and listeners on sharded pub/sub.
+"""Redis Cluster: which client is one, and listeners on sharded pub/sub (make_client builds one).
 
 A prefix's keys all carry its hash tag (``{P}:...``, see :class:`~.scripts.Keys`), so every
 script touches one slot, served by one primary: the scripts run there atomically, exactly as
@@ -19,9 +19,6 @@ from typing import Any, cast
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from .listener import TaskListener, ThreadListener
 
@@ -30,7 +27,6 @@ __all__ = [
     "ClusterThreadListener",
     "is_cluster",
     "listener_class",
-    "make_cluster_client",
 ]
 
 
@@ -44,30 +40,6 @@ def listener_class(is_async: bool, cluster: bool) -> type[ThreadListener] | type
     if cluster:
         return ClusterTaskListener if is_async else ClusterThreadListener
     return TaskListener if is_async else ThreadListener
-
-
-def make_cluster_client(
-    url: str, *, is_async: bool, timeout: float, options: dict[str, Any] | None
-) -> Any:
-    """Return a cluster client for ``url`` (any node's address) that fails fast.
-
-    No retries at the cluster's level nor the connections', ``timeout`` s per socket wait.
-    The sync client asks ``url`` for the cluster's nodes at once; the async one at first use.
-
-    Raises:
-        redis.exceptions.RedisClusterException: (sync) no node of ``url`` answered.
-    """
-    factory: Any = redis.asyncio.cluster.RedisCluster if is_async else redis.cluster.RedisCluster
-    retry = AsyncRetry(NoBackoff(), 0) if is_async else Retry(NoBackoff(), 0)
-    return factory.from_url(
-        url,
-        **{
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "retry": retry,
-            **(options or {}),
-        },
-    )
 
 
 class ClusterThreadListener(ThreadListener):
