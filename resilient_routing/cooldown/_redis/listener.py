@@ -138,6 +138,26 @@ class ListenerBase:
             self.view.apply(name, seq, op != "X", remaining, self.clock.now())
         return False
 
+    def heard(self, message: dict[str, Any], health: _Health, now: float) -> bool:
+        """Take one pub/sub message in; return True when the view must be reloaded.
+
+        Raises:
+            ChannelMoved: the server unsubscribed the session (the slot moved).
+        """
+        sent = health.heard_from_server(now)
+        kind = message["type"]
+        if kind in _EVENT:
+            return self.event(message["data"])
+        if kind in _SUBSCRIBED:
+            # First subscription, or redis-py's own reconnection: either way events may have
+            # been missed.
+            return True
+        if kind == "sunsubscribe":
+            raise ChannelMoved(self.keys.channel)
+        if kind == "pong" and sent is not None:
+            self.breaker.succeeded(sent, "ping")
+        return False
+
     def ended(self, exc: BaseException, since: float) -> tuple[bool, bool]:
         """A session started at ``since`` ended on ``exc``.
 
@@ -242,20 +262,8 @@ class ThreadListener(ListenerBase):
             while not stop.is_set():
                 message = pubsub.get_message(timeout=POLL)
                 now = time.monotonic()
-                if message is not None:
-                    sent = health.heard_from_server(now)
-                    kind = message["type"]
-                    if kind in _EVENT:
-                        if self.event(message["data"]):
-                            self.reload(since)
-                    elif kind in _SUBSCRIBED:
-                        # First subscription, or redis-py's own reconnection: either way
-                        # events may have been missed.
-                        self.reload(since)
-                    elif kind == "sunsubscribe":
-                        raise ChannelMoved(self.keys.channel)
-                    elif kind == "pong" and sent is not None:
-                        self.breaker.succeeded(sent, "ping")
+                if message is not None and self.heard(message, health, now):
+                    self.reload(since)
                 due = health.due(now, self.breaker)
                 if due == "ping":
                     pubsub.ping()
@@ -383,18 +391,8 @@ class TaskListener(ListenerBase):
                 wait = max(0.01, min(self.health_interval, POLL * 5))
                 message = await pubsub.get_message(timeout=wait)
                 now = time.monotonic()
-                if message is not None:
-                    sent = health.heard_from_server(now)
-                    kind = message["type"]
-                    if kind in _EVENT:
-                        if self.event(message["data"]):
-                            await self.reload(since)
-                    elif kind in _SUBSCRIBED:
-                        await self.reload(since)
-                    elif kind == "sunsubscribe":
-                        raise ChannelMoved(self.keys.channel)
-                    elif kind == "pong" and sent is not None:
-                        self.breaker.succeeded(sent, "ping")
+                if message is not None and self.heard(message, health, now):
+                    await self.reload(since)
                 due = health.due(now, self.breaker)
                 if due == "ping":
                     await pubsub.ping()
