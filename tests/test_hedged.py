@@ -124,6 +124,33 @@ async def test_async_hedged_timeout() -> None:
         await call()
 
 
+async def test_async_hedge_attempt_timeout_is_not_the_calls_deadline() -> None:
+    """A hedge bounded by the deadline does not make another attempt's timeout the call's."""
+    # a: budget attempt_timeout (0.8 s, under the 1 s left); b, started at 0.3 s: the 0.7 s
+    # left. a runs out at 0.8 s: a's failure, and b answers at 0.9 s, within the deadline.
+    expired: list[str] = []
+
+    @routed(
+        providers=["a", "b"],
+        strategy=Hedged(delay=0.3),
+        attempt_timeout=0.8,
+        timeout=1.0,
+        cooldown=None,
+    )
+    async def call(provider: str) -> str:
+        try:
+            await asyncio.sleep(60 if provider == "a" else 0.6)
+        except asyncio.CancelledError:
+            expired.append(provider)
+            raise
+        return provider
+
+    result = await call.execute()
+    assert result.provider == "b"
+    assert [(name, type(exc)) for name, exc in result.failures] == [("a", TimeoutError)]
+    assert expired == ["a"]
+
+
 def test_sync_slow_first_is_abandoned_not_waited_for() -> None:
     """Sync: the winner returns while the abandoned attempt is still running."""
     release = threading.Event()

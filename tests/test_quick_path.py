@@ -32,7 +32,7 @@ from resilient_routing import (
     routed,
 )
 from resilient_routing._routing import report, steps, sync
-from resilient_routing.testing import FakeClock
+from resilient_routing.testing import EventRecorder, FakeClock
 
 NAMES = ("a", "b", "c", "d")
 
@@ -528,3 +528,110 @@ def test_a_replaced_tracker_method_is_asked(how: str, clock: FakeClock) -> None:
 
         result = call.execute()
     assert (result.provider, result.skipped) == ("b", ("a",))
+
+
+class Asking:
+    """A tracker of the user's own (every name is asked about) that logs what it is asked."""
+
+    def __init__(self, cooling: str) -> None:
+        self.cooling = cooling
+        self.asked: list[tuple[str, str]] = []
+
+    def is_available(self, name: str) -> bool:
+        self.asked.append(("is_available", name))
+        return name != self.cooling
+
+    def cooldown_remaining(self, name: str) -> float:
+        self.asked.append(("cooldown_remaining", name))
+        return 5.0 if name == self.cooling else 0.0
+
+    def record_failure(self, name: str, exc: BaseException) -> bool:
+        return False
+
+    def record_success(self, name: str) -> None:
+        self.asked.append(("record_success", name))
+
+    def reset(self, name: str | None = None) -> None:
+        pass
+
+
+EXPECTED_ASKS = [
+    ("is_available", "a"),
+    ("cooldown_remaining", "a"),
+    ("is_available", "b"),
+    ("record_success", "b"),
+]
+
+
+def test_a_first_choice_cooling_down_is_asked_about_once() -> None:
+    """The lane hands what it learned to the decision: a shared tracker is a round trip."""
+    tracker = Asking(cooling="a")
+
+    @routed(providers=["a", "b"], cooldown=tracker)
+    def call(provider: str) -> str:
+        return provider
+
+    assert call.execute().skipped == ("a",)
+    assert tracker.asked == EXPECTED_ASKS
+
+
+async def test_async_a_first_choice_cooling_down_is_asked_about_once() -> None:
+    tracker = Asking(cooling="a")
+
+    @routed(providers=["a", "b"], cooldown=tracker)
+    async def call(provider: str) -> str:
+        return provider
+
+    assert await call() == "b"
+    assert tracker.asked == EXPECTED_ASKS
+
+
+def test_a_terminus_cooling_down_handed_over_is_still_attempted() -> None:
+    tracker = Asking(cooling="a")
+
+    @routed(providers=["a"], cooldown=tracker)
+    def call(provider: str) -> str:
+        return provider
+
+    assert call() == "a"
+
+
+class Unrecordable(Asking):
+    """Its success cannot be recorded (the user's backend is down)."""
+
+    def record_success(self, name: str) -> None:
+        raise RuntimeError("tracker down")
+
+
+def test_a_success_that_cannot_be_recorded_is_no_success() -> None:
+    """Listeners hear it end with what it raised; last_route() keeps the last that returned."""
+
+    @routed(providers=["x"], cooldown=None)
+    def before(provider: str) -> str:
+        return provider
+
+    rec = EventRecorder()
+
+    @routed(providers=["a", "b"], cooldown=Unrecordable(cooling=""), listeners=[rec])
+    def call(provider: str) -> str:
+        return provider
+
+    before()
+    with pytest.raises(RuntimeError, match="tracker down"):
+        call()
+    assert rec.last("call_finished").outcome == "propagated"
+    route = last_route()
+    assert route is not None and route.provider == "x"
+
+
+async def test_async_a_success_that_cannot_be_recorded_is_no_success() -> None:
+    rec = EventRecorder()
+
+    @routed(providers=["a", "b"], cooldown=Unrecordable(cooling=""), listeners=[rec])
+    async def call(provider: str) -> str:
+        return provider
+
+    with pytest.raises(RuntimeError, match="tracker down"):
+        await call()
+    assert rec.last("call_finished").outcome == "propagated"
+    assert last_route() is None  # a new task: nothing returned in it

@@ -257,3 +257,67 @@ def test_a_sync_hedge_loser_that_ends_past_slow_call_is_recorded_slow() -> None:
     assert cooled.wait(10)
     assert [e.provider for e in rec.of("cooldown_started")] == ["a"]
     assert not tracker.is_available("a")
+
+
+def test_a_provider_raising_slow_call_error_is_a_failure_like_any(
+    cooling: InMemoryCooldownTracker,
+) -> None:
+    """SlowCallError is public: a provider (or a wrapper of its) may raise one. It falls over."""
+
+    @routed(providers=["a", "b"], cooldown=cooling)
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise SlowCallError("upstream", 2.0, 1.0)
+        return provider
+
+    result = call.execute()
+    assert (result.provider, result.response) == ("b", "b")
+    assert [(name, type(exc)) for name, exc in result.failures] == [("a", SlowCallError)]
+    assert not cooling.is_available("a")
+
+
+class Broken(InMemoryCooldownTracker):
+    """A tracker whose writes fail (a backend of the user's own, down)."""
+
+    def record_failure(self, name: str, exc: BaseException) -> bool:
+        raise RuntimeError("tracker down")
+
+
+def test_a_slow_first_item_whose_recording_fails_closes_the_stream(
+    routing_clock: FakeClock, clock: FakeClock
+) -> None:
+    closed: list[str] = []
+
+    @routed(providers=["a", "b"], cooldown=Broken(clock=clock), slow_call=1.0)
+    def chat(provider: str) -> Iterator[str]:
+        try:
+            routing_clock.advance(2.0)
+            yield provider
+            yield "!"
+        finally:
+            closed.append(provider)
+
+    stream = chat()
+    with pytest.raises(RuntimeError, match="tracker down"):
+        next(stream)
+    assert closed == ["a"]  # closed at once, not when the garbage collector gets to it
+
+
+async def test_async_slow_first_item_whose_recording_fails_closes_the_stream(
+    clock: FakeClock,
+) -> None:
+    closed: list[str] = []
+
+    @routed(providers=["a", "b"], cooldown=Broken(clock=clock), slow_call=0.01)
+    async def chat(provider: str) -> AsyncIterator[str]:
+        try:
+            await asyncio.sleep(0.03)
+            yield provider
+            yield "!"
+        finally:
+            closed.append(provider)
+
+    stream = chat()
+    with pytest.raises(RuntimeError, match="tracker down"):
+        await stream.__anext__()
+    assert closed == ["a"]

@@ -813,3 +813,41 @@ def test_a_stream_that_ends_well_clears_its_providers_failures(clock: FakeClock)
     assert [st.failures for st in tracker.states()] == [1]  # not yet: the stream goes on
     assert list(stream) == ["a2"]
     assert tracker.states() == []  # it ended well: the failure is cleared
+
+
+# -- a RouteResult's stream closed unread -------------------------------------------------
+
+
+def test_a_result_stream_closed_unread_closes_the_provider_stream(
+    tracker: InMemoryCooldownTracker,
+) -> None:
+    made: list[SDKStream] = []
+    rec = EventRecorder()
+
+    @routed(providers=["a", "b"], cooldown=tracker, stream=True, listeners=[rec])
+    def chat(provider: str) -> SDKStream:
+        made.append(SDKStream([provider, "!"]))
+        return made[-1]
+
+    result = chat.execute()
+    result.response.close()
+    assert made[0].closed
+    assert rec.last("stream_ended").outcome == "closed"
+    assert rec.last("call_finished").outcome == "success"
+
+
+async def test_async_result_stream_closed_unread_closes_the_provider_stream(
+    tracker: InMemoryCooldownTracker,
+) -> None:
+    made: list[AsyncSDKStream] = []
+    rec = EventRecorder()
+
+    @routed(providers=["a", "b"], cooldown=tracker, stream=True, listeners=[rec])
+    async def chat(provider: str) -> AsyncSDKStream:
+        made.append(AsyncSDKStream([provider, "!"]))
+        return made[-1]
+
+    result = await chat.execute()
+    await result.response.aclose()
+    assert made[0].closed
+    assert rec.last("stream_ended").outcome == "closed"

@@ -58,6 +58,7 @@ def runner(route: Route) -> Runner:
             forms = fixed
         local, tracker, asks = forms
         failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
+        cooling: float | None = None  # the seconds left of its first choice's cooldown
         if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
@@ -70,7 +71,12 @@ def runner(route: Route) -> Runner:
             if ask and not (
                 local.is_available(name) if local is not None else await tracker.is_available(name)
             ):
-                attempted = 0  # it is cooling down: the decision asks about it again
+                attempted = 0
+                cooling = (
+                    local.cooldown_remaining(name)
+                    if local is not None
+                    else await tracker.cooldown_remaining(name)
+                )
             else:
                 start = clock()
                 try:
@@ -98,7 +104,7 @@ def runner(route: Route) -> Runner:
         else:
             d = Decision(route, config, want_result, tracker is not None, asks)
         try:
-            return await drive(d, tracker, fn, args, kwargs, failed)
+            return await drive(d, tracker, fn, args, kwargs, failed, cooling)
         finally:
             del d, failed  # as in the sync driver
 
@@ -112,15 +118,21 @@ async def drive(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     failed: tuple[int, Exception, float] | None = None,
+    cooling: float | None = None,
 ) -> Any:
     """Perform the steps of ``d`` until the call returns or raises; return what it returns.
 
-    Each attempt is bounded by ``d.budget``. ``failed``: the attempt a fast lane made before
-    handing the call over, which failed.
+    Each attempt is bounded by ``d.budget``. ``failed`` and ``cooling``: what a fast lane
+    learned before handing the call over (see the sync driver's ``drive``).
     """
     clock = d.route.clock
     try:
-        step = d.start() if failed is None else d.failed(*failed)
+        if failed is not None:
+            step = d.failed(*failed)
+        elif cooling is not None:
+            step = d.cooling(cooling)
+        else:
+            step = d.start()
         providers = d.providers
         while True:
             if step is ATTEMPT:

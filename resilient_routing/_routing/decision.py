@@ -12,7 +12,7 @@ return the next *step*; a driver performs it and reports what happened::
         elif step is RECORD:   # record_failure(decision.names[decision.index], decision.judged)
             step = decision.recorded(started, seconds_left)
         elif step is CLEAR:    # record_success(decision.names[decision.winner])
-            step = RETURN
+            step = decision.returns()
         elif step is RETURN:
             return decision.value
         elif step is TALLY:    # every provider's cooldown_remaining, for the error's retry_after
@@ -33,7 +33,6 @@ single-attempt strategy re-raises; what is returned or raised; how many attempts
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -87,7 +86,8 @@ class Decision(Racing):
         drawn: the index that lane drew (-1: no lane; the strategy's plan is drawn at the
             first step).
         attempted: 1 when that lane attempted ``drawn`` (its failure is reported next with
-            :meth:`failed`); 0 when it found ``drawn`` cooling down (it is asked about again).
+            :meth:`failed`); 0 when it found ``drawn`` cooling down (reported next with
+            :meth:`cooling`: the tracker is not asked twice).
 
     Attributes:
         index: the provider the current step is about.
@@ -103,9 +103,9 @@ class Decision(Racing):
     # One line per few names: the slots read as a list, not a column.
     __slots__ = tuple(
         (  # noqa: SIM905
-            "_budget_is_deadline _plan asks attempt budget call_id deadline error exempt "
-            "failures finished hedges in_flight index judged latency listeners logger loud "
-            "names probes providers raised response result route skipped started tracked value "
+            "_plan asks attempt budget call_id deadline deadline_bound error exempt failures "
+            "finished hedges in_flight index judged latency listeners logger loud names probes "
+            "providers raised response result route skipped slow_answer started tracked value "
             "wait want_result winner"
         ).split()
     )
@@ -136,11 +136,10 @@ class Decision(Racing):
         self.providers, names = providers
         self.names = names
         if drawn >= 0:
+            self.index = drawn
             if plan is None:
                 assert route.rest is not None  # the lane took index 0 without drawing a plan
                 plan = iter(route.rest)
-            if not attempted:
-                plan = itertools.chain((drawn,), plan)
         self._plan = plan
         self.attempt = attempted
         self.failures: tuple[tuple[str, Exception], ...] = ()
@@ -159,6 +158,9 @@ class Decision(Racing):
         if not route.plain:
             self.in_flight = 0
             self.deadline: float | None = None
+            #: The attempts whose budget is the call's time left: when it runs out, the
+            #: caller's deadline ended them, not the provider (hedges each have their own).
+            self.deadline_bound: tuple[int, ...] = ()
             if options.timeout is not None:
                 self.started = route.clock()
                 self.deadline = self.started + options.timeout
@@ -233,7 +235,7 @@ class Decision(Racing):
         route = self.route
         if not route.plain:
             timed = self.deadline is not None or route.attempt_limit is not None
-            if timed and not self._budget(route):
+            if timed and not self._budget(route, i):
                 return self._raise(self._timed_out())
             if self.in_flight:
                 self.hedges += (self.names[i],)
@@ -246,16 +248,16 @@ class Decision(Racing):
             report.attempting(self, i, cooling)
         return ATTEMPT
 
-    def _budget(self, route: Route) -> bool:
-        """Set the next attempt's budget; return False when the call's deadline is over."""
+    def _budget(self, route: Route, i: int) -> bool:
+        """Set the budget of provider ``i``'s attempt; return False when the deadline is over."""
         budget = route.attempt_limit
-        self._budget_is_deadline = False
         if self.deadline is not None:
             left = self.deadline - route.clock()
             if left <= 0:
                 return False
             if budget is None or left <= budget:
-                budget, self._budget_is_deadline = left, True
+                budget = left
+                self.deadline_bound += (i,)
         self.budget = budget
         return True
 
@@ -279,22 +281,29 @@ class Decision(Racing):
             None if slow is None or latency <= slow else SlowCallError(self.names[i], latency, slow)
         )
         counted = error is not None and self.tracked and self.counts(i, error)
-        loud = self.loud
-        if loud:
+        if self.loud:
             report.succeeded(self, i, latency, error, counted)
-        # report.remember(self), inlined: a call costs much of a fallback's routing here.
-        if _running_loop() is None:
-            _last_here.value = self
-        else:
-            _last_in_task.set(self)
         self.value = report.result(self) if self.want_result else response
         if counted:
             self.index = i
             self.judged = self.raised = error  # type: ignore[assignment]
+            self.slow_answer = True
             return RECORD
-        if loud:
+        return CLEAR if self.names[i] in self.asks else self.returns()
+
+    def returns(self) -> int:
+        """The call returns :attr:`value`: ``RETURN`` (drivers call it once ``CLEAR`` is done).
+
+        Only now does ``last_route()`` name it and do listeners hear that it succeeded: the
+        tracker steps before it may still raise.
+        """
+        if _running_loop() is None:
+            _last_here.value = self
+        else:
+            _last_in_task.set(self)
+        if self.loud:
             self.finish(None)
-        return CLEAR if self.names[i] in self.asks else RETURN
+        return RETURN
 
     def failed(self, i: int, raised: Exception, latency: float, expired: bool = False) -> int:
         """Provider ``i`` raised ``raised`` after ``latency`` seconds; return the next step.
@@ -313,7 +322,7 @@ class Decision(Racing):
             if hook is not None:
                 hook(self.names[i], latency, False)
             if expired:
-                if self._budget_is_deadline:
+                if i in self.deadline_bound:
                     # The caller's deadline, not the provider, ended this attempt: not recorded.
                     error = self._timed_out()
                     error.__cause__ = raised
@@ -337,6 +346,7 @@ class Decision(Racing):
             self.judged = exc
             self.raised = raised
             self.latency = latency
+            self.slow_answer = False
             return RECORD
         if self.loud:
             report.failed(self, i, exc, "fell_over", latency)
@@ -355,12 +365,10 @@ class Decision(Racing):
         """The failure of ``RECORD`` was recorded; ``started``: it started a cooldown."""
         i = self.index
         exc, raised = self.judged, self.raised
-        if type(exc) is SlowCallError:  # a slow answer: the call returns it
-            if self.loud:
-                if started:
-                    report.cooldown_started(self, i, remaining)
-                self.finish(None)
-            return RETURN
+        if self.slow_answer:  # the call returns it
+            if started and self.loud:
+                report.cooldown_started(self, i, remaining)
+            return self.returns()
         if self.loud:
             report.failed(self, i, exc, "counted", self.latency)
             if started:

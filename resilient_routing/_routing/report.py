@@ -42,7 +42,6 @@ __all__ = [
     "probe_failed",
     "probe_started",
     "quick_result",
-    "remember",
     "result",
     "skipped",
     "slow_answer",
@@ -69,14 +68,6 @@ last_in_task: ContextVar[Decision | Quick | None] = ContextVar(
 )
 last_here = threading.local()
 running_loop = asyncio._get_running_loop
-
-
-def remember(last: Decision | Quick) -> None:
-    """Keep the call that just returned, for :func:`last_route`."""
-    if running_loop() is None:
-        last_here.value = last
-    else:
-        last_in_task.set(last)
 
 
 def last_route() -> RouteResult[Any] | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from resilient_routing.cooldown._policy import PROBE
 
-from .decision import CHECK, CLEAR, RECORD, RETURN, TALLY, Decision
+from .decision import CHECK, CLEAR, RECORD, TALLY, Decision
 
 __all__ = ["ask_tracker", "ask_tracker_async", "cancelling"]
 
@@ -32,7 +32,7 @@ def ask_tracker(d: Decision, step: int, tracker: Any) -> int:
         return d.recorded(started, tracker.cooldown_remaining(name) if started else 0.0)
     if step is CLEAR:
         tracker.record_success(names[d.winner])
-        return RETURN
+        return d.returns()
     assert step is TALLY
     return d.tallied([tracker.cooldown_remaining(n) for n in names])
 
@@ -56,7 +56,7 @@ async def ask_tracker_async(d: Decision, step: int, tracker: Any) -> int:
         return d.recorded(started, await tracker.cooldown_remaining(name) if started else 0.0)
     if step is CLEAR:
         await tracker.record_success(names[d.winner])
-        return RETURN
+        return d.returns()
     assert step is TALLY
     return d.tallied([await tracker.cooldown_remaining(n) for n in names])
 

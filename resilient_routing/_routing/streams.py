@@ -25,7 +25,7 @@ from resilient_routing import _config
 from resilient_routing._exceptions import InvalidConfigError
 
 from . import report
-from .decision import CLEAR, RECORD, RETURN, Decision
+from .decision import CLEAR, RECORD, Decision
 from .failures import judge
 from .route import Route
 from .steps import ask_tracker, ask_tracker_async, cancelling
@@ -63,7 +63,7 @@ class StreamDecision(Decision):
         step = super().succeeded(i, response, latency)
         if step is CLEAR:
             self.clears = True
-            return RETURN
+            return self.returns()
         return step
 
     def deliver(self, stream: weakref.ref[Any]) -> None:
@@ -120,6 +120,16 @@ class StreamDecision(Decision):
             if self.delivered:
                 report.stream_ended(self, exc, self.closed, self.items, self.first_at)
         super().finish(exc)
+
+
+def _won(d: StreamDecision) -> tuple[Any, Any, Any] | None:
+    """The stream a winner opened, when routing failed after its first item (None: none won).
+
+    A slow first item is recorded as a failure before the stream is delivered: if recording
+    raises (the tracker failed, the task was cancelled), nobody else would close it.
+    """
+    opened: tuple[Any, Any, Any] | None = getattr(d, "response", None)
+    return opened
 
 
 def _refused(made: object, name: str, expected: str) -> InvalidConfigError:
@@ -222,11 +232,17 @@ def _sync_stream(
             raise
         return made, it, first
 
-    made, it, first = drive(d, tracker, open_stream, args, kwargs)
-    d.deliver(ref[0])
-    if announce:
-        yield report.result(d)
     try:
+        made, it, first = drive(d, tracker, open_stream, args, kwargs)
+    except BaseException:
+        won = _won(d)
+        if won is not None:
+            _close(won[1], won[0])
+        raise
+    d.deliver(ref[0])
+    try:
+        if announce:
+            yield report.result(d)
         if first is not _EMPTY:
             d.items = 1
             yield first
@@ -309,13 +325,19 @@ async def _async_stream(
             raise
         return made, it, first
 
-    made, it, first = await drive(d, tracker, open_stream, args, kwargs)
+    try:
+        made, it, first = await drive(d, tracker, open_stream, args, kwargs)
+    except BaseException:
+        won = _won(d)
+        if won is not None:
+            await _aclose(won[1], won[0])
+        raise
     d.deliver(ref[0])
-    if announce:
-        yield report.result(d)
     idle = route.options.idle_timeout
     stalled: TimeoutError | None = None
     try:
+        if announce:
+            yield report.result(d)
         if first is not _EMPTY:
             d.items = 1
             yield first

@@ -62,6 +62,7 @@ def runner(route: Route) -> Runner:
             forms = fixed
         tracker, _, asks = forms
         failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
+        cooling: float | None = None  # the seconds left of its first choice's cooldown
         if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
@@ -72,7 +73,7 @@ def runner(route: Route) -> Runner:
             name = names[i]
             ask = name in asks
             if ask and not tracker.is_available(name):
-                attempted = 0  # it is cooling down: the decision asks about it again
+                attempted, cooling = 0, tracker.cooldown_remaining(name)
             else:
                 start = clock()
                 try:
@@ -89,7 +90,8 @@ def runner(route: Route) -> Runner:
                     if ask:
                         tracker.record_success(name)
                     last = (route, i, response, latency)
-                    # report.remember(last), inlined: a call costs ~5 % of a routed call here.
+                    # What Decision.returns() does, for the lane's tuple: a function call
+                    # would cost ~5 % of a routed call here.
                     if report.running_loop() is None:
                         report.last_here.value = last
                     else:
@@ -102,7 +104,7 @@ def runner(route: Route) -> Runner:
             d = Decision(route, config, want_result, tracker is not None, asks)
         call = fn if instance is None else MethodType(fn, instance)
         try:
-            return drive(d, tracker, call, args, kwargs, failed)
+            return drive(d, tracker, call, args, kwargs, failed, cooling)
         finally:
             # A failure's traceback holds this frame: it must not keep the decision (which
             # holds the failures) alive, or every fallback would leave a cycle to collect.
@@ -118,14 +120,21 @@ def drive(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     failed: tuple[int, Exception, float] | None = None,
+    cooling: float | None = None,
 ) -> Any:
     """Perform the steps of ``d`` until the call returns or raises; return what it returns.
 
-    ``failed``: the attempt a fast lane made before handing the call over, which failed.
+    What a fast lane learned before handing the call over: ``failed``, its attempt, which
+    failed; ``cooling``, the seconds left of the cooldown of its first choice (``d.index``).
     """
     clock = d.route.clock
     try:
-        step = d.start() if failed is None else d.failed(*failed)
+        if failed is not None:
+            step = d.failed(*failed)
+        elif cooling is not None:
+            step = d.cooling(cooling)
+        else:
+            step = d.start()
         providers = d.providers
         while True:
             if step is ATTEMPT:
