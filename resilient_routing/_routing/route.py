@@ -246,14 +246,13 @@ class Route:
         """Whether provider ``i`` of ``n`` is the terminus (multi-attempt strategies only)."""
         return i == n - 1 and not self.single
 
-    def plan(self, providers: Sequence[Any], start: int = 0) -> Iterator[int]:
+    def plan(self, providers: Sequence[Any]) -> Iterator[int]:
         """Return the indices of ``providers`` to consider, each once, the terminus last.
 
         Lazily: the happy path must not pay for providers it never reaches.
 
         Args:
             providers: the call's providers.
-            start: for a strategy in list order, how many indices the caller took already.
 
         Raises:
             InvalidConfigError: the strategy chose no provider, or an index that is not one.
@@ -261,7 +260,7 @@ class Route:
         n = len(providers)
         single = self.single
         if self.caps.in_list_order:
-            return iter(range(start, 1 if single else n))
+            return iter(range(1 if single else n))
         order = self.strategy.order(providers)
         if single:
             for i in order:
