@@ -686,6 +686,42 @@ async def test_hedged_stream_a_loser_that_answered_is_closed() -> None:
     assert [item async for item in result.response] == [winner]
 
 
+async def test_hedged_stream_cancelled_again_while_a_loser_ends_still_closes_it() -> None:
+    """The caller leaves at once; a loser that answers late is still closed."""
+    made: dict[str, AsyncSDKStream] = {}
+    ending = asyncio.Event()
+
+    class Late(AsyncSDKStream):
+        """Its first item comes even when cancelled (a client that finishes what it read)."""
+
+        async def _items(self) -> AsyncIterator[Any]:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                ending.set()
+                await asyncio.sleep(0.05)
+            yield self.items[0]
+
+    @routed(providers=["slow", "fast"], strategy=Hedged(delay=0.001), stream=True)
+    async def chat(provider: str) -> AsyncSDKStream:
+        if provider == "fast":
+            await asyncio.sleep(0.01)
+        made[provider] = (Late if provider == "slow" else AsyncSDKStream)([provider])
+        return made[provider]
+
+    call = asyncio.ensure_future(chat.execute())
+    await ending.wait()  # fast won; slow, cancelled, is ending
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert made["fast"].closed  # the winner's stream, which nobody will read
+    for _ in range(100):
+        if made["slow"].closed:
+            break
+        await asyncio.sleep(0.01)
+    assert made["slow"].closed
+
+
 async def test_async_sdk_stream_awaited_then_iterated(tracker: InMemoryCooldownTracker) -> None:
     made: dict[str, AsyncSDKStream] = {}
 

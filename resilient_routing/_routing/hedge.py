@@ -260,24 +260,45 @@ async def drive_async(
         d.finish(exc)
         raise
     finally:
-        # The losers (or every attempt, when the call itself is cancelled) end before return.
-        for task in running:
-            task.cancel()
         if running:
-            await asyncio.wait(running)
-        outran: list[tuple[int, SlowCallError]] = []
-        for task, (i, start) in running.items():
-            answered = not task.cancelled() and task.exception() is None and task.result()[0]
-            d.abandoned(i, clock() - start, answered)
-            if answered and release is not None:
-                await release(task.result()[1])
-            elif won and task.cancelled():
-                # Beaten, and unanswered past slow_call: a slow call, whatever it would answer.
-                error = d.outran(i, clock() - start)
-                if error is not None:
-                    outran.append((i, error))
-        for i, error in outran:
-            name = d.names[i]
-            started = await tracker.record_failure(name, error)
-            d.outran_recorded(i, started, await tracker.cooldown_remaining(name) if started else 0)
+            # The losers (or every attempt, when the call itself is cancelled) end before
+            # return. Shielded: cancelled again meanwhile, the caller leaves at once, and the
+            # losers still end, are released (an opened stream closed) and reported.
+            settling = asyncio.ensure_future(_settle(d, tracker, running, won, release))
+            _settling.add(settling)
+            settling.add_done_callback(_settling.discard)
+            await asyncio.shield(settling)
         del d
+
+
+#: Settling tasks cancelled callers left behind: held until done (the loop holds tasks weakly).
+_settling: set[asyncio.Task[None]] = set()
+
+
+async def _settle(
+    d: Decision,
+    tracker: Any,
+    running: dict[asyncio.Task[Outcome], tuple[int, float]],
+    won: bool,
+    release: Callable[[Any], Awaitable[None]] | None,
+) -> None:
+    """End the attempts still running; release those that answered; record the slow losers."""
+    clock = d.route.clock
+    for task in running:
+        task.cancel()
+    await asyncio.wait(running)
+    outran: list[tuple[int, SlowCallError]] = []
+    for task, (i, start) in running.items():
+        answered = not task.cancelled() and task.exception() is None and task.result()[0]
+        d.abandoned(i, clock() - start, answered)
+        if answered and release is not None:
+            await release(task.result()[1])
+        elif won and task.cancelled():
+            # Beaten, and unanswered past slow_call: a slow call, whatever it would answer.
+            error = d.outran(i, clock() - start)
+            if error is not None:
+                outran.append((i, error))
+    for i, error in outran:
+        name = d.names[i]
+        started = await tracker.record_failure(name, error)
+        d.outran_recorded(i, started, await tracker.cooldown_remaining(name) if started else 0)
