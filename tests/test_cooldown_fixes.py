@@ -1,15 +1,19 @@
-"""Regression tests of the Redis listener's internals that no end-to-end test can time."""
+"""The Redis listener: its health check, and a tracker inherited through fork."""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 
+from resilient_routing.cooldown import RedisCooldownTracker
 from resilient_routing.cooldown._breaker import Breaker
 from resilient_routing.cooldown._redis.client import UNREACHABLE, ServerClock
 from resilient_routing.cooldown._redis.listener import ListenerBase, _Health
 from resilient_routing.cooldown._redis.scripts import Keys
 from resilient_routing.cooldown._redis.view import View
+
+from . import redis_support
 
 
 def _listener(breaker: Breaker) -> ListenerBase:
@@ -28,3 +32,33 @@ def test_an_event_before_the_pong_leaves_the_ping_to_close_the_breaker() -> None
     assert breaker.down
     listener.heard({"type": "pong", "data": b""}, health, time.monotonic())
     assert not breaker.down
+
+
+def test_a_forked_child_closing_its_tracker_leaves_the_parents_subscription() -> None:
+    """The child inherits the parent's pub/sub socket: its close() must not shut it down."""
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("fork")
+    client = redis_support.sync_client(url)
+    tracker = RedisCooldownTracker(client, prefix=prefix)
+    try:
+        assert tracker.wait_synced(5.0)
+        pubsub = tracker._listener.pubsub
+        pid = os.fork()
+        if pid == 0:  # the child: Redis looks lost here, so its listener waits unsubscribed
+            code = 1
+            try:
+                tracker._breaker.failed(ConnectionError("lost in the child"))
+                tracker._listener.ensure_started()
+                tracker.close()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        time.sleep(0.3)  # a broken session would have ended by now
+        assert tracker._listener.pubsub is pubsub
+        assert tracker._view.live
+    finally:
+        tracker.close()
+        client.close()
+        redis_support.delete_prefix(prefix, url)

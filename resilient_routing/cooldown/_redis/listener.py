@@ -203,6 +203,8 @@ class ThreadListener(ListenerBase):
     def after_fork(self) -> None:
         # The thread did not survive the fork; the child starts its own on first use.
         self.thread = None
+        # The parent's subscription, whose socket the child shares: close() must not shut it.
+        self.pubsub = None
         self.stop_event = threading.Event()
         self.start_lock = threading.Lock()
         self.view.after_fork()
