@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+from typing import Any
 
-from resilient_routing.cooldown import RedisCooldownTracker
+import pytest
+import redis.asyncio
+
+from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker
 from resilient_routing.cooldown._breaker import Breaker
 from resilient_routing.cooldown._redis.client import UNREACHABLE, ServerClock
-from resilient_routing.cooldown._redis.listener import ListenerBase, _Health
+from resilient_routing.cooldown._redis.listener import POLL, ListenerBase, _Health
 from resilient_routing.cooldown._redis.scripts import Keys
 from resilient_routing.cooldown._redis.view import View
 
@@ -61,4 +66,42 @@ def test_a_forked_child_closing_its_tracker_leaves_the_parents_subscription() ->
     finally:
         tracker.close()
         client.close()
+        redis_support.delete_prefix(prefix, url)
+
+
+def test_aclose_releases_the_subscription_even_when_closing_it_is_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aclose() cancels the listener again and again: its pub/sub close must still finish.
+
+    The close is slow and cancellable at its await, as redis-py's was before it shielded it.
+    """
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("aclose")
+    teardown = redis.asyncio.client.PubSub._aclose
+
+    async def slow_unshielded_aclose(self: Any) -> None:
+        await asyncio.sleep(3 * POLL)  # longer than aclose() waits between its cancels
+        await teardown(self)
+
+    monkeypatch.setattr(redis.asyncio.client.PubSub, "aclose", slow_unshielded_aclose)
+    control = redis_support.sync_client(url)
+
+    async def scenario() -> None:
+        client = redis_support.async_client(url)
+        tracker = AsyncRedisCooldownTracker(client, prefix=prefix)
+        channel = tracker._keys.channel
+        try:
+            await asyncio.wait_for(tracker.wait_synced(), 5)
+            assert control.pubsub_numsub(channel) == [(channel.encode(), 1)]
+            await tracker.aclose()
+            assert control.pubsub_numsub(channel) == [(channel.encode(), 0)]
+        finally:
+            await tracker.aclose()
+            await client.aclose()
+
+    try:
+        redis_support.run_async(scenario)
+    finally:
+        control.close()
         redis_support.delete_prefix(prefix, url)

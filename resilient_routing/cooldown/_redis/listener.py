@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from resilient_routing.cooldown._breaker import Breaker
 
-from .client import FAILURES, ServerClock, drop_idle, drop_idle_async, text
+from .client import FAILURES, ServerClock, close_pubsub, drop_idle, drop_idle_async, text
 from .scripts import Keys, Registered
 from .view import View, parse_snapshot
 
@@ -411,8 +411,7 @@ class TaskListener(ListenerBase):
         finally:
             self.view.set_live(False)
             self.live.clear()
-            with contextlib.suppress(Exception):
-                await cast(Any, pubsub).aclose()
+            await close_pubsub(pubsub)
 
     async def subscribe(self) -> Any:
         """Return a pub/sub connection subscribed to the events channel."""
@@ -420,7 +419,7 @@ class TaskListener(ListenerBase):
         try:
             await pubsub.subscribe(self.keys.channel)
         except BaseException:
-            await cast(Any, pubsub).aclose()
+            await close_pubsub(pubsub)
             raise
         return pubsub
 
