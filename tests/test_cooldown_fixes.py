@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -39,6 +40,8 @@ def test_an_event_before_the_pong_leaves_the_ping_to_close_the_breaker() -> None
     assert not breaker.down
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork on Windows")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 def test_a_forked_child_closing_its_tracker_leaves_the_parents_subscription() -> None:
     """The child inherits the parent's pub/sub socket: its close() must not shut it down."""
     url = redis_support.require_redis()
