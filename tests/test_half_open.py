@@ -375,3 +375,25 @@ def test_a_probe_answering_too_slowly_failed(
     assert call() == "a"  # the probe's slow answer still comes back
     assert probes(rec) == [("probe_started", "a"), ("probe_failed", "a")]
     assert not tracker.is_available("a")  # its next cooldown started
+
+
+def test_a_healthy_provider_costs_no_write_when_polling(clock: FakeClock) -> None:
+    """Half-open, polling Redis: each check is one round trip, a success of a clean one none."""
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("poll")
+    client, sent = redis_support.counting_client(url)
+    tracker = RedisCooldownTracker(
+        client, prefix=prefix, clock=clock, failure_threshold=1, half_open=True, listen=False
+    )
+    try:
+        assert tracker.is_available("a") is True  # loads the scripts (NOSCRIPT, then retried)
+        tracker.record_success("a")
+        before = sent()
+        for _ in range(5):
+            assert tracker.is_available("a") is True
+            tracker.record_success("a")
+        assert sent() - before == 5  # the checks; no CLEAR
+    finally:
+        tracker.close()
+        client.close()
+        redis_support.delete_prefix(prefix, url)

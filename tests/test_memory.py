@@ -266,3 +266,18 @@ def test_a_tracker_full_of_cooldowns_still_takes_new_names(clock: FakeClock) -> 
     for name in "abc":
         assert tracker.record_failure(name, Exception())
     assert [s.name for s in tracker.states()] == ["b", "c"]
+
+
+def test_a_full_tracker_keeps_a_provider_whose_probe_is_out(clock: FakeClock) -> None:
+    """Half-open: forgetting a provider being probed would let a second probe through."""
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=2, cooldown=10, half_open=True, max_entries=2, clock=clock
+    )
+    tracker.record_failure("a", Exception())
+    assert tracker.record_failure("a", Exception())
+    clock.advance(10)
+    assert tracker.is_available("a")  # the probe
+    tracker.record_failure("b", Exception())
+    tracker.record_failure("c", Exception())  # full: one of a and b goes
+    assert not tracker.is_available("a")  # its probe is still out
+    assert {s.name for s in tracker.states()} == {"a", "c"}

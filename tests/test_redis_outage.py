@@ -317,3 +317,68 @@ def test_databases_of_one_server_do_not_share_cooldowns() -> None:
         two.close()
         delete_prefix(prefix, f"{base}/14")
         delete_prefix(prefix, url)
+
+
+def test_a_resubscription_after_an_outage_closes_the_breaker(
+    server: RedisServer, logs: pytest.LogCaptureFixture
+) -> None:
+    """redis-py's own reconnection within a listener session reloads, and that proves recovery.
+
+    The outage is noticed after the session began: the reload's snapshot, sent after it, is
+    the proof (no ping may close the breaker first: its interval is long).
+    """
+    control = redis.Redis.from_url(server.url, socket_timeout=2.0)
+    # One retry: the listener's pub/sub connection reconnects and resubscribes by itself.
+    client = redis.Redis.from_url(server.url, socket_timeout=TIMEOUT, retry=Retry(NoBackoff(), 1))
+    tracker = RedisCooldownTracker(
+        client, prefix=unique_prefix("resub"), failure_threshold=1, retry_interval=60
+    )
+    try:
+        assert tracker.wait_synced(5)
+        control.client_pause(int(TIMEOUT * 3000))  # a caller times out: Redis is lost
+        assert tracker.record_failure("a", Down("x")) is False
+        assert len(lost(logs)) == 1
+        assert wait_until(lambda: control.ping())
+        control.client_kill_filter(_type="pubsub")
+        assert wait_until(lambda: len(back(logs)) == 1)
+        assert tracker.record_failure("a", Down("x")) is True  # tracked again
+    finally:
+        tracker.close()
+        client.close()
+        control.close()
+
+
+def test_an_async_resubscription_after_an_outage_closes_the_breaker(
+    server: RedisServer, logs: pytest.LogCaptureFixture
+) -> None:
+    """The async twin of the test above."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry as AsyncRetry
+
+    async def scenario() -> None:
+        control = redis.asyncio.Redis.from_url(server.url, socket_timeout=2.0)
+        client = redis.asyncio.Redis.from_url(
+            server.url, socket_timeout=TIMEOUT, retry=AsyncRetry(NoBackoff(), 1)
+        )
+        tracker = AsyncRedisCooldownTracker(
+            client, prefix=unique_prefix("resub"), failure_threshold=1, retry_interval=60
+        )
+        try:
+            await asyncio.wait_for(tracker.wait_synced(), 5)
+            await control.client_pause(int(TIMEOUT * 3000))
+            assert await tracker.record_failure("a", Down("x")) is False
+            assert len(lost(logs)) == 1
+            await control.ping()
+            await control.client_kill_filter(_type="pubsub")
+            for _ in range(500):
+                if back(logs):
+                    break
+                await asyncio.sleep(0.01)
+            assert len(back(logs)) == 1
+            assert await tracker.record_failure("a", Down("x")) is True
+        finally:
+            await tracker.aclose()
+            await client.aclose()
+            await control.aclose()
+
+    run_async(scenario)

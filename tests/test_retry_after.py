@@ -187,6 +187,38 @@ def test_a_broken_hint_never_breaks_the_routed_call(clock: FakeClock) -> None:
     assert tracker.cooldown_remaining("a") == 30  # counted, without a hint
 
 
+class _UncomparableFloat(float):
+    """A float of an SDK's own whose comparisons raise."""
+
+    def __gt__(self, other: object) -> bool:
+        raise TypeError("not comparable")
+
+    __lt__ = __ge__ = __le__ = __gt__
+
+
+def test_a_float_hint_that_cannot_be_compared_is_read_as_a_plain_float(
+    clock: FakeClock,
+) -> None:
+    """A float subclass is read for its value: its own comparisons never run."""
+    tracker = InMemoryCooldownTracker(max_cooldown=120, clock=clock, wall_clock=wall)
+
+    @routed(providers=["a", "b"], cooldown=tracker)
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise _with(retry_after=_UncomparableFloat(45.0))
+        return provider
+
+    assert call() == "b"
+    assert tracker.cooldown_remaining("a") == 45
+
+
+@pytest.mark.parametrize("millis", ["0", 0, -5])
+def test_a_zero_millisecond_hint_leaves_retry_after_to_be_read(millis: object) -> None:
+    """``retry-after-ms: 0`` is no hint: the standard header beside it still counts."""
+    exc = _with(headers={"retry-after-ms": millis, "retry-after": "20"})
+    assert retry_after_seconds(exc, wall) == 20.0
+
+
 @pytest.mark.parametrize("huge", [10**400, float("inf"), "9" * 400])
 def test_huge_hints_are_capped_at_max_cooldown(huge: object, clock: FakeClock) -> None:
     """A Retry-After too large for a float cools the provider for max_cooldown."""

@@ -8,6 +8,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
+import tenacity
 
 from resilient_routing.testing import FakeClock
 
@@ -110,6 +111,19 @@ def test_consecutive_cooldowns_grow_up_to_the_cap(
         lengths.append(t.cooldown_remaining("a"))
         clock.advance(lengths[-1])
     assert lengths == pytest.approx([10, 20, 35, 35], abs=0.01)
+
+
+def test_a_custom_backoff_stops_growing_after_32_cooldowns(
+    make: Callable[..., SyncTracker], clock: FakeClock
+) -> None:
+    """Past 32 consecutive cooldowns the last length repeats, on every backend alike."""
+    t = make(failure_threshold=1, backoff=tenacity.wait_incrementing(1, 1), max_cooldown=1000)
+    lengths = []
+    for _ in range(40):
+        assert t.record_failure("a", Boom()) is True
+        lengths.append(t.cooldown_remaining("a"))
+        clock.advance(lengths[-1])
+    assert lengths == pytest.approx([*range(1, 33), *[32] * 8], abs=0.01)
 
 
 def test_success_resets_failures_and_growth(

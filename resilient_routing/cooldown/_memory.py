@@ -45,8 +45,9 @@ class InMemoryCooldownTracker:
 
     Memory is bounded: the tracker keeps state only for providers that failed since their last
     success, at most ``max_entries`` of them. To make room it forgets the least recently
-    failed provider that is not cooling down (looking at the 32 least recently failed), so a
-    flood of failures of other names does not lift a cooldown in force.
+    failed provider that is not cooling down nor being probed (looking at the 32 least
+    recently failed), so a flood of failures of other names does not lift a cooldown in force
+    or let a second probe through.
 
     Args:
         failure_threshold: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
@@ -145,14 +146,16 @@ class InMemoryCooldownTracker:
             return started
 
     def _evict(self, now: float) -> None:
-        """Forget one provider to make room: the least recently failed one not cooling down.
+        """Forget one provider to make room: the least recently failed one at rest.
 
-        Among the ``_EVICTION_SCAN`` least recently failed (a bounded look, so that a full
-        tracker stays fast); when all of those cool down, the least recently failed goes.
+        At rest: neither cooling down nor being probed. Among the ``_EVICTION_SCAN`` least
+        recently failed (a bounded look, so that a full tracker stays fast); when none of
+        those is at rest, the least recently failed goes.
         """
         state = self._state
         for name, standing in itertools.islice(state.items(), _EVICTION_SCAN):
-            if standing.until <= now:
+            # Forgetting a provider whose probe is out would let a second probe through.
+            if standing.until <= now and standing.probe <= now:
                 del state[name]
                 return
         state.popitem(last=False)

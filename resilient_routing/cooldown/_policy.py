@@ -149,7 +149,8 @@ class CooldownPolicy:
         fixed = self._fixed
         if fixed is not None:
             return fixed[min(max(level, 1), len(fixed)) - 1]
-        return self._ask_backoff(level)
+        # The same table as schedule()'s, which the Redis script repeats the last entry of.
+        return self._ask_backoff(min(level, _MAX_LEVELS))
 
     def _ask_backoff(self, level: int) -> float:
         state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]

@@ -42,13 +42,15 @@ def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, timedelta):
-        return value.total_seconds()
+        return float(value.total_seconds())
     if isinstance(value, int):
         try:
             return float(value)
         except OverflowError:
             return math.inf if value > 0 else None
     if isinstance(value, float):
+        # A float of an SDK's own type may override comparisons: keep only its value.
+        value = float(value)
         return None if math.isnan(value) else value
     if isinstance(value, bytes):
         value = value.decode("latin-1")
@@ -75,7 +77,8 @@ def _from_headers(headers: object, wall_clock: Callable[[], float]) -> float | N
     # Precise millisecond hints first (openai and anthropic; AWS), then the standard header.
     for name in ("retry-after-ms", "x-amz-retry-after"):
         millis = _number(_header(headers, name))
-        if millis is not None:
+        # A zero ("retry now") must not hide a usable Retry-After beside it.
+        if millis is not None and millis > 0:
             return millis / 1000.0
     raw = _header(headers, "retry-after")
     seconds = _number(raw)
@@ -160,8 +163,10 @@ def retry_after_seconds(exc: BaseException, wall_clock: Callable[[], float]) -> 
     """
     try:
         seconds = _read(exc, wall_clock)
+        if seconds is None:
+            return None
+        # A plain float from here on: the caller compares it outside this guard.
+        seconds = float(seconds)
+        return seconds if seconds > 0 else None
     except Exception:
         return None
-    if seconds is None or not seconds > 0:
-        return None
-    return seconds

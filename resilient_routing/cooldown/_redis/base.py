@@ -295,6 +295,8 @@ class RedisTrackerBase(Generic[ClientT]):
     def _claim_done(self, name: str, reply: Any, now: float) -> int:
         admitted, left_ms, seq, exists = (int(v) for v in reply)
         self._view.apply(name, seq, bool(exists), left_ms / 1000.0, now)
+        # Polling, the claim is the read that lets a clean provider's success skip Redis.
+        self._view.note_checked(name)
         return admitted
 
     def _local_admit(self, name: str) -> tuple[int | None, float]:

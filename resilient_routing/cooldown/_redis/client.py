@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -31,6 +32,7 @@ __all__ = [
     "advise_on_client",
     "check_client",
     "check_prefix",
+    "close_pubsub",
     "connection_kwargs",
     "database",
     "drop_idle",
@@ -185,6 +187,25 @@ async def drop_idle_async(client: Any) -> None:
     if callable(disconnect):
         with contextlib.suppress(Exception):
             await disconnect(inuse_connections=False)
+
+
+async def close_pubsub(pubsub: Any) -> None:
+    """Close ``pubsub`` to the end whatever cancels the caller meanwhile; then re-raise that.
+
+    The async listener's ``aclose`` cancels its task again until it is done: a close cut
+    short (redis-py did not always shield its own) would leave the connection subscribed.
+    """
+    closing = asyncio.ensure_future(pubsub.aclose())
+    cancelled = False
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:
+            break  # closing failed: the connection is gone or beyond help
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def make_client(

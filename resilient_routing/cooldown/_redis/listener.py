@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from resilient_routing.cooldown._breaker import Breaker
 
-from .client import FAILURES, ServerClock, drop_idle, drop_idle_async, text
+from .client import FAILURES, ServerClock, close_pubsub, drop_idle, drop_idle_async, text
 from .scripts import Keys, Registered
 from .view import View, parse_snapshot
 
@@ -50,11 +50,16 @@ class _Health:
         self.heard = time.monotonic()
         self.ping_sent: float | None = None
 
-    def heard_from_server(self, now: float) -> float | None:
-        """Record that the server spoke; return when the pending ping was sent, if any."""
-        sent = self.ping_sent
+    def heard_from_server(self, now: float, pong: bool) -> float | None:
+        """Record that the server spoke; on a ``pong``, return when its ping was sent, if known.
+
+        Only the pong answers the ping: an event that came first must not use it up, or the
+        pong could no longer close the breaker.
+        """
         self.heard = now
-        self.ping_sent = None
+        if not pong:
+            return None
+        sent, self.ping_sent = self.ping_sent, None
         return sent
 
     def due(self, now: float, breaker: Breaker) -> Literal["ping", "probe"] | None:
@@ -144,8 +149,8 @@ class ListenerBase:
         Raises:
             ChannelMoved: the server unsubscribed the session (the slot moved).
         """
-        sent = health.heard_from_server(now)
         kind = message["type"]
+        sent = health.heard_from_server(now, kind == "pong")
         if kind in _EVENT:
             return self.event(message["data"])
         if kind in _SUBSCRIBED:
@@ -198,6 +203,8 @@ class ThreadListener(ListenerBase):
     def after_fork(self) -> None:
         # The thread did not survive the fork; the child starts its own on first use.
         self.thread = None
+        # The parent's subscription, whose socket the child shares: close() must not shut it.
+        self.pubsub = None
         self.stop_event = threading.Event()
         self.start_lock = threading.Lock()
         self.view.after_fork()
@@ -244,7 +251,7 @@ class ThreadListener(ListenerBase):
                 continue
             since = time.monotonic()
             try:
-                self.session(stop, since)
+                self.session(stop)
                 resume = False
             except Exception as exc:  # the listener must outlive any error
                 if stop.is_set():
@@ -254,7 +261,7 @@ class ThreadListener(ListenerBase):
                     drop_idle(self.client)
         self.view.set_live(False)
 
-    def session(self, stop: threading.Event, since: float) -> None:
+    def session(self, stop: threading.Event) -> None:
         self.last_event_seq = 0
         pubsub = self.pubsub = self.subscribe()
         try:
@@ -263,7 +270,7 @@ class ThreadListener(ListenerBase):
                 message = pubsub.get_message(timeout=POLL)
                 now = time.monotonic()
                 if message is not None and self.heard(message, health, now):
-                    self.reload(since)
+                    self.reload()
                 due = health.due(now, self.breaker)
                 if due == "ping":
                     pubsub.ping()
@@ -293,8 +300,11 @@ class ThreadListener(ListenerBase):
             pipe.script_load(script.script)
         pipe.execute()
 
-    def reload(self, since: float) -> None:
+    def reload(self) -> None:
         self.load_scripts()
+        # Sent now, not at the session's start: redis-py may have resubscribed within the
+        # session after an outage began, and only an answer sent after it proves recovery.
+        since = time.monotonic()
         keys, args, now = self.snapshot_call()
         self.loaded(self.scripts.snapshot(keys=keys, args=args), now, since)
 
@@ -374,7 +384,7 @@ class TaskListener(ListenerBase):
                     continue
                 since = time.monotonic()
                 try:
-                    await self.session(since)
+                    await self.session()
                 except Exception as exc:  # the listener must outlive any error
                     resume, opened = self.ended(exc, since)
                     if opened:
@@ -382,7 +392,7 @@ class TaskListener(ListenerBase):
         finally:
             self.view.set_live(False)
 
-    async def session(self, since: float) -> None:
+    async def session(self) -> None:
         self.last_event_seq = 0
         pubsub = await self.subscribe()
         try:
@@ -392,7 +402,7 @@ class TaskListener(ListenerBase):
                 message = await pubsub.get_message(timeout=wait)
                 now = time.monotonic()
                 if message is not None and self.heard(message, health, now):
-                    await self.reload(since)
+                    await self.reload()
                 due = health.due(now, self.breaker)
                 if due == "ping":
                     await pubsub.ping()
@@ -401,8 +411,7 @@ class TaskListener(ListenerBase):
         finally:
             self.view.set_live(False)
             self.live.clear()
-            with contextlib.suppress(Exception):
-                await cast(Any, pubsub).aclose()
+            await close_pubsub(pubsub)
 
     async def subscribe(self) -> Any:
         """Return a pub/sub connection subscribed to the events channel."""
@@ -410,7 +419,7 @@ class TaskListener(ListenerBase):
         try:
             await pubsub.subscribe(self.keys.channel)
         except BaseException:
-            await cast(Any, pubsub).aclose()
+            await close_pubsub(pubsub)
             raise
         return pubsub
 
@@ -420,8 +429,9 @@ class TaskListener(ListenerBase):
             pipe.script_load(script.script)
         await pipe.execute()
 
-    async def reload(self, since: float) -> None:
+    async def reload(self) -> None:
         await self.load_scripts()
+        since = time.monotonic()  # see ThreadListener.reload
         keys, args, now = self.snapshot_call()
         self.loaded(await self.scripts.snapshot(keys=keys, args=args), now, since)
         self.live.set()
