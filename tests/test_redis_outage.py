@@ -202,7 +202,14 @@ def test_frozen_server_with_many_threads(server: RedisServer) -> None:
             thread.join(10)
         server.resume()
     assert errors == []
-    assert max(durations) < BUDGET + 0.1
+    # Each thread's first request to the frozen server, and each probe (one per
+    # retry_interval), waits for its timeout; every other call costs nothing. A request on a
+    # new connection can wait for several: its handshake, then closing it (seen up to 5 on a
+    # loaded machine with every thread logging).
+    slow = [d for d in durations if d > TIMEOUT / 2]
+    assert len(slow) <= len(threads) + 1.0 / TIMEOUT + 1, sorted(slow)
+    assert len(durations) > 10 * len(slow)
+    assert max(durations) < 6 * TIMEOUT
 
 
 def test_async_outages_never_block_the_event_loop(
