@@ -281,3 +281,14 @@ def test_a_full_tracker_keeps_a_provider_whose_probe_is_out(clock: FakeClock) ->
     tracker.record_failure("c", Exception())  # full: one of a and b goes
     assert not tracker.is_available("a")  # its probe is still out
     assert {s.name for s in tracker.states()} == {"a", "c"}
+
+
+def test_a_misspelt_option_names_the_tracker_and_the_option_meant() -> None:
+    with pytest.raises(TypeError) as raised:
+        InMemoryCooldownTracker(failure_treshold=3)  # type: ignore[call-arg]
+    assert str(raised.value) == (
+        "InMemoryCooldownTracker() got an unexpected keyword argument 'failure_treshold' "
+        "(did you mean 'failure_threshold'?)"
+    )
+    with pytest.raises(TypeError, match=r"argument 'colour'$"):
+        InMemoryCooldownTracker(colour="red")  # type: ignore[call-arg]

@@ -247,9 +247,18 @@ def policy_of(policy: CooldownPolicy | None, owner: str, options: PolicyOptions)
     """Return ``policy``, or the policy the keyword ``options`` make.
 
     Raises:
+        TypeError: an option that is none of the policy's (a misspelt name).
         InvalidConfigError: both a policy and policy options were given (one would silently
             win), or ``policy`` is not a CooldownPolicy.
     """
+    unknown = sorted(set(options) - PolicyOptions.__annotations__.keys())
+    if unknown:
+        # What Python would say, naming the tracker rather than the policy it hands them to.
+        import difflib  # only for a mistake: not worth its import time otherwise
+
+        close = difflib.get_close_matches(unknown[0], PolicyOptions.__annotations__, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}{hint}")
     if policy is None:
         return CooldownPolicy(**options)
     if not isinstance(policy, CooldownPolicy):
