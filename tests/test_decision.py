@@ -33,7 +33,7 @@ from resilient_routing._routing.decision import (
     Decision,
 )
 from resilient_routing._routing.options import Options
-from resilient_routing._routing.route import EVERY_NAME, Route
+from resilient_routing._routing.route import EVERY_NAME, UNTRACKED, Context, Route
 from resilient_routing.strategies import Hedged
 from resilient_routing.testing import FakeClock
 
@@ -58,7 +58,10 @@ def make(
     checked = Options.of(list(providers), {"logger": QUIET, **options}, "test")
     route = Route(checked, is_async=True, name="call", clock=clock or FakeClock())
     config = Config(cooldown=None, exempt_providers=exempt, logger=QUIET)
-    return Decision(route, config, want_result, tracked, EVERY_NAME if tracked else frozenset())
+    # An async route: the driver's tracker is the awaited one (here a stand-in: the test
+    # performs the tracker steps itself).
+    forms = (None, object(), EVERY_NAME) if tracked else UNTRACKED
+    return Decision(route, Context(route, config, forms), want_result)
 
 
 Outcome = Callable[[str], object]

@@ -33,7 +33,7 @@ single-attempt strategy re-raises; what is returned or raised; how many attempts
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from resilient_routing._exceptions import (
@@ -48,10 +48,9 @@ from .providers import read_providers
 from .racing import WAIT, Racing
 
 if TYPE_CHECKING:
-    from resilient_routing._config import Config
     from resilient_routing._result import RouteResult
 
-    from .route import Route
+    from .route import Context, Route
 
 __all__ = ["ATTEMPT", "CHECK", "CLEAR", "RAISE", "RECORD", "RETURN", "TALLY", "WAIT", "Decision"]
 
@@ -74,12 +73,9 @@ class Decision(Racing):
 
     Args:
         route: the routed function's route.
-        config: the global configuration, read once for the call.
+        context: what the call reads of the global configuration (its tracker, the names to
+            ask it about, exempt names, logger and listeners).
         want_result: return a RouteResult instead of the response.
-        tracked: whether the call has a tracker to record failures in.
-        asks: the names to ask the tracker about (and record the success of): every name, or
-            those it holds state for when it tells them (any other is available, and its
-            success has nothing to clear).
         providers: the providers and their names, when the caller read them already.
         plan: when a driver's fast lane hands the call over: the indices it did not draw
             (None: it took index 0 of the route's ``rest`` without drawing a plan).
@@ -115,10 +111,8 @@ class Decision(Racing):
     def __init__(
         self,
         route: Route,
-        config: Config,
+        context: Context,
         want_result: bool,
-        tracked: bool,
-        asks: Container[str] = frozenset(),
         providers: tuple[tuple[Any, ...], tuple[str, ...]] | None = None,
         plan: Iterator[int] | None = None,
         drawn: int = -1,
@@ -126,8 +120,8 @@ class Decision(Racing):
     ) -> None:
         self.route = route
         self.want_result = want_result
-        self.tracked = tracked
-        self.asks = asks
+        self.tracked = context.tracker is not None
+        self.asks = context.asks
         if providers is None:
             providers = read_providers(route.providers)
             check = route.caps.check_providers
@@ -147,15 +141,12 @@ class Decision(Racing):
         self.hedges: tuple[str, ...] = ()
         self.result: RouteResult[Any] | None = None
         self.budget: float | None = None
-        options = route.options
-        if tracked:
-            exempt = options.exempt
-            self.exempt = config.exempt_providers if exempt is None else exempt
-        self.logger = logger = options.logger or config.logger
-        own, shared = options.listeners, config.listeners
-        self.listeners = listeners = own + shared if own and shared else own or shared
+        self.exempt = context.exempt
+        self.logger = logger = context.logger
+        self.listeners = listeners = context.listeners
         self.loud = bool(listeners) or logger.isEnabledFor(route.loudest)
         if not route.plain:
+            options = route.options
             self.in_flight = 0
             self.deadline: float | None = None
             #: The attempts whose budget is the call's time left: when it runs out, the

@@ -75,9 +75,9 @@ def sync_runner(route: Route) -> Callable[..., Any]:
         want_result: bool,
         instance: object = None,
     ) -> Any:
-        config = _config._current
-        tracker, _, asks = route.trackers(config)
-        d = Decision(route, config, want_result, tracker is not None, asks)
+        context = route.context_of(_config._current)
+        tracker = context.tracker
+        d = Decision(route, context, want_result)
         try:
             call = fn if instance is None else MethodType(fn, instance)
             return _drive_sync(d, tracker, call, args, kwargs)
@@ -190,9 +190,9 @@ def async_runner(route: Route) -> Callable[..., Awaitable[Any]]:
         kwargs: dict[str, Any],
         want_result: bool,
     ) -> Any:
-        config = _config._current
-        _, tracker, asks = route.trackers(config)
-        d = Decision(route, config, want_result, tracker is not None, asks)
+        context = route.context_of(_config._current)
+        tracker = context.tracker
+        d = Decision(route, context, want_result)
         try:
             return await drive_async(d, tracker, fn, args, kwargs)
         finally:

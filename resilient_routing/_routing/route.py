@@ -71,6 +71,42 @@ class AsyncAdapter:
         return int(admit(name))
 
 
+class Context:
+    """What a route's calls read of one global configuration, resolved once for it.
+
+    Attributes:
+        config: the configuration it was resolved from (each new one is resolved anew).
+        local: the tracker called without awaiting (a sync route's, or an async route's
+            in-process one), or None.
+        tracker: the tracker the driver calls (sync) or awaits (async); None: untracked.
+        asks: the names to ask the tracker about (see :data:`Forms`).
+        exempt: the names whose failures count toward no cooldown.
+        logger: the logger of the route's calls.
+        listeners: the route's listeners, then the global ones.
+    """
+
+    __slots__ = ("asks", "config", "exempt", "listeners", "local", "logger", "tracker")
+
+    def __init__(self, route: Route, config: Config | None, forms: Forms = UNTRACKED) -> None:
+        options = route.options
+        self.config = config
+        self.local, awaited, self.asks = forms
+        self.tracker = awaited if route.is_async else self.local
+        exempt = options.exempt
+        own = options.listeners
+        self.exempt: Container[str]
+        if config is None:  # nothing resolved yet: no call can match it
+            self.exempt, self.logger, self.listeners = frozenset(), _logger, own
+            return
+        self.exempt = config.exempt_providers if exempt is None else exempt
+        self.logger = options.logger or config.logger
+        shared = config.listeners
+        self.listeners = own + shared if own and shared else own or shared
+
+
+_logger = logging.getLogger("resilient_routing")
+
+
 def _forms(tracker: AnyTracker, is_async: bool, origin: str) -> Forms:
     """Return ``tracker`` in the forms the drivers use, or refuse it for this route."""
     if inspect.iscoroutinefunction(getattr(tracker, "is_available", None)):
@@ -141,6 +177,7 @@ class Route:
         "attempt_limit_name",
         "caps",
         "clock",
+        "context",
         "cooldown",
         "fast",
         "forms",
@@ -224,6 +261,23 @@ class Route:
         self.rest: range | None = None
         if self.fast and caps.in_list_order:
             self.rest = range(1, 1 if self.single else len(self.static_names or ()))
+        #: What the last call read of the global configuration (runners check it is current).
+        self.context = Context(self, None)
+
+    def resolve(self, config: Config) -> Context:
+        """Return (and keep) the context of calls under ``config``.
+
+        Raises:
+            InvalidConfigError: the global tracker does not fit this route.
+        """
+        context = Context(self, config, self.trackers(config))
+        self.context = context
+        return context
+
+    def context_of(self, config: Config) -> Context:
+        """Return the context of a call under ``config`` (the kept one when still current)."""
+        context = self.context
+        return context if context.config is config else self.resolve(config)
 
     def trackers(self, config: Config) -> Forms:
         """Return the tracker of a call in the forms the drivers use (None: untracked)."""

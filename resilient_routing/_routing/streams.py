@@ -27,7 +27,7 @@ from resilient_routing._exceptions import InvalidConfigError
 from . import report
 from .decision import CLEAR, RECORD, Decision
 from .failures import judge
-from .route import Route
+from .route import Context, Route
 from .steps import ask_tracker, ask_tracker_async, cancelling
 
 __all__ = ["StreamDecision", "async_runner", "release", "sync_runner"]
@@ -49,8 +49,8 @@ class StreamDecision(Decision):
 
     __slots__ = ("clears", "closed", "delivered", "first_at", "items", "over")
 
-    def __init__(self, route: Route, config: Any, tracked: bool, asks: Any) -> None:
-        super().__init__(route, config, False, tracked, asks)
+    def __init__(self, route: Route, context: Context) -> None:
+        super().__init__(route, context, False)
         self.delivered = self.over = self.closed = self.clears = False
         self.items = 0
 
@@ -216,8 +216,9 @@ def _sync_stream(
     announce: bool,
 ) -> Iterator[Any]:
     config = _config._current  # read at the first item asked for: routing starts there
-    tracker, _, asks = route.trackers(config)
-    d = StreamDecision(route, config, tracker is not None, asks)
+    context = route.context_of(config)
+    tracker = context.tracker
+    d = StreamDecision(route, context)
     name = route.name
 
     def open_stream(provider: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any, Any]:
@@ -306,8 +307,9 @@ async def _async_stream(
     announce: bool,
 ) -> AsyncIterator[Any]:
     config = _config._current
-    _, tracker, asks = route.trackers(config)
-    d = StreamDecision(route, config, tracker is not None, asks)
+    context = route.context_of(config)
+    tracker = context.tracker
+    d = StreamDecision(route, context)
     name = route.name
 
     async def open_stream(provider: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any, Any]:

@@ -14,11 +14,10 @@ from types import MethodType
 from typing import Any, cast
 
 from resilient_routing import _config
-from resilient_routing._validate import UNSET
 
 from . import report
 from .decision import ATTEMPT, RAISE, RETURN, Decision
-from .route import UNTRACKED, Route
+from .route import Route
 from .steps import ask_tracker
 
 __all__ = ["drive", "runner"]
@@ -36,9 +35,6 @@ def runner(route: Route) -> Runner:
     clock = route.clock
     plan_of = route.plan
     rest = route.rest
-    own_logger = route.options.logger
-    global_tracker = route.cooldown is UNSET
-    fixed = UNTRACKED if global_tracker else route.trackers(_config._current)
     fast = route.fast
     providers: tuple[Any, ...] = ()
     names: tuple[str, ...] = ()
@@ -55,15 +51,13 @@ def runner(route: Route) -> Runner:
         instance: object = None,
     ) -> Any:
         config = _config._current
-        if global_tracker:
-            cached = route.forms
-            forms = cached[1] if cached[0] is config.cooldown else route.trackers(config)
-        else:
-            forms = fixed
-        tracker, _, asks = forms
+        context = route.context
+        if context.config is not config:
+            context = route.resolve(config)
+        tracker, asks = context.tracker, context.asks
         failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
         cooling: float | None = None  # the seconds left of its first choice's cooldown
-        if fast and not config.listeners and not (own_logger or config.logger).isEnabledFor(_DEBUG):
+        if fast and not context.listeners and not context.logger.isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
                 plan = None
@@ -97,11 +91,9 @@ def runner(route: Route) -> Runner:
                     else:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
-            d = Decision(
-                route, config, want_result, tracker is not None, asks, static, plan, i, attempted
-            )
+            d = Decision(route, context, want_result, static, plan, i, attempted)
         else:
-            d = Decision(route, config, want_result, tracker is not None, asks)
+            d = Decision(route, context, want_result)
         call = fn if instance is None else MethodType(fn, instance)
         try:
             return drive(d, tracker, call, args, kwargs, failed, cooling)
