@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from resilient_routing import _config
 
 from . import report
 from .decision import ATTEMPT, RAISE, RETURN, Decision
 from .route import Route
-from .steps import ask_tracker_async, cancelling
+from .steps import Args, AsyncFn, Kwargs, ask_tracker_async, cancelling
 
 __all__ = ["drive", "runner"]
 
@@ -32,20 +32,10 @@ def runner(route: Route) -> Runner:
     clock = route.clock
     plan_of = route.plan
     rest = route.rest
-    fast = route.fast
-    providers: tuple[Any, ...] = ()
-    names: tuple[str, ...] = ()
-    static: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
-    if fast:
-        static = cast("tuple[tuple[Any, ...], tuple[str, ...]]", route.providers)
-        providers, names = static
+    static = route.lane
+    providers, names = static or ((), ())
 
-    async def run(
-        fn: Callable[..., Awaitable[Any]],
-        args: Sequence[Any],
-        kwargs: dict[str, Any],
-        want_result: bool,
-    ) -> Any:
+    async def run(fn: AsyncFn, args: Args, kwargs: Kwargs, want_result: bool) -> Any:
         config = _config._current
         context = route.context
         if context.config is not config:
@@ -53,7 +43,7 @@ def runner(route: Route) -> Runner:
         local, tracker, asks = context.local, context.tracker, context.asks
         failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
         cooling: float | None = None  # the seconds left of its first choice's cooldown
-        if fast and not context.listeners and not context.logger.isEnabledFor(_DEBUG):
+        if static is not None and not context.listeners and not context.logger.isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
                 plan = None
@@ -106,9 +96,9 @@ def runner(route: Route) -> Runner:
 async def drive(
     d: Decision,
     tracker: Any,
-    fn: Callable[..., Awaitable[Any]],
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
+    fn: AsyncFn,
+    args: Args,
+    kwargs: Kwargs,
     failed: tuple[int, Exception, float] | None = None,
     cooling: float | None = None,
 ) -> Any:

@@ -17,22 +17,24 @@ import concurrent.futures
 import contextvars
 import os
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from types import MethodType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from resilient_routing import _config
 from resilient_routing._exceptions import SlowCallError
 
 from .decision import ATTEMPT, RAISE, RETURN, WAIT, Decision
 from .route import Route
-from .steps import ask_tracker, ask_tracker_async, cancelling
+from .steps import Args, AsyncFn, Fn, Kwargs, ask_tracker, ask_tracker_async, cancelling
 
 __all__ = ["async_runner", "default_executor", "drive_async", "sync_runner"]
 
 #: What an attempt in flight gives back: whether it answered, its response or exception, its
 #: latency, and whether its time budget ran out.
 Outcome = tuple[bool, Any, float, bool]
+
+_A = TypeVar("_A")  # an attempt in flight: a future, a task
 
 _pool_lock = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -50,12 +52,32 @@ def default_executor() -> concurrent.futures.Executor:
         return _pool
 
 
+class _InFlight(Generic[_A]):
+    """The attempts in flight: each running one's provider index and start time, and those landed.
+
+    Outcomes that land together are reported in launch order.
+    """
+
+    __slots__ = ("landed", "running")
+
+    def __init__(self) -> None:
+        self.running: dict[_A, tuple[int, float]] = {}
+        self.landed: list[_A] = []
+
+    def land(self, done: set[_A]) -> None:
+        """The attempts of ``done`` ended: report them next, in the order they started."""
+        launched = list(self.running)
+        self.landed = sorted(done, key=launched.index)
+
+    def next(self) -> tuple[_A, int]:
+        """Return the next landed attempt and its provider's index (it no longer runs)."""
+        attempt = self.landed.pop(0)
+        i, _ = self.running.pop(attempt)
+        return attempt, i
+
+
 def _attempt_sync(
-    fn: Callable[..., Any],
-    provider: Any,
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
-    clock: Callable[[], float],
+    fn: Fn, provider: Any, args: Args, kwargs: Kwargs, clock: Callable[[], float]
 ) -> Outcome:
     start = clock()
     try:
@@ -68,13 +90,7 @@ def _attempt_sync(
 def sync_runner(route: Route) -> Callable[..., Any]:
     """Return the runner of a sync hedged route (attempts on a thread pool)."""
 
-    def run(
-        fn: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: dict[str, Any],
-        want_result: bool,
-        instance: object = None,
-    ) -> Any:
+    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool, instance: object = None) -> Any:
         context = route.context_of(_config._current)
         tracker = context.tracker
         d = Decision(route, context, want_result)
@@ -87,18 +103,11 @@ def sync_runner(route: Route) -> Callable[..., Any]:
     return run
 
 
-def _drive_sync(
-    d: Decision,
-    tracker: Any,
-    fn: Callable[..., Any],
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
-) -> Any:
+def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -> Any:
     executor = d.route.caps.executor or default_executor()
     clock = d.route.clock
     providers = d.providers
-    running: dict[concurrent.futures.Future[Outcome], int] = {}
-    landed: list[concurrent.futures.Future[Outcome]] = []
+    flight: _InFlight[concurrent.futures.Future[Outcome]] = _InFlight()
     won = False
     try:
         step = d.start()
@@ -110,20 +119,18 @@ def _drive_sync(
                 future = executor.submit(
                     context.run, _attempt_sync, fn, providers[i], args, kwargs, clock
                 )
-                running[future] = i
+                flight.running[future] = (i, clock())
                 step = d.started_attempt()
             elif step is WAIT:
-                if not landed:
+                if not flight.landed:
                     done, _ = concurrent.futures.wait(
-                        running, timeout=d.wait, return_when="FIRST_COMPLETED"
+                        flight.running, timeout=d.wait, return_when="FIRST_COMPLETED"
                     )
                     if not done:
                         step = d.waited()
                         continue
-                    launched = list(running)
-                    landed.extend(sorted(done, key=launched.index))
-                future = landed.pop(0)
-                i = running.pop(future)
+                    flight.land(done)
+                future, i = flight.next()
                 ok, value, latency, _ = future.result()
                 step = d.succeeded(i, value, latency) if ok else d.failed(i, value, latency)
             elif step is RAISE:
@@ -139,7 +146,7 @@ def _drive_sync(
     finally:
         # The losers run on: when each ends, the strategy hears of it (nothing is recorded,
         # but that it was slower than slow_call).
-        for future, i in running.items():
+        for future, (i, _) in flight.running.items():
             future.add_done_callback(_abandoned(d, i, tracker, won))
         del d
 
@@ -161,10 +168,10 @@ def _abandoned(
 
 
 async def _attempt_async(
-    fn: Callable[..., Awaitable[Any]],
+    fn: AsyncFn,
     provider: Any,
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
+    args: Args,
+    kwargs: Kwargs,
     clock: Callable[[], float],
     budget: float | None,
 ) -> Outcome:
@@ -184,12 +191,7 @@ async def _attempt_async(
 def async_runner(route: Route) -> Callable[..., Awaitable[Any]]:
     """Return the runner of an async hedged route: attempts are tasks, the losers cancelled."""
 
-    async def run(
-        fn: Callable[..., Awaitable[Any]],
-        args: Sequence[Any],
-        kwargs: dict[str, Any],
-        want_result: bool,
-    ) -> Any:
+    async def run(fn: AsyncFn, args: Args, kwargs: Kwargs, want_result: bool) -> Any:
         context = route.context_of(_config._current)
         tracker = context.tracker
         d = Decision(route, context, want_result)
@@ -204,9 +206,9 @@ def async_runner(route: Route) -> Callable[..., Awaitable[Any]]:
 async def drive_async(
     d: Decision,
     tracker: Any,
-    fn: Callable[..., Awaitable[Any]],
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
+    fn: AsyncFn,
+    args: Args,
+    kwargs: Kwargs,
     release: Callable[[Any], Awaitable[None]] | None = None,
 ) -> Any:
     """Perform the steps of ``d``, attempts as tasks; return what the first answer returns.
@@ -216,8 +218,7 @@ async def drive_async(
     """
     clock = d.route.clock
     providers = d.providers
-    running: dict[asyncio.Task[Outcome], tuple[int, float]] = {}
-    landed: list[asyncio.Task[Outcome]] = []
+    flight: _InFlight[asyncio.Task[Outcome]] = _InFlight()
     won = False
     try:
         step = d.start()
@@ -227,20 +228,18 @@ async def drive_async(
                 task = asyncio.ensure_future(
                     _attempt_async(fn, providers[i], args, kwargs, clock, d.budget)
                 )
-                running[task] = (i, clock())
+                flight.running[task] = (i, clock())
                 step = d.started_attempt()
             elif step is WAIT:
-                if not landed:
+                if not flight.landed:
                     done, _ = await asyncio.wait(
-                        running, timeout=d.wait, return_when=asyncio.FIRST_COMPLETED
+                        flight.running, timeout=d.wait, return_when=asyncio.FIRST_COMPLETED
                     )
                     if not done:
                         step = d.waited()
                         continue
-                    launched = list(running)
-                    landed.extend(sorted(done, key=launched.index))
-                task = landed.pop(0)
-                i, _ = running.pop(task)
+                    flight.land(done)
+                task, i = flight.next()
                 ok, value, latency, expired = task.result()
                 if ok:
                     step = d.succeeded(i, value, latency)
@@ -260,6 +259,7 @@ async def drive_async(
         d.finish(exc)
         raise
     finally:
+        running = flight.running
         if running:
             # The losers (or every attempt, when the call itself is cancelled) end before
             # return. Shielded: cancelled again meanwhile, the caller leaves at once, and the

@@ -179,9 +179,9 @@ class Route:
         "clock",
         "context",
         "cooldown",
-        "fast",
         "forms",
         "is_async",
+        "lane",
         "loudest",
         "name",
         "options",
@@ -250,16 +250,20 @@ class Route:
         )
         # The fast lane serves calls whose first choice answers; it needs a provider list known
         # now (an empty one raises at call time) and a plain route.
-        self.fast = (
+        fast = (
             bool(self.static_names)
             and self.plain
             and not options.listeners
             and not stream
             and options.slow_call is None  # a slow answer is recorded as a failure
         )
+        #: The providers and their names a fast lane serves (None: the route has no lane).
+        self.lane: tuple[tuple[Any, ...], tuple[str, ...]] | None = (
+            options.providers if fast and isinstance(options.providers, tuple) else None
+        )
         #: The plan after the first choice, for a fast route in list order.
         self.rest: range | None = None
-        if self.fast and caps.in_list_order:
+        if fast and caps.in_list_order:
             self.rest = range(1, 1 if self.single else len(self.static_names or ()))
         #: What the last call read of the global configuration (runners check it is current).
         self.context = Context(self, None)

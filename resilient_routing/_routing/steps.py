@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from resilient_routing.cooldown._policy import PROBE
 
 from .decision import CHECK, CLEAR, RECORD, TALLY, Decision
 
-__all__ = ["ask_tracker", "ask_tracker_async", "cancelling"]
+__all__ = ["Args", "AsyncFn", "Fn", "Kwargs", "ask_tracker", "ask_tracker_async", "cancelling"]
+
+#: What drivers call: the provider function (async: a coroutine function), and the arguments
+#: after the provider.
+Fn = Callable[..., Any]
+AsyncFn = Callable[..., Awaitable[Any]]
+Args = Sequence[Any]
+Kwargs = dict[str, Any]
 
 
 def ask_tracker(d: Decision, step: int, tracker: Any) -> int:

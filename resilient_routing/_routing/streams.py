@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import inspect
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import MethodType
 from typing import Any, Final
 
@@ -28,7 +28,7 @@ from . import report
 from .decision import CLEAR, RECORD, Decision
 from .failures import judge
 from .route import Context, Route
-from .steps import ask_tracker, ask_tracker_async, cancelling
+from .steps import Args, AsyncFn, Fn, Kwargs, ask_tracker, ask_tracker_async, cancelling
 
 __all__ = ["StreamDecision", "async_runner", "release", "sync_runner"]
 
@@ -190,15 +190,9 @@ def sync_runner(route: Route, drive: Callable[..., Any]) -> Callable[..., Any]:
     arrived.
     """
 
-    def run(
-        fn: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: dict[str, Any],
-        want_result: bool,
-        instance: object = None,
-    ) -> Any:
+    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool, instance: object = None) -> Any:
         call = fn if instance is None else MethodType(fn, instance)
-        ref: list[weakref.ref[Any]] = []
+        ref: Ref = []
         stream = _sync_stream(route, drive, call, args, kwargs, ref, want_result)
         ref.append(weakref.ref(stream))
         return next(stream) if want_result else stream
@@ -206,19 +200,23 @@ def sync_runner(route: Route, drive: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _decide(route: Route) -> tuple[StreamDecision, Any]:
+    """Return the decision of a streaming call, and the tracker its driver uses.
+
+    Called at the first item asked for: routing starts there, under the configuration then.
+    """
+    context = route.context_of(_config._current)
+    return StreamDecision(route, context), context.tracker
+
+
+#: The routed stream, held weakly (appended once it is made).
+Ref = list[weakref.ref[Any]]
+
+
 def _sync_stream(
-    route: Route,
-    drive: Callable[..., Any],
-    call: Callable[..., Any],
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
-    ref: list[weakref.ref[Any]],
-    announce: bool,
+    route: Route, drive: Fn, call: Fn, args: Args, kwargs: Kwargs, ref: Ref, announce: bool
 ) -> Iterator[Any]:
-    config = _config._current  # read at the first item asked for: routing starts there
-    context = route.context_of(config)
-    tracker = context.tracker
-    d = StreamDecision(route, context)
+    d, tracker = _decide(route)
     name = route.name
 
     def open_stream(provider: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any, Any]:
@@ -282,10 +280,8 @@ def async_runner(route: Route, drive: Callable[..., Awaitable[Any]]) -> Callable
     one whose first item arrived.
     """
 
-    def run(
-        fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], want_result: bool
-    ) -> Any:
-        ref: list[weakref.ref[Any]] = []
+    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool) -> Any:
+        ref: Ref = []
         stream = _async_stream(route, drive, fn, args, kwargs, ref, want_result)
         ref.append(weakref.ref(stream))
         return _first(stream) if want_result else stream
@@ -298,18 +294,9 @@ async def _first(stream: AsyncIterator[Any]) -> Any:
 
 
 async def _async_stream(
-    route: Route,
-    drive: Callable[..., Awaitable[Any]],
-    fn: Callable[..., Any],
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
-    ref: list[weakref.ref[Any]],
-    announce: bool,
+    route: Route, drive: AsyncFn, fn: Fn, args: Args, kwargs: Kwargs, ref: Ref, announce: bool
 ) -> AsyncIterator[Any]:
-    config = _config._current
-    context = route.context_of(config)
-    tracker = context.tracker
-    d = StreamDecision(route, context)
+    d, tracker = _decide(route)
     name = route.name
 
     async def open_stream(provider: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any, Any]:

@@ -9,16 +9,16 @@ logging, a listener) the decision takes the call over, and the lane owns no rule
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import MethodType
-from typing import Any, cast
+from typing import Any
 
 from resilient_routing import _config
 
 from . import report
 from .decision import ATTEMPT, RAISE, RETURN, Decision
 from .route import Route
-from .steps import ask_tracker
+from .steps import Args, Fn, Kwargs, ask_tracker
 
 __all__ = ["drive", "runner"]
 
@@ -35,21 +35,10 @@ def runner(route: Route) -> Runner:
     clock = route.clock
     plan_of = route.plan
     rest = route.rest
-    fast = route.fast
-    providers: tuple[Any, ...] = ()
-    names: tuple[str, ...] = ()
-    static: tuple[tuple[Any, ...], tuple[str, ...]] | None = None
-    if fast:
-        static = cast("tuple[tuple[Any, ...], tuple[str, ...]]", route.providers)
-        providers, names = static
+    static = route.lane
+    providers, names = static or ((), ())
 
-    def run(
-        fn: Callable[..., Any],
-        args: Sequence[Any],
-        kwargs: dict[str, Any],
-        want_result: bool,
-        instance: object = None,
-    ) -> Any:
+    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool, instance: object = None) -> Any:
         config = _config._current
         context = route.context
         if context.config is not config:
@@ -57,7 +46,7 @@ def runner(route: Route) -> Runner:
         tracker, asks = context.tracker, context.asks
         failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
         cooling: float | None = None  # the seconds left of its first choice's cooldown
-        if fast and not context.listeners and not context.logger.isEnabledFor(_DEBUG):
+        if static is not None and not context.listeners and not context.logger.isEnabledFor(_DEBUG):
             if rest is not None:
                 i = 0
                 plan = None
@@ -108,9 +97,9 @@ def runner(route: Route) -> Runner:
 def drive(
     d: Decision,
     tracker: Any,
-    call: Callable[..., Any],
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
+    call: Fn,
+    args: Args,
+    kwargs: Kwargs,
     failed: tuple[int, Exception, float] | None = None,
     cooling: float | None = None,
 ) -> Any:
