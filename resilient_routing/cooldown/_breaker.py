@@ -40,6 +40,7 @@ class Breaker:
         "_down_since",
         "_lock",
         "_reopen_at",
+        "_up_since",
         "down",
         "interval",
         "label",
@@ -64,6 +65,8 @@ class Breaker:
         self.needs_write = False
         self._down_since = 0.0
         self._reopen_at = 0.0
+        #: When the request that proved the last recovery was sent.
+        self._up_since = 0.0
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
@@ -86,8 +89,17 @@ class Breaker:
         """Return the seconds before the next probe is allowed."""
         return max(0.0, self._reopen_at - time.monotonic()) if self.down else 0.0
 
-    def failed(self, exc: BaseException) -> bool:
-        """Redis did not answer: fail open for ``interval`` seconds.
+    def failed(self, exc: BaseException, since: float | None = None) -> bool:
+        """Redis did not answer a request sent at ``since``: fail open for ``interval`` seconds.
+
+        A request sent before the last recovery was proved is old news (a client timeout
+        longer than ``interval`` outlasts the probe that closed the breaker): its failure
+        leaves the breaker closed.
+
+        Args:
+            exc: what the request raised.
+            since: when it was sent (``time.monotonic()``); None: no request's, a connection
+                that broke (a subscription), which always counts.
 
         Returns:
             Whether this failure opened the breaker (the tracker then drops the idle
@@ -95,6 +107,8 @@ class Breaker:
         """
         now = time.monotonic()
         with self._lock:
+            if not self.down and since is not None and since < self._up_since:
+                return False
             self._reopen_at = now + self.interval
             self.needs_write = not isinstance(exc, self.unreachable)
             if self.down:
@@ -131,4 +145,5 @@ class Breaker:
                 self.label,
                 extra={"redis_tracker": self.label},
             )
+            self._up_since = since
             self.down = False

@@ -89,7 +89,7 @@ class RedisCounter:
             try:
                 value = int(cast(Any, self._script(keys=[self.key], args=[self._ttl])))
             except FAILURES as exc:
-                if self._breaker.failed(exc):
+                if self._breaker.failed(exc, since):
                     drop_idle(self._client)
             else:
                 self._breaker.succeeded(since, "write")

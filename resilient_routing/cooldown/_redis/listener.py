@@ -314,7 +314,7 @@ class ThreadListener(ListenerBase):
         try:
             self.scripts.probe(keys=keys, args=args)
         except FAILURES as exc:
-            self.breaker.failed(exc)
+            self.breaker.failed(exc, since)
         else:
             self.breaker.succeeded(since, "write")
 
@@ -442,6 +442,6 @@ class TaskListener(ListenerBase):
         try:
             await self.scripts.probe(keys=keys, args=args)
         except FAILURES as exc:
-            self.breaker.failed(exc)
+            self.breaker.failed(exc, since)
         else:
             self.breaker.succeeded(since, "write")

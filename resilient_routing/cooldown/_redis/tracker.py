@@ -135,7 +135,7 @@ class RedisCooldownTracker(RedisTrackerBase[redis.Redis]):
         try:
             reply = script(keys=call[0], args=call[1])
         except FAILURES as exc:
-            if self._breaker.failed(exc):
+            if self._breaker.failed(exc, since):
                 drop_idle(self._client)
             return None
         self._breaker.succeeded(since, "write" if writes else "read")
@@ -325,7 +325,7 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
         try:
             reply = await script(keys=call[0], args=call[1])
         except FAILURES as exc:
-            if self._breaker.failed(exc):
+            if self._breaker.failed(exc, since):
                 await drop_idle_async(self._client)
             return None
         self._breaker.succeeded(since, "write" if writes else "read")
