@@ -44,12 +44,8 @@ def runner(route: Route) -> Runner:
         failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
         cooling: float | None = None  # the seconds left of its first choice's cooldown
         if static is not None and not context.listeners and not context.logger.isEnabledFor(_DEBUG):
-            if rest is not None:
-                i = 0
-                plan = None
-            else:
-                plan = plan_of(providers)
-                i = next(plan)
+            plan = None if rest is not None else plan_of(providers)
+            i = 0 if plan is None else next(plan)
             name = names[i]
             ask = name in asks
             if ask and not (
@@ -109,12 +105,7 @@ async def drive(
     """
     clock = d.route.clock
     try:
-        if failed is not None:
-            step = d.failed(*failed)
-        elif cooling is not None:
-            step = d.cooling(cooling)
-        else:
-            step = d.start()
+        step = d.start(failed, cooling)
         providers = d.providers
         while True:
             if step is ATTEMPT:
@@ -139,8 +130,6 @@ async def drive(
                     d.abandoned(i, clock() - start)
                     raise
                 step = d.succeeded(i, response, clock() - start)
-                if step is RETURN:
-                    return d.value
             if step is RAISE:
                 raise d.error
             if step is RETURN:

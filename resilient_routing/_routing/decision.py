@@ -81,9 +81,9 @@ class Decision(Racing):
             (None: it took index 0 of the route's ``rest`` without drawing a plan).
         drawn: the index that lane drew (-1: no lane; the strategy's plan is drawn at the
             first step).
-        attempted: 1 when that lane attempted ``drawn`` (its failure is reported next with
-            :meth:`failed`); 0 when it found ``drawn`` cooling down (reported next with
-            :meth:`cooling`: the tracker is not asked twice).
+        attempted: 1 when that lane attempted ``drawn`` (its failure is handed to
+            :meth:`start`); 0 when it found ``drawn`` cooling down (its cooldown is handed to
+            :meth:`start`: the tracker is not asked twice).
 
     Attributes:
         index: the provider the current step is about.
@@ -164,12 +164,20 @@ class Decision(Racing):
 
     # -- entry points ----------------------------------------------------------------------
 
-    def start(self) -> int:
+    def start(
+        self, failed: tuple[int, Exception, float] | None = None, cooling: float | None = None
+    ) -> int:
         """Return the first step of the call (drivers call it first).
 
-        Unless a fast lane attempted its first choice: the first step is then what
-        :meth:`failed` returns.
+        Args:
+            failed: a fast lane's attempt of its first choice failed: ``(i, raised,
+                latency)``, as :meth:`failed` takes them.
+            cooling: the lane found its first choice cooling down for these seconds.
         """
+        if failed is not None:
+            return self.failed(*failed)
+        if cooling is not None:
+            return self.cooling(cooling)
         return self._next()
 
     # -- which provider next ---------------------------------------------------------------
