@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._exceptions import describe
+from ._exceptions import describe, error_text
 from ._version import __version__
 
 __all__ = ["main"]
 
 
 _PLOT_FORMATS = (".png", ".svg", ".pdf")
+_DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 class _UsageError(Exception):
@@ -73,9 +74,21 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument(
             "--redis",
-            default="redis://127.0.0.1:6379/0",
             metavar="URL",
-            help="the Redis URL (default: %(default)s)",
+            help=f"the Redis URL (default: {_DEFAULT_URL}); with --cluster, any node's",
+        )
+        sub.add_argument(
+            "--cluster", action="store_true", help="--redis names a node of a Redis Cluster"
+        )
+        sub.add_argument(
+            "--sentinel",
+            action="append",
+            metavar="HOST:PORT",
+            help="a Redis Sentinel that knows where the primary is (repeat for each sentinel; "
+            "with --service, instead of --redis)",
+        )
+        sub.add_argument(
+            "--service", metavar="NAME", help="the name the sentinels monitor the primary by"
         )
         sub.add_argument(
             "--prefix",
@@ -177,17 +190,61 @@ def _tracker(args: argparse.Namespace) -> Any:
         ) from exc
     if not args.prefix:
         raise _UsageError("--prefix must not be empty (the trackers' default is resilient_routing)")
+    if args.sentinel or args.service:
+        if not (args.sentinel and args.service):
+            raise _UsageError(
+                "--sentinel and --service go together: the sentinels' HOST:PORT (repeat "
+                "--sentinel for each) and the name they monitor the primary by"
+            )
+        if args.redis is not None or args.cluster:
+            raise _UsageError("--sentinel finds the primary itself: drop --redis and --cluster")
+        try:
+            return RedisCooldownTracker.from_sentinel(
+                _sentinels(args.sentinel), args.service, prefix=args.prefix
+            )
+        except ValueError as exc:
+            raise _UsageError(f"--sentinel/--service: {exc}") from exc
+    from redis.exceptions import RedisClusterException
+
+    url = args.redis or _DEFAULT_URL
     try:
-        return RedisCooldownTracker.from_url(args.redis, prefix=args.prefix)
+        return RedisCooldownTracker.from_url(url, cluster=args.cluster, prefix=args.prefix)
     except ValueError as exc:
-        raise _UsageError(f"--redis {args.redis!r}: {exc}") from exc
+        raise _UsageError(f"--redis {url!r}: {exc}") from exc
+    except RedisClusterException as exc:  # a sync cluster client asks for its nodes at once
+        raise _Failure(f"cannot reach {_where(args)}: {error_text(exc)}; is it running?") from exc
+
+
+def _sentinels(given: list[str]) -> list[tuple[str, int]]:
+    """Return the ``--sentinel`` addresses as (host, port) pairs."""
+    pairs = []
+    for item in given:
+        host, colon, port = item.rpartition(":")
+        if not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+            raise _UsageError(
+                f"--sentinel {item!r}: expected HOST:PORT with a port from 1 to 65535, such "
+                "as localhost:26379"
+            )
+        pairs.append((host.removeprefix("[").removesuffix("]"), int(port)))  # [::1]:26379
+    return pairs
+
+
+def _where(args: argparse.Namespace) -> str:
+    """Where the command looks for the trackers' state, as its messages name it."""
+    if args.sentinel:
+        return f"the primary {args.service!r} of the sentinels at {', '.join(args.sentinel)}"
+    return f"{'the Redis Cluster' if args.cluster else 'Redis'} at {args.redis or _DEFAULT_URL}"
 
 
 def _unreachable(args: argparse.Namespace, exc: ConnectionError) -> _Failure:
     text = str(exc)
+    if text.startswith("MasterNotFoundError"):  # its text goes on with the client's repr
+        return _Failure(
+            f"cannot reach {_where(args)}: no sentinel answered, or none knows that service"
+        )
     if text.startswith(("ConnectionError", "TimeoutError", "OSError")):
-        return _Failure(f"cannot reach Redis at {args.redis}: {text}; is the server running?")
-    return _Failure(f"Redis at {args.redis} refused the command: {text}")
+        return _Failure(f"cannot reach {_where(args)}: {text}; is the server running?")
+    return _Failure(f"{_where(args)} refused the command: {text}")
 
 
 def _left(row: dict[str, Any]) -> float:

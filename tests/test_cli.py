@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,16 +274,48 @@ def test_status_shows_a_provider_being_probed(redis_prefix: tuple[str, str]) -> 
     assert code == 0 and "probing" in out
 
 
-def test_status_and_reset_against_live_redis(redis_prefix: tuple[str, str]) -> None:
-    """Status lists what the trackers share; reset clears one provider or all."""
+@pytest.fixture(params=["server", "cluster", "sentinel"])
+def redis_target(request: pytest.FixtureRequest) -> Iterator[tuple[list[str], Any]]:
+    """Where status and reset look (their arguments), and a maker of trackers on that state.
+
+    One Redis server, a Redis Cluster, or the primary Redis Sentinel names; the arguments
+    end with a prefix of the test's own.
+    """
     from resilient_routing import RedisCooldownTracker
 
-    url, prefix = redis_prefix
-    with RedisCooldownTracker.from_url(url, prefix=prefix, failure_threshold=2, cooldown=30) as t:
+    from . import redis_support
+    from .redis_deploy import SERVICE
+
+    prefix = redis_support.unique_prefix("cli")
+    where: list[str]
+    if request.param == "server":
+        url = redis_support.require_redis()
+        where = ["--redis", url]
+        make = functools.partial(RedisCooldownTracker.from_url, url)
+    elif request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+        where = ["--redis", url, "--cluster"]
+        make = functools.partial(RedisCooldownTracker.from_url, url, cluster=True)
+    else:
+        addresses = request.getfixturevalue("redis_sentinels").addresses
+        where = [arg for host, port in addresses for arg in ("--sentinel", f"{host}:{port}")]
+        where += ["--service", SERVICE]
+        make = functools.partial(RedisCooldownTracker.from_sentinel, addresses, SERVICE)
+    tracker = functools.partial(make, prefix=prefix)
+    yield [*where, "--prefix", prefix], tracker
+    with tracker() as t:
+        t.reset(None)  # whatever a failed test left
+
+
+def test_status_and_reset_against_live_redis(redis_target: tuple[list[str], Any]) -> None:
+    """Status lists what the trackers share; reset clears one provider or all."""
+    where, tracker = redis_target
+    prefix = where[-1]
+    with tracker(failure_threshold=2, cooldown=30) as t:
         t.record_failure("gemini", RuntimeError("503"))
         t.record_failure("gemini", RuntimeError("503"))
         t.record_failure("grok", RuntimeError("503"))
-    code, out, _ = run("status", "--redis", url, "--prefix", prefix, "--json")
+    code, out, _ = run("status", *where, "--json")
     assert code == 0
     rows = {r["provider"]: r for r in json.loads(out)["providers"]}
     assert rows["gemini"]["state"] == "cooling down"
@@ -295,21 +329,70 @@ def test_status_and_reset_against_live_redis(redis_prefix: tuple[str, str]) -> N
         "consecutive_failures": 1,
         "cooldown_level": 0,
     }
-    code, out, _ = run("status", "--redis", url, "--prefix", prefix)
+    code, out, _ = run("status", *where)
     assert code == 0 and "gemini" in out and "cooling down" in out
-    code, out, _ = run("reset", "gemini", "--redis", url, "--prefix", prefix, "--yes")
+    code, out, _ = run("reset", "gemini", *where, "--yes")
     assert code == 0 and out == "reset provider 'gemini'\n"
-    _, out, _ = run("status", "--redis", url, "--prefix", prefix, "--json")
+    _, out, _ = run("status", *where, "--json")
     assert [r["provider"] for r in json.loads(out)["providers"]] == ["grok"]
-    code, out, _ = run("reset", "nosuch", "--redis", url, "--prefix", prefix, "--yes")
+    code, out, _ = run("reset", "nosuch", *where, "--yes")
     assert code == 0
     assert out == f"nothing to reset: no state for provider 'nosuch' under prefix {prefix!r}\n"
-    code, _, err = run("reset", "--all", "--redis", url, "--prefix", prefix, stdin="y\n")
+    code, _, err = run("reset", "--all", *where, stdin="y\n")
     assert code == 0 and "[y/N]" in err
-    _, out, _ = run("status", "--redis", url, "--prefix", prefix)
+    _, out, _ = run("status", *where)
     assert out == f"no provider state under prefix {prefix!r}\n"
-    code, out, _ = run("reset", "--all", "--redis", url, "--prefix", prefix, "--yes")
+    code, out, _ = run("reset", "--all", *where, "--yes")
     assert code == 0 and out.startswith("nothing to reset: no state for every provider")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--sentinel", "localhost:26379"], "--sentinel and --service go together"),
+        (["--service", "mymaster"], "--sentinel and --service go together"),
+        (
+            ["--sentinel", "localhost", "--service", "m"],
+            "--sentinel 'localhost': expected HOST:PORT",
+        ),
+        (["--sentinel", ":26379", "--service", "m"], "--sentinel ':26379': expected HOST:PORT"),
+        (["--sentinel", "h:0", "--service", "m"], "a port from 1 to 65535"),
+        (["--sentinel", "h:65536", "--service", "m"], "a port from 1 to 65535"),
+        (["--sentinel", "h:port", "--service", "m"], "--sentinel 'h:port'"),
+        (["--sentinel", "h:1", "--service", "m", "--cluster"], "drop --redis and --cluster"),
+        (
+            ["--sentinel", "h:1", "--service", "m", "--redis", "redis://h:2/0"],
+            "drop --redis and --cluster",
+        ),
+    ],
+)
+def test_bad_sentinel_arguments_are_usage_errors(arguments: list[str], message: str) -> None:
+    """Sentinel options that do not make sense together: one line naming them, exit 2."""
+    code, out, err = run("status", *arguments)
+    assert code == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (
+            ["--sentinel", "127.0.0.1:1", "--service", "mymaster"],
+            "error: cannot reach the primary 'mymaster' of the sentinels at 127.0.0.1:1: no "
+            "sentinel answered, or none knows that service",
+        ),
+        (
+            ["--redis", "redis://127.0.0.1:1/0", "--cluster"],
+            "error: cannot reach the Redis Cluster at redis://127.0.0.1:1/0: "
+            "RedisClusterUnreachableError",
+        ),
+    ],
+)
+def test_unreachable_cluster_or_sentinels_is_one_line_and_exit_1(
+    arguments: list[str], expected: str
+) -> None:
+    """No sentinel or cluster node answers: one line naming where it looked, exit 1."""
+    code, out, err = run("status", *arguments)
+    assert code == 1 and out == "" and err.startswith(expected) and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("command", [["status"], ["reset", "--all", "--yes"]])
