@@ -23,7 +23,7 @@ from resilient_routing import (
     routed,
 )
 from resilient_routing._routing import route as route_module
-from resilient_routing.strategies import Hedged
+from resilient_routing.strategies import Hedged, LeastBusy, LeastLatency
 from resilient_routing.testing import EventRecorder, FakeClock
 
 MID_STREAM = "resilient_routing: raised mid-stream by provider"
@@ -887,3 +887,89 @@ async def test_async_result_stream_closed_unread_closes_the_provider_stream(
     await result.response.aclose()
     assert made[0].closed
     assert rec.last("stream_ended").outcome == "closed"
+
+
+# -- load-aware strategies: a provider streaming an answer is busy until the stream ends ------
+
+
+def test_least_busy_counts_a_stream_in_flight_until_it_ends() -> None:
+    """The provider of an open stream is busy: the next call goes to the least busy other."""
+    strategy = LeastBusy()
+    s = Streams({"a": ["a1", "a2"], "b": ["b1", "b2"], "t": ["t1"]})
+    chat = routed(providers=["a", "b", "t"], strategy=strategy, cooldown=None)(s.gen)
+    first = chat()
+    assert next(first) == "a1"
+    assert strategy.in_flight("a") == 1
+    second = chat()
+    assert next(second) == "b1"  # a is busy streaming
+    assert list(first) == ["a2"]  # ran out: a is free again
+    assert (strategy.in_flight("a"), strategy.in_flight("b")) == (0, 1)
+    second.close()  # closed early: b is free again
+    assert strategy.in_flight("b") == 0
+    third = chat()
+    assert next(third) == "a1"
+    third.close()
+
+
+@pytest.mark.parametrize("end", ["fails mid-stream", "dropped unread", "routing fails"])
+def test_least_busy_frees_a_provider_however_its_stream_ends(end: str) -> None:
+    """A stream that fails, one its consumer drops, a call whose routing fails: none stays busy."""
+    strategy = LeastBusy()
+    s = Streams({"a": ["a1", Down("cut")], "t": [Down("t")]})
+    chat = routed(providers=["a", "t"], strategy=strategy, cooldown=None)(s.gen)
+    stream = chat()
+    if end == "fails mid-stream":
+        with pytest.raises(Down):
+            list(stream)
+    elif end == "dropped unread":
+        assert next(stream) == "a1"
+        del stream
+        gc.collect()
+    else:
+        s.script["a"] = [Down("a")]
+        with pytest.raises(AllProvidersFailedError):
+            next(stream)
+    assert (strategy.in_flight("a"), strategy.in_flight("t")) == (0, 0)
+
+
+def test_least_busy_frees_the_provider_of_an_async_stream_cancelled_mid_stream() -> None:
+    """An async consumer cancelled while waiting for an item: its provider is free again."""
+    strategy = LeastBusy()
+    s = Streams({"a": ["a1", 10.0, "a2"], "t": ["t1"]})
+    chat = routed(providers=["a", "t"], strategy=strategy, cooldown=None)(s.agen)
+
+    async def scenario() -> tuple[int, int]:
+        stream = chat()
+        assert await stream.__anext__() == "a1"
+        busy = strategy.in_flight("a")
+        waiting = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await stream.aclose()
+        return busy, strategy.in_flight("a")
+
+    assert asyncio.run(scenario()) == (1, 0)
+    assert s.closed == ["a"]
+
+
+def test_least_latency_learns_a_streams_time_to_first_item(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a stream teaches least_latency is its time to first item, not its length."""
+    monkeypatch.setattr(route_module, "default_clock", clock)
+    strategy = LeastLatency(alpha=1.0)
+
+    @routed(providers=["a", "t"], strategy=strategy, cooldown=None)
+    def chat(provider: str) -> Iterator[str]:
+        clock.advance(0.25)  # to the first item
+        yield "first"
+        clock.advance(30.0)  # a long answer
+        yield "last"
+
+    stream = chat()
+    assert next(stream) == "first"
+    assert strategy.latency("a") is None  # learned when the stream ends
+    assert list(stream) == ["last"]
+    assert strategy.latency("a") == pytest.approx(0.25)

@@ -269,9 +269,7 @@ class Decision(Racing):
         """
         if not self.route.plain:
             self.in_flight -= 1
-            hook = self.route.caps.on_attempt_end
-            if hook is not None:
-                hook(self.names[i], latency, True)
+            self._answered(i, latency)
         self.winner = i
         self.response = response
         self.latency = latency
@@ -317,9 +315,7 @@ class Decision(Racing):
         ours = False  # a limit of the route's own ended the attempt: it falls over, always
         if not route.plain:
             self.in_flight -= 1
-            hook = route.caps.on_attempt_end
-            if hook is not None:
-                hook(self.names[i], latency, False)
+            self._ended(i, latency, False)
             if expired:
                 if i in self.deadline_bound:
                     # The caller's deadline, not the provider, ended this attempt: not recorded.
@@ -385,9 +381,17 @@ class Decision(Racing):
 
         Its call was cancelled, or it lost a hedging race: nothing is recorded.
         """
+        self._ended(i, latency, answered)
+
+    def _answered(self, i: int, latency: float) -> None:
+        """The attempt of provider ``i`` answered (the call's winner)."""
+        self._ended(i, latency, True)
+
+    def _ended(self, i: int, latency: float, ok: bool) -> None:
+        """The attempt of provider ``i`` ended: the strategy hears of it (how it learns)."""
         hook = self.route.caps.on_attempt_end
         if hook is not None:
-            hook(self.names[i], latency, answered)
+            hook(self.names[i], latency, ok)
 
     def _note(self, i: int, raised: Exception, note: str = "raised by provider") -> None:
         note = f"resilient_routing: {note} {self.names[i]!r}"

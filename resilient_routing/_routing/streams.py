@@ -47,12 +47,25 @@ class StreamDecision(Decision):
         items: the items handed to the consumer (counted while someone listens).
     """
 
-    __slots__ = ("clears", "closed", "delivered", "first_at", "items", "over")
+    __slots__ = ("clears", "closed", "delivered", "first_at", "held", "items", "over")
 
     def __init__(self, route: Route, context: Context) -> None:
         super().__init__(route, context, False)
         self.delivered = self.over = self.closed = self.clears = False
         self.items = 0
+        #: The winner's attempt, which ends with its stream: (index, time to first item).
+        self.held: tuple[int, float] | None = None
+
+    def _answered(self, i: int, latency: float) -> None:
+        # The provider is busy until its stream ends (least_busy counts it in flight until
+        # then); what the strategy learns of its speed is the time to the first item.
+        self.held = (i, latency)
+
+    def released(self) -> None:
+        """The call is over, however it ended: the winner's attempt ends with it."""
+        held, self.held = self.held, None
+        if held is not None:
+            self._ended(*held, True)
 
     def succeeded(self, i: int, response: Any, latency: float) -> int:
         """The first item arrived (see :meth:`Decision.succeeded`).
@@ -234,6 +247,7 @@ def _sync_stream(
     try:
         made, it, first = drive(d, tracker, open_stream, args, kwargs)
     except BaseException:
+        d.released()
         won = _won(d)
         if won is not None:
             _close(won[1], won[0])
@@ -267,10 +281,13 @@ def _sync_stream(
         _close(it, made)
         d.finish(exc)
         raise
-    _close(it, made)
-    if d.clears:
-        tracker.record_success(d.names[d.winner])
-    d.ended()
+    else:
+        _close(it, made)
+        if d.clears:
+            tracker.record_success(d.names[d.winner])
+        d.ended()
+    finally:
+        d.released()
 
 
 def async_runner(route: Route, drive: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
@@ -317,6 +334,7 @@ async def _async_stream(
     try:
         made, it, first = await drive(d, tracker, open_stream, args, kwargs)
     except BaseException:
+        d.released()
         won = _won(d)
         if won is not None:
             await _aclose(won[1], won[0])
@@ -366,10 +384,13 @@ async def _async_stream(
         await _aclose(it, made)
         d.finish(exc)
         raise
-    await _aclose(it, made)
-    if d.clears:
-        await tracker.record_success(d.names[d.winner])
-    d.ended()
+    else:
+        await _aclose(it, made)
+        if d.clears:
+            await tracker.record_success(d.names[d.winner])
+        d.ended()
+    finally:
+        d.released()
 
 
 async def _next_item(it: AsyncIterator[Any], idle: float | None) -> Any:
