@@ -1,9 +1,10 @@
-"""A local server streaming OpenAI chat completion chunks (server-sent events), with faults.
+"""A local server streaming chat completions (server-sent events), with faults.
 
 A ``StreamingAPI`` listens on a free port of 127.0.0.1 and answers every request with its
 current ``Script``: an error status before any chunk (with headers such as ``Retry-After``),
 or chunks of text, then the end of the stream, a cut (the connection dropped mid-body), or a
-stall (the server keeps the connection open and sends nothing until it is closed).
+stall (the server keeps the connection open and sends nothing until it is closed). It speaks
+OpenAI's chat completion chunks, or (``dialect="anthropic"``) Anthropic's message events.
 
 Bodies are sent with chunked transfer encoding, so a cut is a real protocol error to the
 client (an incomplete chunked body), not an early end.
@@ -47,6 +48,39 @@ def _chunk(text: str, finish: str | None = None) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
+def _event(kind: str, **body: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **body})}\n\n".encode()
+
+
+#: Anthropic's events around the text deltas of one message.
+_MESSAGE_START = _event(
+    "message_start",
+    message={
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 0},
+    },
+) + _event("content_block_start", index=0, content_block={"type": "text", "text": ""})
+_MESSAGE_END = (
+    _event("content_block_stop", index=0)
+    + _event(
+        "message_delta",
+        delta={"stop_reason": "end_turn", "stop_sequence": None},
+        usage={"output_tokens": 2},
+    )
+    + _event("message_stop")
+)
+
+
+def _delta(text: str) -> bytes:
+    return _event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     api: StreamingAPI
@@ -82,19 +116,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.flush()
+        anthropic = api.dialect == "anthropic"
         try:
             if script.stall_before:
                 self._stall()
                 return
+            if anthropic:
+                self._send(_MESSAGE_START)
             for word in script.words:
-                self._send(_chunk(word))
+                self._send(_delta(word) if anthropic else _chunk(word))
             if script.end == "cut":
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if script.end == "stall":
                 self._stall()
                 return
-            self._send(_chunk("", "stop") + b"data: [DONE]\n\n")
+            self._send(_MESSAGE_END if anthropic else _chunk("", "stop") + b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError:
@@ -125,10 +162,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StreamingAPI:
-    """A local OpenAI-style streaming server; ``url`` is its ``/v1`` base URL."""
+    """A local streaming server; ``url`` is its ``/v1`` base URL (OpenAI's), ``root`` its root.
 
-    def __init__(self, script: Script | None = None) -> None:
+    Args:
+        script: what it answers (it can be changed between requests).
+        dialect: ``"openai"`` (chat completion chunks) or ``"anthropic"`` (message events).
+    """
+
+    def __init__(
+        self, script: Script | None = None, dialect: Literal["openai", "anthropic"] = "openai"
+    ) -> None:
         self.script = script or Script()
+        self.dialect = dialect
         self.requests = 0
         #: Streams whose client hung up while the server was still sending or stalling.
         self.hung_up = 0
@@ -136,7 +181,8 @@ class StreamingAPI:
         self.closing = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.api = self
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self.root = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"{self.root}/v1"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
