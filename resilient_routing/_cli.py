@@ -72,24 +72,16 @@ def _parser() -> argparse.ArgumentParser:
         ("reset", "clear cooldown state in Redis"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument(
-            "--redis",
-            metavar="URL",
-            help=f"the Redis URL (default: {_DEFAULT_URL}); with --cluster, any node's",
+        where = sub.add_argument_group(
+            "where the state is",
+            "one Redis server, a Redis Cluster, or the primary that Redis Sentinel names",
         )
-        sub.add_argument(
-            "--cluster", action="store_true", help="--redis names a node of a Redis Cluster"
+        where.add_argument("--redis", metavar="URL", help=f"a Redis URL (default: {_DEFAULT_URL})")
+        where.add_argument("--cluster", action="store_true", help="the URL is a Redis Cluster node")
+        where.add_argument(
+            "--sentinel", action="append", metavar="HOST:PORT", help="a sentinel (repeat for each)"
         )
-        sub.add_argument(
-            "--sentinel",
-            action="append",
-            metavar="HOST:PORT",
-            help="a Redis Sentinel that knows where the primary is (repeat for each sentinel; "
-            "with --service, instead of --redis)",
-        )
-        sub.add_argument(
-            "--service", metavar="NAME", help="the name the sentinels monitor the primary by"
-        )
+        where.add_argument("--service", metavar="NAME", help="the primary's name at the sentinels")
         sub.add_argument(
             "--prefix",
             default="resilient_routing",
