@@ -4,7 +4,8 @@ A ``StreamingAPI`` listens on a free port of 127.0.0.1 and answers every request
 current ``Script``: an error status before any chunk (with headers such as ``Retry-After``),
 or chunks of text, then the end of the stream, a cut (the connection dropped mid-body), or a
 stall (the server keeps the connection open and sends nothing until it is closed). It speaks
-OpenAI's chat completion chunks, or (``dialect="anthropic"``) Anthropic's message events.
+OpenAI's chat completion chunks, Anthropic's message events (``dialect="anthropic"``) or
+Gemini's ``streamGenerateContent`` responses (``dialect="gemini"``).
 
 Bodies are sent with chunked transfer encoding, so a cut is a real protocol error to the
 client (an incomplete chunked body), not an early end.
@@ -81,6 +82,22 @@ def _delta(text: str) -> bytes:
     return _event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})
 
 
+def _gemini(text: str, finish: str | None = None) -> bytes:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    body = {"candidates": [candidate], "modelVersion": "gemini-2.5-flash"}
+    return f"data: {json.dumps(body)}\r\n\r\n".encode()
+
+
+#: Per dialect: what opens a stream, each word's chunk, and what ends it.
+_DIALECTS: dict[str, tuple[bytes, Any, bytes]] = {
+    "openai": (b"", _chunk, _chunk("", "stop") + b"data: [DONE]\n\n"),
+    "anthropic": (_MESSAGE_START, _delta, _MESSAGE_END),
+    "gemini": (b"", _gemini, _gemini("", "STOP")),
+}
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     api: StreamingAPI
@@ -116,22 +133,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.flush()
-        anthropic = api.dialect == "anthropic"
+        opening, chunk, ending = _DIALECTS[api.dialect]
         try:
             if script.stall_before:
                 self._stall()
                 return
-            if anthropic:
-                self._send(_MESSAGE_START)
+            if opening:
+                self._send(opening)
             for word in script.words:
-                self._send(_delta(word) if anthropic else _chunk(word))
+                self._send(chunk(word))
             if script.end == "cut":
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if script.end == "stall":
                 self._stall()
                 return
-            self._send(_MESSAGE_END if anthropic else _chunk("", "stop") + b"data: [DONE]\n\n")
+            self._send(ending)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError:
@@ -166,11 +183,14 @@ class StreamingAPI:
 
     Args:
         script: what it answers (it can be changed between requests).
-        dialect: ``"openai"`` (chat completion chunks) or ``"anthropic"`` (message events).
+        dialect: ``"openai"`` (chat completion chunks), ``"anthropic"`` (message events) or
+            ``"gemini"`` (``GenerateContentResponse`` chunks).
     """
 
     def __init__(
-        self, script: Script | None = None, dialect: Literal["openai", "anthropic"] = "openai"
+        self,
+        script: Script | None = None,
+        dialect: Literal["openai", "anthropic", "gemini"] = "openai",
     ) -> None:
         self.script = script or Script()
         self.dialect = dialect

@@ -1,4 +1,4 @@
-"""Streaming routes over real SDK clients (openai, anthropic) and local streaming servers.
+"""Streaming routes over real SDK clients (openai, anthropic, google-genai) and local servers.
 
 Each provider is a local ``StreamingAPI`` speaking the SDK's dialect (server-sent events); the
 routed functions call the real client (retries off) with ``stream=True`` and route its
@@ -8,6 +8,7 @@ routed functions call the real client (retries off) with ``stream=True`` and rou
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import subprocess
 import sys
@@ -15,20 +16,48 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anthropic
+import httpx2
 import openai
 import pytest
+from google import genai
+from google.genai import types
 
 from resilient_routing import InMemoryCooldownTracker, last_route, routed
 from resilient_routing.testing import FakeClock
 
 from .sse_server import Script, StreamingAPI
 
+# google-genai's async client subclasses aiohttp's ClientSession, which aiohttp discourages.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
+)
+
 HINT = 7.0
 MID_STREAM = "resilient_routing: raised mid-stream by provider"
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "sdks"
+
+
+def _example(name: str) -> Any:
+    path = EXAMPLES / f"{name.removeprefix('examples_')}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The predicate docs/sdks.md gives for google-genai, tested here under its async client too.
+gemini_falls_over = _example("examples_google_genai_fallback").falls_over
+
+
 #: What falls over, per SDK: rate limits, server errors, connections lost.
-FALLBACK_ON: dict[str, tuple[type[Exception], ...]] = {
+FALLBACK_ON: dict[str, Any] = {
+    "gemini": gemini_falls_over,
     "openai": (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError),
     "anthropic": (
         anthropic.RateLimitError,
@@ -37,13 +66,15 @@ FALLBACK_ON: dict[str, tuple[type[Exception], ...]] = {
     ),
 }
 #: What a stream cut mid-body raises, per SDK.
-CUT: dict[str, type[Exception]] = {
+CUT: dict[str, Any] = {
+    # The async client runs on aiohttp when it is installed (as here).
+    "gemini": (httpx2.RemoteProtocolError, aiohttp.ClientPayloadError),
     "openai": openai.APIConnectionError,
     "anthropic": anthropic.APIConnectionError,
 }
 
 
-@pytest.fixture(params=["openai", "anthropic"])
+@pytest.fixture(params=["openai", "anthropic", "gemini"])
 def sdk(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -65,14 +96,26 @@ def cooling(clock: FakeClock) -> InMemoryCooldownTracker:
 
 
 def text(items: list[Any]) -> str:
-    """The text of a stream's items: OpenAI chunks, or Anthropic events."""
+    """The text of a stream's items: OpenAI chunks, Anthropic events or Gemini responses."""
     parts = []
     for item in items:
         if hasattr(item, "choices"):
             parts.append(item.choices[0].delta.content or "")
+        elif hasattr(item, "candidates"):
+            parts.append(item.text or "")
         elif item.type == "content_block_delta":
             parts.append(item.delta.text)
     return "".join(parts)
+
+
+def gemini(api: StreamingAPI) -> genai.Client:
+    """A google-genai client of ``api``, one attempt per request (its retries off)."""
+    return genai.Client(
+        api_key="fake-gemini-key",
+        http_options=types.HttpOptions(
+            base_url=f"{api.root}/", retry_options=types.HttpRetryOptions(attempts=1)
+        ),
+    )
 
 
 def sync_route(
@@ -90,7 +133,7 @@ def sync_route(
                 model="gpt-4o-mini", messages=MESSAGES, stream=True
             )
 
-    else:
+    elif sdk == "anthropic":
         clients = {
             name: anthropic.Anthropic(base_url=api.root, api_key="sk-fake", max_retries=0)
             for name, api in apis.items()
@@ -99,6 +142,14 @@ def sync_route(
         def chat(provider: str) -> Any:
             return clients[provider].messages.create(
                 model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES, stream=True
+            )
+
+    else:  # its request is sent when the returned generator is first iterated
+        gemini_clients = {name: gemini(api) for name, api in apis.items()}
+
+        def chat(provider: str) -> Any:
+            return gemini_clients[provider].models.generate_content_stream(
+                model="gemini-2.5-flash", contents="hi"
             )
 
     return routed(
@@ -125,7 +176,7 @@ def async_route(
                 model="gpt-4o-mini", messages=MESSAGES, stream=True
             )
 
-    else:
+    elif sdk == "anthropic":
         clients = {
             name: anthropic.AsyncAnthropic(base_url=api.root, api_key="sk-fake", max_retries=0)
             for name, api in apis.items()
@@ -134,6 +185,14 @@ def async_route(
         async def chat(provider: str) -> Any:
             return await clients[provider].messages.create(
                 model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES, stream=True
+            )
+
+    else:
+        agemini_clients = {name: gemini(api) for name, api in apis.items()}
+
+        async def chat(provider: str) -> Any:
+            return await agemini_clients[provider].aio.models.generate_content_stream(
+                model="gemini-2.5-flash", contents="hi"
             )
 
     return routed(
@@ -230,8 +289,19 @@ async def test_no_first_chunk_in_time_falls_over_and_the_connection_is_closed(
 
 
 async def test_breaking_out_early_closes_the_connection(
-    sdk: str, apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+    sdk: str,
+    apis: dict[str, StreamingAPI],
+    cooling: InMemoryCooldownTracker,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if sdk == "gemini":
+        # The routed stream closes google-genai's async generator, but that generator does not
+        # close the inner one holding the HTTP response (aiohttp or httpx2 alike): the server
+        # goes on generating until the client is closed. docs/sdks.md says so. Strict: when
+        # google-genai fixes it, this test says to update the docs.
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="google-genai's async stream leaks on aclose")
+        )
     apis["primary"].script = Script(words=("one",), end="stall")
     chat = async_route(sdk, apis, cooling)
     stream = chat()
@@ -239,6 +309,19 @@ async def test_breaking_out_early_closes_the_connection(
         break  # at the first item
     await stream.aclose()
     await _hung_up(apis["primary"])
+    assert cooling.is_available("primary")
+
+
+def test_sync_breaking_out_early_closes_the_connection(
+    sdk: str, apis: dict[str, StreamingAPI], cooling: InMemoryCooldownTracker
+) -> None:
+    apis["primary"].script = Script(words=("one",), end="stall")
+    chat = sync_route(sdk, apis, cooling)
+    stream = chat()
+    for _ in stream:
+        break  # at the first item
+    stream.close()
+    asyncio.run(_hung_up(apis["primary"]))
     assert cooling.is_available("primary")
 
 

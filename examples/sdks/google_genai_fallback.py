@@ -13,6 +13,7 @@ Run against local servers:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -22,20 +23,28 @@ from google.genai import errors, types
 
 from resilient_routing import routed
 
+#: What the HTTP clients raise for a lost connection or a timeout: httpx2 under the sync
+#: client; under the async one, aiohttp when it is installed (else httpx2 too).
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx2.TransportError, TimeoutError)
+with contextlib.suppress(ImportError):
+    import aiohttp
+
+    TRANSPORT_ERRORS += (aiohttp.ClientError,)
+
 
 def falls_over(exc: Exception) -> bool:
     """Tell whether another provider may succeed where this failure happened.
 
     google-genai raises ``ClientError`` for every 4xx and ``ServerError`` for every 5xx (the
     status is ``exc.code``), so a tuple of types cannot tell a 429 from a 400: rate limits
-    (429), 408 and server errors fall over, and so do the HTTP client's timeouts and
+    (429), 408 and server errors fall over, and so do the HTTP clients' timeouts and
     connection errors; 400, 401, 403, 404 and the other client errors propagate at once.
     """
     if isinstance(exc, errors.ServerError):
         return True
     if isinstance(exc, errors.ClientError):
         return exc.code in (408, 429)
-    return isinstance(exc, httpx2.TransportError)
+    return isinstance(exc, TRANSPORT_ERRORS)
 
 
 @dataclass(frozen=True)
