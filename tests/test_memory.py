@@ -283,6 +283,20 @@ def test_a_full_tracker_keeps_a_provider_whose_probe_is_out(clock: FakeClock) ->
     assert {s.name for s in tracker.states()} == {"a", "c"}
 
 
+def test_a_full_tracker_keeps_a_provider_due_for_its_probe(clock: FakeClock) -> None:
+    """Half-open: forgetting a provider whose cooldown ended before its probe lets all through."""
+    tracker = InMemoryCooldownTracker(
+        failure_threshold=2, cooldown=10, half_open=True, max_entries=2, clock=clock
+    )
+    tracker.record_failure("a", Exception())
+    assert tracker.record_failure("a", Exception())
+    clock.advance(10)  # a's cooldown is over: its next caller is its probe
+    tracker.record_failure("b", Exception())  # one failure, no cooldown: at rest
+    tracker.record_failure("c", Exception())  # full: b goes, not a
+    assert {s.name for s in tracker.states()} == {"a", "c"}
+    assert [tracker.is_available("a") for _ in range(3)] == [True, False, False]
+
+
 def test_a_misspelt_option_names_the_tracker_and_the_option_meant() -> None:
     with pytest.raises(TypeError) as raised:
         InMemoryCooldownTracker(failure_treshold=3)  # type: ignore[call-arg]

@@ -45,9 +45,9 @@ class InMemoryCooldownTracker:
 
     Memory is bounded: the tracker keeps state only for providers that failed since their last
     success, at most ``max_entries`` of them. To make room it forgets the least recently
-    failed provider that is not cooling down nor being probed (looking at the 32 least
-    recently failed), so a flood of failures of other names does not lift a cooldown in force
-    or let a second probe through.
+    failed provider that is not cooling down, being probed nor due for its half-open probe
+    (looking at the 32 least recently failed), so a flood of failures of other names does not
+    lift a cooldown in force nor let calls past a probe.
 
     Args:
         failure_threshold: see :class:`~resilient_routing.cooldown.CooldownPolicy`.
@@ -148,14 +148,15 @@ class InMemoryCooldownTracker:
     def _evict(self, now: float) -> None:
         """Forget one provider to make room: the least recently failed one at rest.
 
-        At rest: neither cooling down nor being probed. Among the ``_EVICTION_SCAN`` least
-        recently failed (a bounded look, so that a full tracker stays fast); when none of
-        those is at rest, the least recently failed goes.
+        At rest: a caller would be let through without a trace (not cooling down, no probe
+        out, none due), so forgetting it changes nothing a caller sees. Among the
+        ``_EVICTION_SCAN`` least recently failed (a bounded look, so that a full tracker stays
+        fast); when none of those is at rest, the least recently failed goes.
         """
         state = self._state
+        admits = self.policy.admits
         for name, standing in itertools.islice(state.items(), _EVICTION_SCAN):
-            # Forgetting a provider whose probe is out would let a second probe through.
-            if standing.until <= now and standing.probe <= now:
+            if admits(standing, now)[0] == ADMITTED:
                 del state[name]
                 return
         state.popitem(last=False)
