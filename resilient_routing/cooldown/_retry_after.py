@@ -123,15 +123,16 @@ def _read(exc: BaseException, wall_clock: Callable[[], float]) -> float | None:
     hint = getattr(exc, "retry_after", None)
     # Most failures carry no hint at all: they cost a few attribute lookups, nothing more.
     seconds = None if hint is None else _number(hint)
-    if seconds is None:
-        response = getattr(exc, "response", None)
+    response = None if seconds is not None else getattr(exc, "response", None)
+    # Most failures carry no response: they skip the Mapping check (an ABC's, not cheap).
+    if response is not None:
         if isinstance(response, Mapping):  # botocore
             metadata = response.get("ResponseMetadata")
             if isinstance(metadata, Mapping):
                 headers = metadata.get("HTTPHeaders")
                 if headers is not None:
                     seconds = _from_headers(headers, wall_clock)
-        elif response is not None:
+        else:
             headers = getattr(response, "headers", None)
             if headers is not None:
                 seconds = _from_headers(headers, wall_clock)
