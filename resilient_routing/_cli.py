@@ -173,36 +173,51 @@ def _strategies(out: TextIO) -> int:
     return 0
 
 
+def _check_where(args: argparse.Namespace) -> None:
+    """Check where the state is, before anything is asked or connected; fill in the defaults.
+
+    Sets ``args.sentinels`` (the ``--sentinel`` pairs, None without them) and ``args.redis``.
+    """
+    if not args.prefix:
+        raise _UsageError("--prefix must not be empty (the trackers' default is resilient_routing)")
+    args.sentinels = None
+    if args.sentinel is None and args.service is None:
+        if args.redis is None:
+            args.redis = _DEFAULT_URL
+        return
+    if args.sentinel is None or args.service is None:
+        raise _UsageError(
+            "--sentinel and --service go together: the sentinels' HOST:PORT (repeat "
+            "--sentinel for each) and the name they monitor the primary by"
+        )
+    if args.redis is not None or args.cluster:
+        raise _UsageError("--sentinel finds the primary itself: drop --redis and --cluster")
+    if not args.service:
+        raise _UsageError("--service must not be empty: the name the sentinels know the primary by")
+    args.sentinels = _sentinels(args.sentinel)
+
+
 def _tracker(args: argparse.Namespace) -> Any:
+    """Return a tracker on the state ``args`` name (checked by :func:`_check_where`)."""
     try:
+        from redis.exceptions import RedisClusterException
+
         from .cooldown._redis.tracker import RedisCooldownTracker
     except ImportError as exc:
         raise _UsageError(
             "status and reset need redis: pip install 'resilient-routing[redis]'"
         ) from exc
-    if not args.prefix:
-        raise _UsageError("--prefix must not be empty (the trackers' default is resilient_routing)")
-    if args.sentinel or args.service:
-        if not (args.sentinel and args.service):
-            raise _UsageError(
-                "--sentinel and --service go together: the sentinels' HOST:PORT (repeat "
-                "--sentinel for each) and the name they monitor the primary by"
-            )
-        if args.redis is not None or args.cluster:
-            raise _UsageError("--sentinel finds the primary itself: drop --redis and --cluster")
+    if args.sentinels is not None:
         try:
             return RedisCooldownTracker.from_sentinel(
-                _sentinels(args.sentinel), args.service, prefix=args.prefix
+                args.sentinels, args.service, prefix=args.prefix
             )
         except ValueError as exc:
             raise _UsageError(f"--sentinel/--service: {exc}") from exc
-    from redis.exceptions import RedisClusterException
-
-    url = args.redis or _DEFAULT_URL
     try:
-        return RedisCooldownTracker.from_url(url, cluster=args.cluster, prefix=args.prefix)
+        return RedisCooldownTracker.from_url(args.redis, cluster=args.cluster, prefix=args.prefix)
     except ValueError as exc:
-        raise _UsageError(f"--redis {url!r}: {exc}") from exc
+        raise _UsageError(f"--redis {args.redis!r}: {exc}") from exc
     except RedisClusterException as exc:  # a sync cluster client asks for its nodes at once
         raise _Failure(f"cannot reach {_where(args)}: {error_text(exc)}; is it running?") from exc
 
@@ -212,7 +227,8 @@ def _sentinels(given: list[str]) -> list[tuple[str, int]]:
     pairs = []
     for item in given:
         host, colon, port = item.rpartition(":")
-        if not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+        digits = port.isascii() and port.isdecimal()
+        if not (colon and host and digits and 0 < int(port) < 65536):
             raise _UsageError(
                 f"--sentinel {item!r}: expected HOST:PORT with a port from 1 to 65535, such "
                 "as localhost:26379"
@@ -223,9 +239,9 @@ def _sentinels(given: list[str]) -> list[tuple[str, int]]:
 
 def _where(args: argparse.Namespace) -> str:
     """Where the command looks for the trackers' state, as its messages name it."""
-    if args.sentinel:
+    if args.sentinels is not None:
         return f"the primary {args.service!r} of the sentinels at {', '.join(args.sentinel)}"
-    return f"{'the Redis Cluster' if args.cluster else 'Redis'} at {args.redis or _DEFAULT_URL}"
+    return f"{'the Redis Cluster' if args.cluster else 'Redis'} at {args.redis}"
 
 
 def _unreachable(args: argparse.Namespace, exc: ConnectionError) -> _Failure:
@@ -245,6 +261,7 @@ def _left(row: dict[str, Any]) -> float:
 
 
 def _status(args: argparse.Namespace, out: TextIO) -> int:
+    _check_where(args)
     tracker = _tracker(args)
     try:
         states = tracker.states()
@@ -291,6 +308,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _reset(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    _check_where(args)  # a mistake is told before the question
     what = "every provider" if args.all else f"provider {args.provider!r}"
     if not args.yes:
         err.write(f"reset the cooldown state of {what} under prefix {args.prefix!r}? [y/N] ")

@@ -359,6 +359,10 @@ def test_status_and_reset_against_live_redis(redis_target: tuple[list[str], Any]
         (["--sentinel", "h:0", "--service", "m"], "a port from 1 to 65535"),
         (["--sentinel", "h:65536", "--service", "m"], "a port from 1 to 65535"),
         (["--sentinel", "h:port", "--service", "m"], "--sentinel 'h:port'"),
+        (["--sentinel", "h:\u00b2", "--service", "m"], "a port from 1 to 65535"),
+        (["--sentinel", "h:\u0661\u0662", "--service", "m"], "a port from 1 to 65535"),
+        (["--sentinel", "h:1", "--service", ""], "--service must not be empty"),
+        (["--service", ""], "--sentinel and --service go together"),
         (["--sentinel", "h:1", "--service", "m", "--cluster"], "drop --redis and --cluster"),
         (
             ["--sentinel", "h:1", "--service", "m", "--redis", "redis://h:2/0"],
@@ -370,6 +374,9 @@ def test_bad_sentinel_arguments_are_usage_errors(arguments: list[str], message: 
     """Sentinel options that do not make sense together: one line naming them, exit 2."""
     code, out, err = run("status", *arguments)
     assert code == 2 and out == "" and message in err and err.count("\n") == 1
+    # reset tells the mistake before it asks anything
+    code, out, err = run("reset", "--all", *arguments, stdin="y\n")
+    assert code == 2 and out == "" and message in err and "[y/N]" not in err
 
 
 @pytest.mark.parametrize(
@@ -404,10 +411,11 @@ def test_unreachable_redis_is_one_line_and_exit_1(command: list[str]) -> None:
     assert err.count("\n") == 1
 
 
-def test_bad_redis_url_is_a_usage_error() -> None:
-    """A malformed URL is the user's mistake: exit 2."""
-    code, _, err = run("status", "--redis", "http://nope")
-    assert code == 2 and "--redis" in err
+@pytest.mark.parametrize("url", ["http://nope", ""])
+def test_bad_redis_url_is_a_usage_error(url: str) -> None:
+    """A malformed (or empty) URL is the user's mistake: exit 2."""
+    code, _, err = run("status", "--redis", url)
+    assert code == 2 and f"--redis {url!r}" in err
 
 
 def test_progress_bar_only_on_a_terminal(small: Path) -> None:
