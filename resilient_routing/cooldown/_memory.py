@@ -156,7 +156,9 @@ class InMemoryCooldownTracker:
         state = self._state
         admits = self.policy.admits
         for name, standing in itertools.islice(state.items(), _EVICTION_SCAN):
-            if admits(standing, now)[0] == ADMITTED:
+            # A flood of failures fills the tracker with cooldowns: those are passed over
+            # without a call (the policy's first answer for them is REFUSED anyway).
+            if standing.until <= now and admits(standing, now)[0] == ADMITTED:
                 del state[name]
                 return
         state.popitem(last=False)
