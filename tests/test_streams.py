@@ -911,25 +911,87 @@ def test_least_busy_counts_a_stream_in_flight_until_it_ends() -> None:
     third.close()
 
 
-@pytest.mark.parametrize("end", ["fails mid-stream", "dropped unread", "routing fails"])
-def test_least_busy_frees_a_provider_however_its_stream_ends(end: str) -> None:
-    """A stream that fails, one its consumer drops, a call whose routing fails: none stays busy."""
-    strategy = LeastBusy()
-    s = Streams({"a": ["a1", Down("cut")], "t": [Down("t")]})
-    chat = routed(providers=["a", "t"], strategy=strategy, cooldown=None)(s.gen)
-    stream = chat()
-    if end == "fails mid-stream":
-        with pytest.raises(Down):
-            list(stream)
-    elif end == "dropped unread":
-        assert next(stream) == "a1"
-        del stream
-        gc.collect()
-    else:
-        s.script["a"] = [Down("a")]
-        with pytest.raises(AllProvidersFailedError):
-            next(stream)
-    assert (strategy.in_flight("a"), strategy.in_flight("t")) == (0, 0)
+class Hooks:
+    """A strategy in list order that records every attempt hook it hears."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, ...]] = []
+
+    def order(self, providers: Any) -> range:
+        return range(len(providers))
+
+    def on_attempt_start(self, name: str) -> None:
+        self.heard.append(("start", name))
+
+    def on_attempt_end(self, name: str, seconds: float, ok: bool) -> None:
+        self.heard.append(("end", name, "ok" if ok else "failed"))
+
+
+class BrokenTracker(InMemoryCooldownTracker):
+    """A tracker of one's own whose recording fails."""
+
+    def record_failure(self, name: str, exc: BaseException) -> bool:
+        raise RuntimeError("tracker down")
+
+
+ANSWERED = [("start", "a"), ("end", "a", "ok")]
+
+
+@pytest.mark.parametrize(
+    ("end", "heard"),
+    [
+        ("runs out", ANSWERED),
+        ("fails mid-stream", ANSWERED),
+        ("closed early", ANSWERED),
+        ("dropped unread", ANSWERED),
+        (
+            "routing fails",
+            [("start", "a"), ("end", "a", "failed"), ("start", "t"), ("end", "t", "failed")],
+        ),
+        ("a slow first item cannot be recorded", ANSWERED),
+    ],
+)
+def test_a_streams_attempt_ends_once_however_the_stream_ends(
+    end: str, heard: list[tuple[str, ...]], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each attempt a strategy hears start ends once: the winner's when its stream ends."""
+    monkeypatch.setattr(route_module, "default_clock", clock)
+    hooks, busy = Hooks(), LeastBusy()
+    s = Streams({"a": ["a1", "a2"], "t": [Down("t")]})
+
+    def chat(provider: str) -> Iterator[str]:
+        clock.advance(2.0)  # slower than slow_call: recorded as a failure, then delivered
+        yield from s.gen(provider)
+
+    for strategy in (hooks, busy):
+        tracker = BrokenTracker() if end.startswith("a slow") else None
+        slow = 1.0 if tracker is not None else None
+        stream = routed(providers=["a", "t"], strategy=strategy, cooldown=tracker, slow_call=slow)(
+            chat
+        )()
+        if end == "runs out":
+            assert list(stream) == ["a1", "a2"]
+        elif end == "fails mid-stream":
+            s.script["a"] = ["a1", Down("cut")]
+            with pytest.raises(Down):
+                list(stream)
+        elif end == "closed early":
+            assert next(stream) == "a1"
+            stream.close()
+        elif end == "dropped unread":
+            assert next(stream) == "a1"
+            del stream
+            gc.collect()
+        elif end == "routing fails":
+            s.script["a"] = [Down("a")]
+            with pytest.raises(AllProvidersFailedError):
+                next(stream)
+        else:
+            with pytest.raises(RuntimeError, match="tracker down"):
+                next(stream)
+        s.script["a"] = ["a1", "a2"]
+    assert hooks.heard == heard
+    assert (busy.in_flight("a"), busy.in_flight("t")) == (0, 0)
 
 
 def test_least_busy_frees_the_provider_of_an_async_stream_cancelled_mid_stream() -> None:
