@@ -26,6 +26,8 @@ from resilient_routing._routing import route as route_module
 from resilient_routing.strategies import Hedged, LeastBusy, LeastLatency
 from resilient_routing.testing import EventRecorder, FakeClock
 
+from .test_slow_calls import Broken
+
 MID_STREAM = "resilient_routing: raised mid-stream by provider"
 
 
@@ -927,13 +929,6 @@ class Hooks:
         self.heard.append(("end", name, "ok" if ok else "failed"))
 
 
-class BrokenTracker(InMemoryCooldownTracker):
-    """A tracker of one's own whose recording fails."""
-
-    def record_failure(self, name: str, exc: BaseException) -> bool:
-        raise RuntimeError("tracker down")
-
-
 ANSWERED = [("start", "a"), ("end", "a", "ok")]
 
 
@@ -964,7 +959,7 @@ def test_a_streams_attempt_ends_once_however_the_stream_ends(
         yield from s.gen(provider)
 
     for strategy in (hooks, busy):
-        tracker = BrokenTracker() if end.startswith("a slow") else None
+        tracker = Broken() if end.startswith("a slow") else None
         slow = 1.0 if tracker is not None else None
         stream = routed(providers=["a", "t"], strategy=strategy, cooldown=tracker, slow_call=slow)(
             chat
