@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio.client
 import redis.asyncio.cluster
 import redis.cluster
 import redis.exceptions
@@ -28,6 +29,7 @@ from redis.retry import Retry
 
 from resilient_routing import InvalidConfigError, routed
 from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker
+from resilient_routing.cooldown._redis.listener import POLL
 
 from . import fault_support as faults
 from .redis_deploy import Cluster, cluster, cluster_client, free_port
@@ -220,6 +222,55 @@ def test_from_url_builds_cluster_clients(redis_cluster: Cluster) -> None:
     assert run_async(seen_async) > 0
     with pytest.raises(InvalidConfigError, match="cluster must be a bool, got 'yes'"):
         RedisCooldownTracker.from_url(redis_cluster.url, cluster="yes")  # type: ignore[arg-type]
+
+
+def test_aclose_while_the_async_listener_subscribes_leaves_no_subscription(
+    redis_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aclose() landing while the listener subscribes on its shard closes that connection.
+
+    The subscription went out, its reply is not read yet, and closing the pub/sub is slow
+    and cancellable (older redis-py did not shield it): aclose() cancels the listener
+    again and again, and the close must still finish.
+    """
+    prefix = unique_prefix("subscribing")
+    channel = "{" + prefix + "}:events:0"
+    subscribe = redis.asyncio.client.PubSub.ssubscribe
+    teardown = redis.asyncio.client.PubSub._aclose
+    sent: list[asyncio.Event] = []
+
+    async def subscribe_then_wait(self: Any, *args: Any, **kwargs: Any) -> None:
+        await subscribe(self, *args, **kwargs)
+        sent[0].set()
+        await asyncio.Event().wait()  # the reply is never read: aclose() cancels this
+
+    async def slow_unshielded_aclose(self: Any) -> None:
+        await asyncio.sleep(3 * POLL)  # longer than aclose() waits between its cancels
+        await teardown(self)
+
+    monkeypatch.setattr(redis.asyncio.client.PubSub, "ssubscribe", subscribe_then_wait)
+    monkeypatch.setattr(redis.asyncio.client.PubSub, "aclose", slow_unshielded_aclose)
+
+    def subscribers() -> int:
+        return sum(
+            int(node.call("PUBSUB", "SHARDNUMSUB", channel)[1]) for node in redis_cluster.primaries
+        )
+
+    async def scenario() -> None:
+        sent.append(asyncio.Event())
+        client = cluster_client(redis_cluster, True)
+        tracker = AsyncRedisCooldownTracker(client, prefix=prefix)
+        try:
+            assert await tracker.cooldown_remaining("x") == 0  # starts the listener
+            await asyncio.wait_for(sent[0].wait(), 5)
+            assert subscribers() == 1
+            await tracker.aclose()
+            assert subscribers() == 0
+        finally:
+            await tracker.aclose()
+            await client.aclose()
+
+    run_async(scenario)
 
 
 def test_an_unreachable_cluster_fails_open(caplog: pytest.LogCaptureFixture) -> None:

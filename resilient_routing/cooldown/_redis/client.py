@@ -39,6 +39,7 @@ __all__ = [
     "drop_idle_async",
     "make_client",
     "socket_timeout",
+    "subscribed",
     "text",
 ]
 
@@ -187,6 +188,16 @@ async def drop_idle_async(client: Any) -> None:
     if callable(disconnect):
         with contextlib.suppress(Exception):
             await disconnect(inuse_connections=False)
+
+
+def subscribed(pubsub: Any, command: str, channel: str) -> Any:
+    """Return ``pubsub`` once its ``command`` subscribed it to ``channel``; closed if it fails."""
+    try:
+        getattr(pubsub, command)(channel)
+    except BaseException:
+        pubsub.close()
+        raise
+    return pubsub
 
 
 async def close_pubsub(pubsub: Any) -> None:

@@ -13,6 +13,7 @@ redirected, and the listener sends one through it before subscribing).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
+from .client import close_pubsub, subscribed
 from .listener import TaskListener, ThreadListener
 
 __all__ = [
@@ -51,13 +53,9 @@ class ClusterThreadListener(ThreadListener):
         # redirected) makes it refresh its map of the slots, so a failover is followed.
         client.exists(self.keys.seq)
         node = client.get_node_from_key(self.keys.channel)
-        pubsub = client.get_redis_connection(node).pubsub()
-        try:
-            pubsub.ssubscribe(self.keys.channel)
-        except BaseException:
-            pubsub.close()
-            raise
-        return pubsub
+        return subscribed(
+            client.get_redis_connection(node).pubsub(), "ssubscribe", self.keys.channel
+        )
 
     def load_scripts(self) -> None:
         # SCRIPT LOAD through a cluster client reaches every primary; after a failover the
@@ -83,9 +81,11 @@ class ClusterTaskListener(TaskListener):
         try:
             await pubsub.ssubscribe(self.keys.channel)
         except BaseException:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-            await pool.disconnect()
+            try:
+                await close_pubsub(pubsub)  # to the end, however often aclose() cancels
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pool.disconnect())
             raise
         return pubsub
 

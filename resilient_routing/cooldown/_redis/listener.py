@@ -19,7 +19,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from resilient_routing.cooldown._breaker import Breaker
 
-from .client import FAILURES, ServerClock, close_pubsub, drop_idle, drop_idle_async, text
+from .client import (
+    FAILURES,
+    ServerClock,
+    close_pubsub,
+    drop_idle,
+    drop_idle_async,
+    subscribed,
+    text,
+)
 from .scripts import Keys, Registered
 from .view import View, parse_snapshot
 
@@ -284,13 +292,7 @@ class ThreadListener(ListenerBase):
 
     def subscribe(self) -> Any:
         """Return a pub/sub connection subscribed to the events channel."""
-        pubsub = cast(Any, self.client).pubsub()
-        try:
-            pubsub.subscribe(self.keys.channel)
-        except BaseException:
-            pubsub.close()
-            raise
-        return pubsub
+        return subscribed(cast(Any, self.client).pubsub(), "subscribe", self.keys.channel)
 
     def load_scripts(self) -> None:
         # Loading the scripts here, in the background, spares callers the NOSCRIPT round trips
