@@ -8,6 +8,7 @@ across several trackers sharing a prefix) runs against the real server with many
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -290,6 +291,78 @@ def test_the_probe_is_claimed_without_a_round_trip_by_the_losers(clock: FakeCloc
     finally:
         tracker.close()
         client.close()
+        redis_support.delete_prefix(prefix, url)
+
+
+def _gone(client: Any, key: str) -> bool:
+    """Wait (real time: Redis expires keys on its own clock) until ``key`` is gone."""
+    deadline = time.monotonic() + 5.0
+    while client.exists(key):
+        assert time.monotonic() < deadline, f"{key} never expired"
+        time.sleep(0.01)
+    return True
+
+
+def test_a_tracker_loading_the_prefix_takes_an_expired_state_for_clean(clock: FakeClock) -> None:
+    """A cooldown whose state expired in Redis leaves no probe to claim: it costs no request.
+
+    The expired provider's entry may linger in the cooling index (a failure prunes it as it
+    passes): loading the prefix must not take it for a cooldown over, waiting for its probe.
+    """
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("expired")
+    policy: dict[str, Any] = {"failure_threshold": 1, "cooldown": 0.01, "half_open": True}
+    writer = redis_support.sync_client(url)
+    client, sent = redis_support.counting_client(url)
+    first = RedisCooldownTracker(writer, prefix=prefix, clock=clock, state_ttl=0.05, **policy)
+    loader = None
+    try:
+        assert first.record_failure("a", Boom()) is True
+        clock.advance(1.0)
+        assert _gone(writer, redis_support.state_key(prefix, "a"))
+        loader = RedisCooldownTracker(client, prefix=prefix, clock=clock, **policy)
+        assert loader.wait_synced(5.0)
+        before = sent()
+        assert [loader.is_available("a") for _ in range(3)] == [True] * 3
+        assert sent() == before  # no claim: nothing to claim
+    finally:
+        first.close()
+        if loader is not None:
+            loader.close()
+        writer.close()
+        client.close()
+        redis_support.delete_prefix(prefix, url)
+
+
+def test_a_claimed_probe_keeps_its_provider_known_while_the_claim_lasts(clock: FakeClock) -> None:
+    """A claim extends a state about to expire: the prefix still lists it until the claim ends.
+
+    Operators see the provider (``states()``, ``status``), and a tracker loading the prefix
+    meanwhile is refused like everyone else instead of taking it for clean.
+    """
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("claimed")
+    policy: dict[str, Any] = {"failure_threshold": 1, "cooldown": 0.01, "half_open": True}
+    writer = redis_support.sync_client(url)
+    prober = RedisCooldownTracker(
+        writer, prefix=prefix, clock=clock, state_ttl=0.05, probe_timeout=30.0, **policy
+    )
+    loader = None
+    try:
+        assert prober.record_failure("a", Boom()) is True
+        clock.advance(1.0)
+        assert prober.is_available("a") is True  # the probe, claimed for 30 s
+        time.sleep(0.2)  # past the state's own expiry (Redis's real time: 10 ms + 50 ms)
+        [state] = prober.states()
+        assert state.name == "a" and state.probe_remaining > 20.0
+        loader = RedisCooldownTracker(writer, prefix=prefix, clock=clock, **policy)
+        assert loader.wait_synced(5.0)
+        assert loader.is_available("a") is False
+    finally:
+        prober.close()
+        if loader is not None:
+            loader.close()
+        writer.close()
         redis_support.delete_prefix(prefix, url)
 
 

@@ -162,17 +162,22 @@ return seq
 
 # KEYS: names, cooling, seq. ARGV: now.
 # Returns {seq, names with state, {name, remaining ms, ...} of the cooling index: negative
-# for a cooldown over with no success since}.
+# for a cooldown over with no success since}. A cooling entry whose state expired is left
+# out: the provider is clean (FAILURE prunes such entries only as it passes).
 SNAPSHOT = (
     _PRELUDE
     + """
 local now, server_ms, us = stamp(ARGV[1])
 local names = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. n(server_ms), '+inf')
+local alive = {}
+for _, name in ipairs(names) do alive[name] = true end
 local cooling = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 local flat = {}
 for i = 1, #cooling, 2 do
-  flat[#flat + 1] = cooling[i]
-  flat[#flat + 1] = tonumber(cooling[i + 1]) - now
+  if alive[cooling[i]] then
+    flat[#flat + 1] = cooling[i]
+    flat[#flat + 1] = tonumber(cooling[i + 1]) - now
+  end
 end
 return {current_seq(KEYS[3], us), names, flat}
 """
@@ -205,7 +210,7 @@ return {1, deadline - now, current_seq(KEYS[2], us), cooled}
 CLAIM = (
     _PRELUDE
     + """
-local now, _, us = stamp(ARGV[1])
+local now, server_ms, us = stamp(ARGV[1])
 local state = redis.call('HMGET', KEYS[1], 'u', 'p')
 local ends = tonumber(state[1])
 if ends == nil then
@@ -224,7 +229,13 @@ end
 local lease = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'p', n(now + lease))
 if redis.call('PTTL', KEYS[1]) < lease then
+  -- The state lives as long as its claim, and the names index says so (SNAPSHOT and STATES
+  -- read it): a tracker loading the prefix meanwhile must not take the provider for clean.
   redis.call('PEXPIRE', KEYS[1], n(lease))
+  local index_ttl = n(math.max(tonumber(ARGV[5]), lease))
+  redis.call('ZADD', KEYS[2], n(server_ms + lease), ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], index_ttl)
+  redis.call('PEXPIRE', KEYS[3], index_ttl)
 end
 local seq = next_seq(KEYS[4], us, tonumber(ARGV[5]))
 publish(ARGV[3], 'P', seq, lease, ARGV[2])
