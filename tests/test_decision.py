@@ -271,6 +271,43 @@ def test_hedging_waits_then_starts_the_next_provider_beside_the_first() -> None:
     assert d.hedges == ("b", "c")
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.2])
+def test_hedging_with_no_provider_left_waits_for_an_outcome_only(delay: float) -> None:
+    """Every provider started: waiting ``delay`` again would only wake to find nothing to start.
+
+    With ``delay=0`` the driver would spin on empty waits until an attempt ends.
+    """
+    d = make("ab", strategy=Hedged(delay=delay, max_hedges=2), tracked=False)
+    assert d.start() == ATTEMPT
+    assert d.started_attempt() == WAIT
+    assert d.wait == delay
+    assert d.waited() == ATTEMPT
+    assert d.index == 1
+    assert d.started_attempt() == WAIT
+    assert d.wait == delay  # below max_hedges, a third provider could still come...
+    assert d.waited() == WAIT
+    assert d.wait is None  # ...but none is left
+    assert d.failed(0, Down(), 0.3) == WAIT
+    assert d.wait is None
+    assert d.succeeded(1, "b", 0.4) == RETURN
+
+
+def test_hedging_with_no_provider_left_still_ends_at_the_deadline() -> None:
+    """Waiting for an outcome only is still bounded by the call's ``timeout``."""
+    clock = FakeClock()
+    d = make("ab", strategy=Hedged(delay=0.0, max_hedges=2), tracked=False, clock=clock, timeout=5)
+    d.start()
+    d.started_attempt()
+    d.waited()
+    d.started_attempt()
+    clock.advance(1.0)
+    assert d.waited() == WAIT
+    assert d.wait == 4.0
+    clock.advance(4.0)
+    assert d.waited() == RAISE
+    assert isinstance(d.error, RoutingTimeoutError)
+
+
 @st.composite
 def calls(draw: st.DrawFn) -> dict[str, Any]:
     n = draw(st.integers(1, 5))

@@ -205,7 +205,7 @@ class Decision(Racing):
             self.index = i
             return CHECK if self.names[i] in self.asks else self._begin(i)
         if self.in_flight:
-            return self._waiting()
+            return self._waiting(False)  # no provider left to hedge with: wait for an outcome
         return TALLY if self.tracked else self._exhausted(())
 
     def available(self, probe: bool = False) -> int:

@@ -47,9 +47,10 @@ class Racing:
         """The hedged driver started the attempt it was told to: return the next step."""
         return self._waiting()
 
-    def _waiting(self) -> int:
+    def _waiting(self, hedging: bool = True) -> int:
+        """Wait for an outcome; ``hedging``: at most the hedge delay (a provider is left)."""
         caps = self.route.caps
-        wait = caps.hedge_delay if self.in_flight <= caps.max_hedges else None
+        wait = caps.hedge_delay if hedging and self.in_flight <= caps.max_hedges else None
         if self.deadline is not None:
             left = max(self.deadline - self.route.clock(), 0.0)
             wait = left if wait is None else min(wait, left)
