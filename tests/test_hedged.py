@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 
@@ -215,6 +216,139 @@ def test_sync_all_fail_and_max_hedges_in_flight() -> None:
         call()
     assert len(info.value.failures) == 6
     assert peak <= 3
+
+
+class Recorded(Hedged):
+    """Hedging that records the attempt hooks it hears (what a learning strategy relies on)."""
+
+    def __init__(self, delay: float, executor: concurrent.futures.Executor | None = None) -> None:
+        super().__init__(delay=delay, executor=executor)
+        self.started: list[str] = []
+        self.ended: list[str] = []
+        self.lock = threading.Lock()
+
+    def on_attempt_start(self, name: str) -> None:
+        with self.lock:
+            self.started.append(name)
+
+    def on_attempt_end(self, name: str, seconds: float, ok: bool) -> None:
+        with self.lock:
+            self.ended.append(name)
+
+    def balanced(self, timeout: float = 5.0) -> bool:
+        """Wait until every attempt started has ended (losers end in their own threads)."""
+        deadline = time.monotonic() + timeout
+        while sorted(self.ended) != sorted(self.started):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+
+class Interrupted(BaseException):
+    """What a provider's code may raise past Exception (SystemExit, KeyboardInterrupt)."""
+
+
+def test_sync_a_hedge_still_queued_when_the_call_returns_never_runs() -> None:
+    """A hedge waiting for a free thread when the call returns is dropped: no call after it.
+
+    Otherwise a saturated pool would call a provider (billed, rate-limited) for a call that
+    has already returned; the strategy still hears the attempt end.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    other_work = threading.Event()
+    b_queued = threading.Event()
+    calls: list[str] = []
+
+    class Watching(Recorded):
+        def on_attempt_start(self, name: str) -> None:
+            super().on_attempt_start(name)
+            if name == "b":
+                b_queued.set()  # the driver queues it right after this
+
+    strategy = Watching(delay=0.01, executor=pool)
+
+    @routed(providers=["a", "b"], strategy=strategy, cooldown=None)
+    def call(provider: str) -> str:
+        calls.append(provider)
+        pool.submit(other_work.wait, 10)  # the pool's next work, ahead of the hedge
+        b_queued.wait(10)
+        return provider
+
+    try:
+        assert call() == "a"
+        other_work.set()
+        pool.shutdown(wait=True)  # whatever is still queued runs now
+        assert calls == ["a"]
+        assert strategy.started == ["a", "b"] and strategy.balanced()
+    finally:
+        other_work.set()
+        pool.shutdown(wait=False)
+
+
+def test_sync_attempts_still_queued_when_the_call_times_out_never_run() -> None:
+    """The call's ``timeout`` ends it with its attempts still queued: none of them runs later."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    busy = threading.Event()
+    calls: list[str] = []
+    strategy = Recorded(delay=0.01, executor=pool)
+    pool.submit(busy.wait, 10)  # the only thread is busy: every attempt queues
+
+    @routed(providers=["a", "b"], strategy=strategy, cooldown=None, timeout=0.1)
+    def call(provider: str) -> str:
+        calls.append(provider)
+        return provider
+
+    try:
+        with pytest.raises(RoutingTimeoutError):
+            call()
+        busy.set()
+        pool.shutdown(wait=True)
+        assert calls == []
+        assert strategy.started == ["a", "b"] and strategy.balanced()
+    finally:
+        busy.set()
+        pool.shutdown(wait=False)
+
+
+def test_sync_a_hedged_attempt_raising_past_exception_ends_for_the_strategy() -> None:
+    """The winner's interruption propagates; a loser's ends in its thread; every attempt ends."""
+    strategy = Recorded(delay=5)
+
+    @routed(providers=["a", "b"], strategy=strategy, cooldown=None)
+    def interrupted(provider: str) -> str:
+        raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        interrupted()
+    assert strategy.started == ["a"] and strategy.balanced()
+
+    loser = Recorded(delay=0.01)
+    b_answered = threading.Event()
+
+    @routed(providers=["a", "b"], strategy=loser, cooldown=None)
+    def slow_interrupted(provider: str) -> str:
+        if provider == "a":
+            b_answered.wait(10)
+            raise Interrupted()
+        return provider
+
+    assert slow_interrupted() == "b"
+    b_answered.set()
+    assert sorted(loser.started) == ["a", "b"] and loser.balanced()
+
+
+async def test_async_a_hedged_attempt_cancelled_on_its_own_ends_for_the_strategy() -> None:
+    """An attempt raising CancelledError itself (an inner cancel scope) ends like any other."""
+    strategy = Recorded(delay=5)
+
+    @routed(providers=["a", "b"], strategy=strategy, cooldown=None)
+    async def call(provider: str) -> str:
+        raise asyncio.CancelledError()
+
+    with pytest.raises(asyncio.CancelledError):
+        await call()
+    assert strategy.started == ["a"] and strategy.ended == ["a"]
 
 
 @pytest.mark.parametrize(

@@ -69,11 +69,11 @@ class _InFlight(Generic[_A]):
         launched = list(self.running)
         self.landed = sorted(done, key=launched.index)
 
-    def next(self) -> tuple[_A, int]:
-        """Return the next landed attempt and its provider's index (it no longer runs)."""
+    def next(self) -> tuple[_A, int, float]:
+        """Return the next landed attempt, its provider's index and start (it no longer runs)."""
         attempt = self.landed.pop(0)
-        i, _ = self.running.pop(attempt)
-        return attempt, i
+        i, start = self.running.pop(attempt)
+        return attempt, i, start
 
 
 def _attempt_sync(
@@ -130,8 +130,12 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
                         step = d.waited()
                         continue
                     flight.land(done)
-                future, i = flight.next()
-                ok, value, latency, _ = future.result()
+                future, i, start = flight.next()
+                try:
+                    ok, value, latency, _ = future.result()
+                except BaseException:  # raised past Exception in its thread: not judged
+                    d.abandoned(i, clock() - start)
+                    raise
                 step = d.succeeded(i, value, latency) if ok else d.failed(i, value, latency)
             elif step is RAISE:
                 raise d.error
@@ -144,25 +148,31 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
         d.finish(exc)
         raise
     finally:
-        # The losers run on: when each ends, the strategy hears of it (nothing is recorded,
-        # but that it was slower than slow_call).
-        for future, (i, _) in flight.running.items():
-            future.add_done_callback(_abandoned(d, i, tracker, won))
+        # An attempt still queued never calls its provider: the call is over. The losers
+        # that run go on: when each ends, the strategy hears of it (nothing is recorded, but
+        # that it was slower than slow_call).
+        for future, (i, start) in flight.running.items():
+            if future.cancel():
+                d.abandoned(i, clock() - start)
+            else:
+                future.add_done_callback(_abandoned(d, i, start, tracker, won))
         del d
 
 
 def _abandoned(
-    d: Decision, i: int, tracker: Any, won: bool
+    d: Decision, i: int, start: float, tracker: Any, won: bool
 ) -> Callable[[concurrent.futures.Future[Outcome]], None]:
     def done(future: concurrent.futures.Future[Outcome]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            ok, _, latency, _ = future.result()
-            d.abandoned(i, latency, ok)
-            error = d.outran(i, latency) if won else None
-            if error is not None:  # beaten, and slower than slow_call: a slow call
-                name = d.names[i]
-                started = tracker.record_failure(name, error)
-                d.outran_recorded(i, started, tracker.cooldown_remaining(name) if started else 0)
+        if future.cancelled() or future.exception() is not None:
+            d.abandoned(i, d.route.clock() - start)  # cancelled by its executor, or interrupted
+            return
+        ok, _, latency, _ = future.result()
+        d.abandoned(i, latency, ok)
+        error = d.outran(i, latency) if won else None
+        if error is not None:  # beaten, and slower than slow_call: a slow call
+            name = d.names[i]
+            started = tracker.record_failure(name, error)
+            d.outran_recorded(i, started, tracker.cooldown_remaining(name) if started else 0)
 
     return done
 
@@ -239,8 +249,12 @@ async def drive_async(
                         step = d.waited()
                         continue
                     flight.land(done)
-                task, i = flight.next()
-                ok, value, latency, expired = task.result()
+                task, i, start = flight.next()
+                try:
+                    ok, value, latency, expired = task.result()
+                except BaseException:  # cancelled on its own, or past Exception: not judged
+                    d.abandoned(i, clock() - start)
+                    raise
                 if ok:
                     step = d.succeeded(i, value, latency)
                     continue
