@@ -62,7 +62,11 @@ class Listener(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RoutingEvent:
-    """Fields every event has."""
+    """Fields every event has.
+
+    ``attempt`` is the number of ``provider``'s attempt in the call (1-based); for the call's
+    own events (``CallStarted``, ``CallFinished``...), the attempts made so far.
+    """
 
     kind: ClassVar[str] = "event"
     call_id: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
 
@@ -17,7 +18,7 @@ from resilient_routing import (
     routed,
 )
 from resilient_routing.strategies import Hedged
-from resilient_routing.testing import FakeClock
+from resilient_routing.testing import EventRecorder, FakeClock
 
 
 class Down(Exception):
@@ -349,6 +350,48 @@ async def test_async_a_hedged_attempt_cancelled_on_its_own_ends_for_the_strategy
     with pytest.raises(asyncio.CancelledError):
         await call()
     assert strategy.started == ["a"] and strategy.ended == ["a"]
+
+
+async def test_hedged_attempts_are_reported_with_their_own_numbers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first attempt failing after a hedge started is still attempt 1 in logs and events."""
+    recorder = EventRecorder()
+    b_started = asyncio.Event()
+
+    @routed(
+        providers=["a", "b", "t"],
+        strategy=Hedged(delay=0.01),
+        cooldown=None,
+        listeners=[recorder],
+        logger=logging.getLogger("resilient_routing.tests.hedged"),
+    )
+    async def call(provider: str) -> str:
+        if provider == "a":
+            await b_started.wait()
+            raise ConnectionError("down")
+        b_started.set()
+        await asyncio.sleep(0.2)
+        return provider
+
+    with caplog.at_level(logging.INFO, logger="resilient_routing.tests.hedged"):
+        result = await call.execute()
+    assert result.provider == "b" and result.attempt == 3  # "t" started when "a" failed
+    numbers = [(e.kind, e.provider, e.attempt) for e in recorder if e.provider is not None]
+    assert numbers == [
+        ("attempt_started", "a", 1),
+        ("attempt_started", "b", 2),
+        ("attempt_failed", "a", 1),
+        ("terminus_used", "t", 3),
+        ("attempt_started", "t", 3),
+        ("attempt_succeeded", "b", 2),
+        ("call_finished", "b", 3),  # a call's event: the attempts it made
+    ]
+    assert [r.getMessage() for r in caplog.records] == [
+        "provider failed: 'a' (attempt 1 of 3): ConnectionError: down",
+        "succeeded on fallback provider: 'b' (attempt 2)",
+    ]
+    assert [getattr(r, "attempt", None) for r in caplog.records] == [1, 2]
 
 
 @pytest.mark.parametrize(

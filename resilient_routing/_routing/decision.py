@@ -100,9 +100,9 @@ class Decision(Racing):
     __slots__ = tuple(
         (  # noqa: SIM905
             "_plan asks attempt budget call_id deadline deadline_bound error exempt failures "
-            "finished hedges in_flight index judged latency listeners logger loud names probes "
-            "providers raised response result route skipped slow_answer started tracked value "
-            "wait want_result winner"
+            "finished hedges in_flight index judged latency listeners logger loud names numbers "
+            "probes providers raised response result route skipped slow_answer started tracked "
+            "value wait want_result winner"
         ).split()
     )
     judged: Exception
@@ -148,6 +148,8 @@ class Decision(Racing):
         if not route.plain:
             options = route.options
             self.in_flight = 0
+            #: Each attempt's number by provider: attempts in flight together end out of order.
+            self.numbers: dict[int, int] = {}
             self.deadline: float | None = None
             #: The attempts whose budget is the call's time left: when it runs out, the
             #: caller's deadline ended them, not the provider (hedges each have their own).
@@ -181,6 +183,10 @@ class Decision(Racing):
         return self._next()
 
     # -- which provider next ---------------------------------------------------------------
+
+    def number(self, i: int) -> int:
+        """The number of provider ``i``'s attempt in the call (1-based)."""
+        return self.attempt if self.route.plain else self.numbers.get(i, self.attempt)
 
     def is_terminus(self, i: int) -> bool:
         """Whether provider ``i`` is the terminus (multi-attempt strategies only)."""
@@ -239,6 +245,7 @@ class Decision(Racing):
             if self.in_flight:
                 self.hedges += (self.names[i],)
             self.in_flight += 1
+            self.numbers[i] = self.attempt + 1
             hook = route.caps.on_attempt_start
             if hook is not None:
                 hook(self.names[i])

@@ -148,13 +148,14 @@ def _events() -> ModuleType:
 
 
 def _emit(d: Decision, kind: type[RoutingEvent], i: int | None, **fields: Any) -> None:
-    _events().notify(
+    events = _events()
+    events.notify(
         d.listeners,
         kind(
             call_id=d.call_id,
             function=d.route.name,
             provider=None if i is None else d.names[i],
-            attempt=d.attempt,
+            attempt=d.attempt if i is None or kind is events.CallFinished else d.number(i),
             time=d.route.clock(),
             **fields,
         ),
@@ -257,8 +258,8 @@ def attempting(d: Decision, i: int, cooling: bool) -> None:
         _DEBUG,
         "attempting provider: %r (attempt %d of %d)",
         i,
-        (d.attempt, _of(d)),
-        attempt=d.attempt,
+        (d.number(i), _of(d)),
+        attempt=d.number(i),
     )
     if d.listeners:
         events = _events()
@@ -286,14 +287,14 @@ def failed(
             message, args = f"{caps.failure_message}: %r: %s: %s", (kind, error)
         else:
             message = f"{caps.failure_message}: %r (attempt %d of %d): %s: %s"
-            args = (d.attempt, _of(d), kind, error)
+            args = (d.number(i), _of(d), kind, error)
         _log(
             d,
             caps.failure_level,
             message,
             i,
             args,
-            attempt=d.attempt,
+            attempt=d.number(i),
             error_type=kind,
             error=error,
         )
@@ -331,7 +332,7 @@ def slow_answer(d: Decision, i: int, error: SlowCallError, counted: bool) -> Non
         "provider answered slowly: %r in %s s (slow_call=%s s)%s",
         i,
         (seconds(error.latency), seconds(error.limit), "" if counted else ", not counted"),
-        attempt=d.attempt,
+        attempt=d.number(i),
         latency=error.latency,
     )
     if d.listeners:
@@ -346,7 +347,7 @@ def cooldown_started(d: Decision, i: int, remaining: float) -> None:
         "provider entering cooldown: %r for %s s",
         i,
         (seconds(remaining),),
-        attempt=d.attempt,
+        attempt=d.number(i),
         cooldown_remaining=remaining,
     )
     if d.listeners:
@@ -363,8 +364,8 @@ def succeeded(
             _INFO,
             "succeeded on fallback provider: %r (attempt %d)",
             i,
-            (d.attempt,),
-            attempt=d.attempt,
+            (d.number(i),),
+            attempt=d.number(i),
             latency=latency,
         )
     if d.listeners:
@@ -407,7 +408,7 @@ def stream_broke(d: Decision, exc: Exception, classification: str) -> None:
         "provider failed mid-stream: %r: %s: %s",
         d.winner,
         (kind, error),
-        attempt=d.attempt,
+        attempt=d.number(d.winner),
         error_type=kind,
         error=error,
         classification=classification,
