@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -392,6 +394,65 @@ async def test_hedged_attempts_are_reported_with_their_own_numbers(
         "succeeded on fallback provider: 'b' (attempt 2)",
     ]
     assert [getattr(r, "attempt", None) for r in caplog.records] == [1, 2]
+
+
+_OUTLIVING_MAIN = """
+import concurrent.futures
+import threading
+import time
+from resilient_routing import routed
+from resilient_routing.strategies import Hedged
+
+@routed(providers=["a", "b"], strategy=Hedged(delay=0.01), cooldown=None)
+def call(provider):
+    if provider == "a":
+        raise ConnectionError("down")
+    return provider
+
+assert call() == "b"  # the shared pool exists
+main = threading.main_thread()
+
+def worker():
+    main.join()
+    probe = concurrent.futures.ThreadPoolExecutor(1)
+    while True:  # until concurrent.futures, at the main thread's exit, refuses any work
+        try:
+            probe.submit(int).result()
+        except RuntimeError:
+            break
+        time.sleep(0.01)
+    print("after the main thread:", call(), flush=True)
+
+threading.Thread(target=worker).start()
+"""
+
+
+def test_sync_hedging_in_a_thread_outliving_the_main_thread_still_routes() -> None:
+    """After the main thread ends no pool takes work: attempts run in the caller's thread."""
+    done = subprocess.run(
+        [sys.executable, "-c", _OUTLIVING_MAIN], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "after the main thread: b\n", done.stderr
+
+
+def test_sync_hedging_on_an_executor_shut_down_runs_attempts_in_the_callers_thread() -> None:
+    """A user's executor that takes no more work: the call still routes, one attempt at a time."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    pool.shutdown()
+    strategy = Recorded(delay=0.01, executor=pool)
+    threads: list[str] = []
+
+    @routed(providers=["a", "b"], strategy=strategy, cooldown=None)
+    def call(provider: str) -> str:
+        threads.append(threading.current_thread().name)
+        if provider == "a":
+            raise Down(provider)
+        return provider
+
+    assert call() == "b"
+    assert threads == [threading.current_thread().name] * 2
+    assert strategy.started == ["a", "b"] and strategy.balanced()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -116,9 +117,13 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
                 i = d.index
                 # In a copy of the caller's context, so contextvars (tracing spans) follow it.
                 context = contextvars.copy_context()
-                future = executor.submit(
-                    context.run, _attempt_sync, fn, providers[i], args, kwargs, clock
-                )
+                attempt = functools.partial(_attempt_sync, fn, providers[i], args, kwargs, clock)
+                try:
+                    future = executor.submit(context.run, attempt)
+                except RuntimeError:
+                    # It takes no more work (shut down; after the main thread ended, every
+                    # pool): the attempt runs here, as a sequential route's would.
+                    future = _run_here(context, attempt)
                 flight.running[future] = (i, clock())
                 step = d.started_attempt()
             elif step is WAIT:
@@ -157,6 +162,18 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
             else:
                 future.add_done_callback(_abandoned(d, i, start, tracker, won))
         del d
+
+
+def _run_here(
+    context: contextvars.Context, attempt: Callable[[], Outcome]
+) -> concurrent.futures.Future[Outcome]:
+    """Run ``attempt`` in the caller's thread; return its outcome as a future's."""
+    future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    try:
+        future.set_result(context.run(attempt))
+    except BaseException as exc:  # re-raised where its outcome is read
+        future.set_exception(exc)
+    return future
 
 
 def _abandoned(
