@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ._routing.route import Route
     from ._routing.runners import Runner
 
-__all__ = ["RoutedFunction", "routed_class", "visible_signature"]
+__all__ = ["RoutedFunction", "bind_first", "routed_class", "visible_signature"]
 
 
 class _SignatureSurrogate(wrapt.CallableObjectProxy[Any]):
@@ -223,19 +223,43 @@ class _BoundRoutedMethod(_BoundSlots):
         return f"<bound routed method {self._parent.__qualname__} of {self.__self__!r}>"
 
 
-def routed_class(is_async: bool, wrapped: Callable[..., Any], run: Runner) -> type[RoutedFunction]:
+def bind_first(wrapped: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """Bind a method called unbound to the instance its caller passed first (``C.m(c, x)``).
+
+    A property, or a decorator above ``@routed`` (``tenacity.retry``, any ``functools.wraps``
+    wrapper), calls the routed function itself with the instance first: the provider goes
+    after it, not before.
+    """
+    if not args:
+        name = getattr(wrapped, "__qualname__", wrapped)
+        raise TypeError(f"{name}() called unbound without its instance (self)")
+    return types.MethodType(wrapped, args[0]), args[1:]
+
+
+def routed_class(
+    is_async: bool, wrapped: Callable[..., Any], run: Runner, method: bool
+) -> type[RoutedFunction]:
     """Return a subclass of RoutedFunction whose ``__call__`` routes straight to the core.
 
     Unbound, the wrapped callable already carries any binding (a plain function, a
     staticmethod's function or a bound method), so wrapt's per-call binding checks (a failed
     ``__self__`` lookup costs more than the routing decision) are not needed; and reading the
     route through the proxy would cost ~150 ns an attribute, so the closure holds it instead.
-    A sync function bound to an instance (a method call) gets a ``_BoundRoutedMethod``; every
-    other binding is wrapt's. One small class per routed function, made at decoration time.
+    ``method``: a def taking self first, called unbound with its instance (see
+    :func:`bind_first`). A sync function bound to an instance (a method call) gets a
+    ``_BoundRoutedMethod``; every other binding is wrapt's. One small class per routed
+    function, made at decoration time.
     """
+    if method:
 
-    def __call__(self: RoutedFunction, *args: Any, **kwargs: Any) -> Any:
-        return run(wrapped, args, kwargs, False)
+        def __call__(self: RoutedFunction, *args: Any, **kwargs: Any) -> Any:
+            bound, rest = bind_first(wrapped, args)
+            return run(bound, rest, kwargs, False)
+
+    else:
+
+        def __call__(self: RoutedFunction, *args: Any, **kwargs: Any) -> Any:
+            return run(wrapped, args, kwargs, False)
 
     namespace: dict[str, Any] = {"__call__": __call__}
     # Exactly a function: a wrapt-decorated one (which claims to be one) binds through wrapt.
@@ -286,8 +310,11 @@ def _provider_index(
     return 0
 
 
-def visible_signature(target: Callable[..., Any], kind: str) -> inspect.Signature:
-    """Return the signature of ``target`` without its provider parameter."""
+def visible_signature(target: Callable[..., Any], kind: str) -> tuple[inspect.Signature, bool]:
+    """Return the signature of ``target`` without its provider parameter.
+
+    And whether ``target`` is a method taking its instance first (the provider after it).
+    """
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError) as exc:
@@ -302,4 +329,4 @@ def visible_signature(target: Callable[..., Any], kind: str) -> inspect.Signatur
             f"{getattr(target, '__qualname__', target)!r} must take the provider as its first "
             f"positional parameter (after self or cls for methods), got {signature}"
         )
-    return signature.replace(parameters=params)
+    return signature.replace(parameters=params), kind == "function" and index == 1

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, Unpack, overload
 
-from ._binding import routed_class, visible_signature
+from ._binding import bind_first, routed_class, visible_signature
 from ._exceptions import InvalidConfigError
 from ._routing.options import CommonOptions, Options, RoutingOptions
 from ._routing.providers import ProviderSource
@@ -82,16 +82,18 @@ class _Decorator:
         generator = generator or inspect.isgeneratorfunction(target)
         name = getattr(target, "__qualname__", type(target).__name__)
         route = Route(self._options, is_async=is_async, name=name, generator=generator)
-        signature = visible_signature(target, kind)
+        signature, method = visible_signature(target, kind)
         run = runner(route)
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             return run(wrapped, args, kwargs, False)
 
         def executor(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if method and instance is None:  # fn.execute(instance, ...), unbound
+                wrapped, args = bind_first(wrapped, args)
             return run(wrapped, args, kwargs, True)
 
-        return routed_class(is_async, fn, run)(fn, wrapper, executor, route, signature)
+        return routed_class(is_async, fn, run, method)(fn, wrapper, executor, route, signature)
 
 
 @overload

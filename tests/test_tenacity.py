@@ -183,3 +183,52 @@ def test_reraise_mode_inner_tenacity() -> None:
 
     result = call.execute()
     assert isinstance(result.failures[0][1], Down)
+
+
+class Client:
+    """A client whose methods are routed, under decorators that call them with ``self``."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @retry(stop=stop_after_attempt(2), wait=wait_none(), reraise=True)
+    @routed(providers=["a", "b"], cooldown=None)
+    def generate(self, provider: str, prompt: str) -> str:
+        self.calls.append(provider)
+        if provider == "a":
+            raise Down(provider)
+        return f"{provider}:{prompt}"
+
+    @retry(stop=stop_after_attempt(2), wait=wait_none(), reraise=True)
+    @routed(providers=["a", "b"], cooldown=None)
+    async def agenerate(self, provider: str, prompt: str) -> str:
+        self.calls.append(provider)
+        if provider == "a":
+            raise Down(provider)
+        return f"{provider}:{prompt}"
+
+    @property
+    @routed(providers=["a", "b"], cooldown=None)
+    def status(self, provider: str) -> str:
+        self.calls.append(provider)
+        return f"{provider}:ok"
+
+
+def test_retry_above_a_routed_method_routes_it_with_its_instance() -> None:
+    """Tenacity calls the routed method with ``self`` first: the provider still goes after it."""
+    client = Client()
+    assert client.generate("hi") == "b:hi"
+    assert asyncio.run(client.agenerate("hi")) == "b:hi"
+    assert client.calls == ["a", "b", "a", "b"]
+
+
+def test_a_property_and_an_unbound_call_route_a_method_with_its_instance() -> None:
+    """A property calls its getter with the instance; so does ``vars(C)["m"](c, ...)``."""
+    client = Client()
+    assert client.status == "a:ok"
+    routed_fn = vars(Client)["generate"].__wrapped__  # under tenacity's wrapper
+    assert routed_fn(client, "x") == "b:x"
+    result = routed_fn.execute(client, "y")
+    assert (result.response, result.provider, result.attempt) == ("b:y", "b", 2)
+    with pytest.raises(TypeError, match="without its instance"):
+        routed_fn()
