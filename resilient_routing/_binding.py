@@ -11,7 +11,7 @@ import copy
 import inspect
 import types
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, SupportsIndex, cast
 
 import wrapt
 
@@ -78,10 +78,40 @@ class _BoundRoutedFunction(_BoundSigned):
         executor = self._self_parent._self_executor
         return cast(Callable[..., Any], executor.__get__(self._self_instance, self._self_owner))
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        return _reduce_bound(self, cast(RoutedFunction, self._self_parent), self._self_instance)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce_bound(self, cast(RoutedFunction, self._self_parent), self._self_instance)
+
+    def __copy__(self) -> _BoundRoutedFunction:
+        return self  # immutable, as a bound method
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self._self_parent.__get__(copy.deepcopy(self._self_instance, memo), self._self_owner)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*dir(self.__wrapped__), "execute", "__signature__", "__wrapped__"})
+
     def __repr__(self) -> str:
         instance = self._self_instance
         parent = repr(self._self_parent)
         return parent if instance is None else f"{parent[:-1]} bound to {instance!r}>"
+
+
+def _reduce_bound(bound: object, parent: RoutedFunction, instance: object) -> tuple[Any, ...]:
+    """Pickle a routed method bound to ``instance`` as "the attribute of its instance".
+
+    Only when that attribute is this routed function (under another name it would be the
+    plain function).
+    """
+    name = parent.__name__
+    if instance is None or inspect.getattr_static(type(instance), name, None) is not parent:
+        raise TypeError(
+            f"cannot pickle {bound!r}: its class does not hold it as {name!r}, the name of "
+            "its function"
+        )
+    return (getattr, (instance, name))
 
 
 class RoutedFunction(_Signed):
@@ -106,6 +136,24 @@ class RoutedFunction(_Signed):
     def execute(self) -> Callable[..., Any]:
         """Route the call; return (or, for async, await) a RouteResult."""
         return cast(Callable[..., Any], self._self_executor)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str:
+        # As a function: pickled by reference, its module's attribute of its qualified name
+        # (pickle checks that the name finds this very object).
+        return self.__qualname__
+
+    def __reduce__(self) -> str:
+        return self.__qualname__
+
+    def __copy__(self) -> RoutedFunction:
+        return self  # immutable, as a function
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RoutedFunction:
+        return self
+
+    def __dir__(self) -> list[str]:
+        # wrapt lists the wrapped function's attributes only (spec'd mocks read dir()).
+        return sorted({*dir(self.__wrapped__), "execute", "__signature__", "__wrapped__"})
 
     def __repr__(self) -> str:
         route = self._self_route
@@ -200,16 +248,7 @@ class _BoundRoutedMethod(_BoundSlots):
         return parent.__get__(copy.deepcopy(self.__self__, memo), None)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # As a bound method: pickled as "the attribute of its instance", when that attribute
-        # is this routed function (under another name it would be the plain function).
-        name = self._parent.__name__
-        instance = self.__self__
-        if inspect.getattr_static(type(instance), name, None) is not self._parent:
-            raise TypeError(
-                f"cannot pickle {self!r}: its class does not hold it as {name!r}, the name "
-                "of its function"
-            )
-        return (getattr, (instance, name))
+        return _reduce_bound(self, cast(RoutedFunction, self._parent), self.__self__)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _BoundRoutedMethod):

@@ -86,6 +86,17 @@ class SubClient(Client):
     prefix = "sub"
 
 
+@routed(providers=["a", "b"], cooldown=None)
+def module_generate(provider: str, x: int) -> str:
+    """A module-level routed function: picklable by reference, like a function."""
+    return f"{provider}:{x}"
+
+
+class Holder:
+    def __init__(self) -> None:
+        self.handler = module_generate
+
+
 def test_instance_method() -> None:
     """Self is bound; the provider comes next; bound .execute works."""
     c = Client("t")
@@ -447,6 +458,26 @@ def test_bound_method_copies_and_pickles_only_as_itself() -> None:
 
     with pytest.raises(TypeError, match="does not hold it as '_impl'"):
         pickle.dumps(Aliased().call)
+
+
+def test_a_routed_function_copies_and_pickles_as_a_function_does() -> None:
+    """By reference: multiprocessing and ProcessPoolExecutor pass functions so; copies are it."""
+    assert pickle.loads(pickle.dumps(module_generate)) is module_generate
+    assert copy.copy(module_generate) is module_generate
+    assert copy.deepcopy(module_generate) is module_generate
+    assert copy.deepcopy(Holder()).handler is module_generate
+    assert unittest.mock.Mock(spec=module_generate).execute is not None
+    assert {"execute", "__wrapped__", "__doc__"} <= set(dir(module_generate))
+
+
+def test_an_async_bound_method_copies_and_pickles_as_itself() -> None:
+    """As the sync bound method does: copy is it, deepcopy rebinds, pickle by attribute."""
+    c = Client("t")
+    assert copy.copy(c.amethod) == c.amethod
+    deep = copy.deepcopy(c.amethod)
+    assert deep.__self__ is not c and asyncio.run(deep(1)) == "t:a:1"
+    assert asyncio.run(pickle.loads(pickle.dumps(c.amethod))(2)) == "t:a:2"
+    assert unittest.mock.Mock(spec=c.amethod).execute is not None
 
 
 def test_repr_names_the_function_its_strategy_and_providers() -> None:
