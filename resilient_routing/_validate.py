@@ -7,8 +7,10 @@ Each returns the value in the form the library keeps (a float, a frozenset...) o
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 import math
+import types
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
@@ -128,11 +130,44 @@ def text(option: str, value: object) -> str:
     return value
 
 
-def callable_(option: str, value: T, expected: str) -> T:
-    """Return ``value`` if it is callable; ``expected`` says what it should be."""
+def callable_(option: str, value: T, expected: str, args: int | None = None) -> T:
+    """Return ``value`` if it is callable; ``expected`` says what it should be.
+
+    ``args``: it must take that many positional arguments, when its signature tells.
+    """
     if not callable(value):
         raise InvalidConfigError(f"{option} must be {expected}, got {value!r}")
+    if args is not None and _refuses(value, args):
+        raise InvalidConfigError(
+            f"{option} must be {expected}, got {value!r}, which takes {_signature(value)}"
+        )
     return value
+
+
+def _refuses(fn: Callable[..., Any], args: int) -> bool:
+    """Whether the signature of ``fn`` says it cannot be called with ``args`` arguments."""
+    if type(fn) is types.FunctionType:  # a def or a lambda: its code tells, cheaply
+        code = fn.__code__
+        required = code.co_argcount - len(fn.__defaults__ or ())
+        keyword_only = code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
+        extra = args > code.co_argcount and not code.co_flags & inspect.CO_VARARGS
+        return args < required or keyword_only > 0 or extra
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False  # no signature to read (some builtins): trust it
+    try:
+        signature.bind(*range(args))
+    except TypeError:
+        return True
+    return False
+
+
+def _signature(fn: Callable[..., Any]) -> str:
+    try:
+        return str(inspect.signature(fn))
+    except (TypeError, ValueError):  # pragma: no cover - _refuses read it
+        return "other arguments"
 
 
 def names(option: str, value: object) -> frozenset[str]:
@@ -190,12 +225,10 @@ def exception_filter(option: str, value: object) -> Callable[[Exception], bool]:
         _catchable(option, value)
         types = value
         return lambda exc: isinstance(exc, types)
+    expected = "an exception type, a tuple of them or a predicate exc -> bool"
     if callable(value) and not isinstance(value, type):
-        return value
-    raise InvalidConfigError(
-        f"{option} must be an exception type, a tuple of them or a predicate "
-        f"exc -> bool, got {value!r}"
-    )
+        return callable_(option, value, expected, args=1)
+    raise InvalidConfigError(f"{option} must be {expected}, got {value!r}")
 
 
 def tracker(option: str, value: object) -> AnyTracker | None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import functools
+import operator
 import pickle
 import threading
 from typing import Any
@@ -255,3 +258,75 @@ def test_exhaustion_message_tells_what_happened(
     assert info.value.skipped == tuple(cooling)
     assert len(info.value.failures) + len(info.value.skipped) + info.value.not_attempted == 4
     assert pickle.loads(pickle.dumps(info.value)).skipped == tuple(cooling)
+
+
+class Region(enum.Enum):
+    EU = "eu"
+    US = "us"
+
+
+def _predicate(exc: Exception, *, strict: bool = False) -> bool:
+    return not strict
+
+
+class _Callable:
+    def __call__(self, exc: Exception) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"providers": Region}, r"got the class Region \(an Enum: list\(Region\)\)"),
+        ({"providers": list}, "got the class list"),
+        (
+            {"providers": lambda region: ["a"]},
+            r"providers must be a zero-argument callable, got .*, which takes \(region\)",
+        ),
+        ({"fallback_on": lambda: True}, r"fallback_on must be .*, which takes \(\)"),
+        ({"cooldown_on": lambda exc, why: True}, r"cooldown_on must be .*, which takes"),
+        ({"fallback_on": lambda exc, *, strict: True}, r"which takes \(exc, \*, strict\)"),
+    ],
+)
+def test_callable_options_of_the_wrong_shape_are_refused_when_decorating(
+    options: dict[str, Any], message: str
+) -> None:
+    """A callable that cannot take the arguments it will get fails now, naming the option."""
+    options.setdefault("providers", ["a", "b"])
+    with pytest.raises(InvalidConfigError, match=message):
+        routed(cooldown=None, **options)
+
+
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        lambda *args: True,
+        lambda exc, extra=1: True,
+        _predicate,
+        functools.partial(_predicate, strict=False),
+        _Callable(),
+        _Callable().__call__,
+        operator.truth,  # a builtin
+    ],
+)
+def test_predicates_taking_one_argument_are_accepted(predicate: Any) -> None:
+    """Any callable taking the exception: defaults, *args, partials, objects and methods."""
+
+    @routed(providers=["a", "b"], cooldown=None, fallback_on=predicate)
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise Down()
+        return provider
+
+    assert call() == "b"
+
+
+def test_clocks_and_backoff_of_the_wrong_shape_are_refused() -> None:
+    """The trackers' clocks take no argument; a backoff takes tenacity's retry state."""
+    with pytest.raises(InvalidConfigError, match=r"clock must be .*, which takes \(now\)"):
+        InMemoryCooldownTracker(clock=lambda now: 0.0)
+    with pytest.raises(InvalidConfigError, match=r"wall_clock must be .*, which takes \(tz\)"):
+        InMemoryCooldownTracker(wall_clock=lambda tz: 0.0)
+    with pytest.raises(InvalidConfigError, match=r"backoff must be .*, which takes \(\)"):
+        InMemoryCooldownTracker(backoff=lambda: 1.0)  # type: ignore[arg-type,misc]
+    assert InMemoryCooldownTracker(backoff=tenacity.wait_fixed(3)).cooldown_remaining("a") == 0

@@ -93,7 +93,10 @@ class Options:
                 f"{caller}() got an unexpected keyword argument {unknown[0]!r}; the options "
                 f"are: {', '.join(sorted(_NAMES))}"
             )
-        checked: dict[str, Any] = {"providers": snapshot_providers(providers)}
+        source = snapshot_providers(providers)
+        if not isinstance(source, tuple):  # read at each call: it must take no argument
+            _validate.callable_("providers", source, "a zero-argument callable", args=0)
+        checked: dict[str, Any] = {"providers": source}
         for name, value in options.items():
             checked[name] = _CHECKS[name](name, value)
         return cls(**checked)

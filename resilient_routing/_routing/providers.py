@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -68,6 +69,12 @@ def snapshot_providers(providers: object) -> ProviderSnapshot:
     Raises:
         InvalidConfigError: neither a sequence nor a callable, or a provider has no name.
     """
+    if isinstance(providers, type):
+        hint = f" (an Enum: list({providers.__name__}))" if issubclass(providers, enum.Enum) else ""
+        raise InvalidConfigError(
+            f"providers must be a sequence of providers or a zero-argument callable returning "
+            f"one, got the class {providers.__name__}{hint}"
+        )
     if callable(providers) and not isinstance(providers, Sequence):
         return providers
     items = _as_tuple(providers, "providers")

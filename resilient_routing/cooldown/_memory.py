@@ -76,7 +76,7 @@ class InMemoryCooldownTracker:
         **options: Unpack[PolicyOptions],
     ) -> None:
         self.policy = policy_of(policy, "InMemoryCooldownTracker", options)
-        self._clock = _validate.callable_("clock", clock, "a callable returning seconds")
+        self._clock = _validate.callable_("clock", clock, "a callable returning seconds", args=0)
         self._max_entries = _validate.count("max_entries", max_entries)
         self._state: OrderedDict[str, Standing] = OrderedDict()
         self._lock = threading.Lock()

@@ -126,12 +126,12 @@ class CooldownPolicy:
             )
         self.growth = _validate.number("growth", growth, low=1.0, unit=" (a factor)")
         if backoff is not None:
-            _validate.callable_("backoff", backoff, "a tenacity wait strategy (callable)")
+            _validate.callable_("backoff", backoff, "a tenacity wait strategy (callable)", args=1)
         self.backoff: wait_base = backoff or tenacity.wait_exponential(
             multiplier=self.cooldown, exp_base=self.growth, max=self.max_cooldown
         )
         self.wall_clock = _validate.callable_(
-            "wall_clock", wall_clock, "a callable returning Unix time"
+            "wall_clock", wall_clock, "a callable returning Unix time", args=0
         )
         # The default schedule is deterministic: compute it once. A user's backoff may draw
         # random jitter, so it is asked every time.

@@ -257,7 +257,7 @@ class ServerClock:
 
     def __init__(self, clock: Callable[[], float] | None) -> None:
         if clock is not None:
-            _validate.callable_("clock", clock, "a callable returning seconds")
+            _validate.callable_("clock", clock, "a callable returning seconds", args=0)
         self.now: Callable[[], float] = clock or time.monotonic
         self.server_time = clock is None
 
