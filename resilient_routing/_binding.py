@@ -8,6 +8,7 @@ straight to its route's runner; a sync function bound to an instance gets a smal
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import types
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ._routing.route import Route
     from ._routing.runners import Runner
 
-__all__ = ["RoutedFunction", "bind_first", "routed_class", "visible_signature"]
+__all__ = ["RoutedFunction", "bind_first", "kind_of", "routed_class", "visible_signature"]
 
 
 class _SignatureSurrogate(wrapt.CallableObjectProxy[Any]):
@@ -260,6 +261,20 @@ class _BoundRoutedMethod(_BoundSlots):
 
     def __repr__(self) -> str:
         return f"<bound routed method {self._parent.__qualname__} of {self.__self__!r}>"
+
+
+def kind_of(fn: object) -> tuple[bool, bool]:
+    """Return whether calling ``fn`` makes a coroutine or an async iterator; and a generator.
+
+    Beyond functions and partials of them, an object's ``__call__`` tells (a client object
+    with ``async def __call__`` is an async route).
+    """
+    subject = fn
+    if not inspect.isroutine(fn) and not isinstance(fn, functools.partial) and callable(fn):
+        subject = type(fn).__call__
+    asyncgen = inspect.isasyncgenfunction(subject)
+    is_async = asyncgen or inspect.iscoroutinefunction(subject)
+    return is_async, asyncgen or inspect.isgeneratorfunction(subject)
 
 
 def bind_first(wrapped: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:

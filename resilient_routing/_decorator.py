@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, Unpack, overload
 
-from ._binding import bind_first, routed_class, visible_signature
+from ._binding import bind_first, kind_of, routed_class, visible_signature
 from ._exceptions import InvalidConfigError
 from ._routing.options import CommonOptions, Options, RoutingOptions
 from ._routing.providers import ProviderSource
@@ -77,9 +76,7 @@ class _Decorator:
             kind, target = "staticmethod", fn.__func__
         if not callable(target):
             raise InvalidConfigError(f"@routed(...) decorates a function, got {fn!r}")
-        generator = inspect.isasyncgenfunction(target)
-        is_async = generator or inspect.iscoroutinefunction(target)
-        generator = generator or inspect.isgeneratorfunction(target)
+        is_async, generator = kind_of(target)
         name = getattr(target, "__qualname__", type(target).__name__)
         route = Route(self._options, is_async=is_async, name=name, generator=generator)
         signature, method = visible_signature(target, kind)

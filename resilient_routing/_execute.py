@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
+from ._binding import kind_of
 from ._exceptions import InvalidConfigError
 from ._routing.options import Options, RoutingOptions
 from ._routing.route import Route
@@ -39,7 +39,8 @@ def execute(
         AllProvidersFailedError: every provider attempted by a multi-attempt strategy failed.
         RoutingTimeoutError: ``timeout`` ran out before a provider succeeded.
     """
-    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+    is_async, generator = kind_of(fn)
+    if is_async:
         raise InvalidConfigError(
             f"execute() calls sync functions; {fn!r} is an async function: "
             "await execute_async() instead"
@@ -48,7 +49,7 @@ def execute(
         Options.of(providers, options, "execute"),
         is_async=False,
         name=_name(fn),
-        generator=inspect.isgeneratorfunction(fn),
+        generator=generator,
     )
     result: RouteResult[T] = runner(route)(fn, (), {}, True)
     return result
@@ -67,7 +68,7 @@ async def execute_async(
         Options.of(providers, options, "execute_async"),
         is_async=True,
         name=_name(fn),
-        generator=inspect.isasyncgenfunction(fn),
+        generator=kind_of(fn)[1],
     )
     # A stream's attempts await what needs awaiting themselves.
     result: RouteResult[T] = await runner(route)(fn if route.stream else awaiting(fn), (), {}, True)

@@ -2,6 +2,7 @@
 
 import asyncio
 import copy
+import functools
 import inspect
 import logging
 import pickle
@@ -14,7 +15,14 @@ from typing import Any
 import pytest
 import wrapt
 
-from resilient_routing import InMemoryCooldownTracker, InvalidConfigError, RouteResult, routed
+from resilient_routing import (
+    InMemoryCooldownTracker,
+    InvalidConfigError,
+    RouteResult,
+    execute,
+    execute_async,
+    routed,
+)
 from resilient_routing.strategies import RoundRobin
 
 
@@ -499,3 +507,33 @@ def test_repr_names_the_function_its_strategy_and_providers() -> None:
 
     assert repr(Images.make).startswith("<routed async function ")
     assert repr(Images.make).endswith("Images.make (fallback over providers read at each call)>")
+
+
+class AsyncClient:
+    """A client object whose ``__call__`` is a coroutine function."""
+
+    async def __call__(self, provider: str, x: int) -> str:
+        if provider == "a":
+            raise Down()
+        return f"{provider}:{x}"
+
+
+class StreamingClient:
+    """A client object whose ``__call__`` is a generator function."""
+
+    def __call__(self, provider: str) -> Any:
+        if provider == "a":
+            raise Down()
+        yield provider
+
+
+def test_a_callable_object_is_routed_as_its_call_is() -> None:
+    """An object's ``async def __call__`` makes an async route, a generator one a stream."""
+    generate = routed(providers=["a", "b"], cooldown=None)(AsyncClient())
+    assert asyncio.run(generate(1)) == "b:1"
+    stream = routed(providers=["a", "b"], cooldown=None)(StreamingClient())
+    assert list(stream()) == ["b"]
+    with pytest.raises(InvalidConfigError, match="await execute_async"):
+        execute(["a", "b"], AsyncClient(), cooldown=None)
+    result = asyncio.run(execute_async(["a", "b"], functools.partial(AsyncClient(), x=2)))
+    assert result.response == "b:2"
