@@ -22,19 +22,56 @@ if TYPE_CHECKING:
     from ._routing.route import Route
     from ._routing.runners import Runner
 
-__all__ = ["RoutedFunction", "bind_first", "kind_of", "routed_class", "visible_signature"]
+__all__ = [
+    "RoutedFunction",
+    "bind_first",
+    "code_returning",
+    "kind_of",
+    "routed_class",
+    "visible_signature",
+]
+
+
+#: The code flags saying what calling a function returns (a generator, a coroutine...).
+_RETURNS = (
+    inspect.CO_GENERATOR
+    | inspect.CO_COROUTINE
+    | inspect.CO_ASYNC_GENERATOR
+    | inspect.CO_ITERABLE_COROUTINE
+)
+
+
+def code_returning(target: object, flag: int) -> types.CodeType | None:
+    """Return the code of ``target`` with ``flag`` (``CO_COROUTINE``...) saying what it returns.
+
+    What ``inspect.iscoroutinefunction`` and friends (and tenacity, asking them) read of a
+    routed callable whose call returns something else than the function it routes: a stream
+    of an ``async def``, a RouteResult. None when ``target`` has no code to show.
+    """
+    code = getattr(target, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return None
+    return code.replace(co_flags=code.co_flags & ~_RETURNS | flag)
 
 
 class _SignatureSurrogate(wrapt.CallableObjectProxy[Any]):
     """The ``__func__`` of a bound routed method: inspect reads its signature from here."""
 
-    def __init__(self, wrapped: object, signature: inspect.Signature) -> None:
+    def __init__(
+        self, wrapped: object, signature: inspect.Signature, code: types.CodeType | None
+    ) -> None:
         super().__init__(wrapped)
         self._self_signature = signature
+        self._self_code = code
 
     @property
     def __signature__(self) -> inspect.Signature:
         return self._self_signature
+
+    @property
+    def __code__(self) -> types.CodeType:
+        code: types.CodeType = self._self_code or self.__wrapped__.__code__
+        return code
 
 
 class _BoundSigned(wrapt.BoundFunctionWrapper[..., Any]):
@@ -47,27 +84,42 @@ class _BoundSigned(wrapt.BoundFunctionWrapper[..., Any]):
 
     @property
     def __func__(self) -> _SignatureSurrogate:
+        parent = self._self_parent
         return _SignatureSurrogate(
             getattr(self.__wrapped__, "__func__", self.__wrapped__),
-            self._self_parent._self_signature,
+            parent._self_signature,
+            parent._self_code,
         )
 
 
 class _Signed(wrapt.FunctionWrapper[..., Any]):
-    """A function wrapper showing ``signature`` instead of the wrapped function's."""
+    """A function wrapper showing ``signature`` instead of the wrapped function's.
+
+    ``code``: the code to show instead of the wrapped function's (see :func:`code_returning`).
+    """
 
     __bound_function_wrapper__ = _BoundSigned
 
     def __init__(
-        self, wrapped: Callable[..., Any], wrapper: Callable[..., Any], signature: inspect.Signature
+        self,
+        wrapped: Callable[..., Any],
+        wrapper: Callable[..., Any],
+        signature: inspect.Signature,
+        code: types.CodeType | None = None,
     ) -> None:
         super().__init__(wrapped, wrapper)
         self._self_signature = signature
+        self._self_code = code
 
     @property
     def __signature__(self) -> inspect.Signature:
         signature: inspect.Signature = self._self_signature
         return signature
+
+    @property
+    def __code__(self) -> types.CodeType:
+        code: types.CodeType = self._self_code or self.__wrapped__.__code__
+        return code
 
 
 class _BoundRoutedFunction(_BoundSigned):
@@ -128,10 +180,16 @@ class RoutedFunction(_Signed):
         route: Route,
         signature: inspect.Signature,
     ) -> None:
-        super().__init__(wrapped, wrapper, signature)
+        # What a call returns: a stream (async or not) for a streaming route.
+        stream = inspect.CO_ASYNC_GENERATOR if route.is_async else inspect.CO_GENERATOR
+        super().__init__(
+            wrapped, wrapper, signature, code_returning(wrapped, stream) if route.stream else None
+        )
         self._self_route = route
         # Same binding rules as the call itself, so bound .execute() gets the same instance.
-        self._self_executor = _Signed(wrapped, executor, signature)
+        # It returns a RouteResult, awaited for an async route.
+        result = inspect.CO_COROUTINE if route.is_async else 0
+        self._self_executor = _Signed(wrapped, executor, signature, code_returning(wrapped, result))
 
     @property
     def execute(self) -> Callable[..., Any]:
@@ -214,7 +272,8 @@ class _BoundRoutedMethod(_BoundSlots):
 
     @property
     def __func__(self) -> _SignatureSurrogate:
-        return _SignatureSurrogate(self._parent.__wrapped__, self._parent._self_signature)
+        parent = self._parent
+        return _SignatureSurrogate(parent.__wrapped__, parent._self_signature, parent._self_code)
 
     @property
     def __doc__(self) -> str | None:  # type: ignore[override]

@@ -13,6 +13,7 @@ import weakref
 from typing import Any
 
 import pytest
+import tenacity
 import wrapt
 
 from resilient_routing import (
@@ -537,3 +538,50 @@ def test_a_callable_object_is_routed_as_its_call_is() -> None:
         execute(["a", "b"], AsyncClient(), cooldown=None)
     result = asyncio.run(execute_async(["a", "b"], functools.partial(AsyncClient(), x=2)))
     assert result.response == "b:2"
+
+
+class Streams:
+    @routed(providers=["a"], cooldown=None, stream=True)
+    async def sdk(self, provider: str) -> Any:
+        return _items(provider)
+
+
+async def _items(provider: str) -> Any:
+    yield provider
+
+
+@routed(providers=["a"], cooldown=None, stream=True)
+async def sdk_stream(provider: str) -> Any:
+    return _items(provider)
+
+
+@routed(providers=["a"], cooldown=None)
+async def agen_route(provider: str) -> Any:
+    yield provider
+
+
+@routed(providers=["a"], cooldown=None)
+def gen_route(provider: str) -> Any:
+    yield provider
+
+
+def test_introspection_says_what_a_call_returns() -> None:
+    """A stream of an async def is an async generator's call; .execute returns a RouteResult."""
+    for stream in (sdk_stream, Streams().sdk, agen_route):
+        assert inspect.isasyncgenfunction(stream) and not inspect.iscoroutinefunction(stream)
+        assert inspect.iscoroutinefunction(stream.execute)
+        assert not inspect.isasyncgenfunction(stream.execute)
+    assert inspect.isgeneratorfunction(gen_route)
+    assert not inspect.isgeneratorfunction(gen_route.execute)
+    assert inspect.iscoroutinefunction(Client("t").amethod.execute)
+    assert str(inspect.signature(sdk_stream)) == "() -> Any"
+
+
+def test_tenacity_above_an_async_stream_returns_the_stream() -> None:
+    """Tenacity asks inspect: it takes the route for what it is and hands the stream back."""
+    retried = tenacity.retry(stop=tenacity.stop_after_attempt(2))(sdk_stream)
+
+    async def consume() -> list[str]:
+        return [item async for item in retried()]
+
+    assert asyncio.run(consume()) == ["a"]
