@@ -179,24 +179,33 @@ def names(option: str, value: object) -> frozenset[str]:
         raise InvalidConfigError(
             f"{option} must be a collection of provider names such as {{'laozhang'}}, got {value!r}"
         )
-    result = frozenset(value)
-    bad = [n for n in result if not isinstance(n, str)]
+    items = tuple(value)
+    bad = [n for n in items if not isinstance(n, str)]
     if bad:
         raise InvalidConfigError(f"{option} must hold provider names (str), got {bad[0]!r}")
-    return result
+    return frozenset(items)
 
 
 def listeners(option: str, value: object) -> tuple[Any, ...]:
-    """Return a collection of objects with an ``on_event`` method as a tuple."""
+    """Return a collection of objects with an ``on_event`` method as a tuple, each once."""
+    if hasattr(value, "on_event"):  # an EventRecorder is a list: taken as one, it hears nothing
+        raise InvalidConfigError(
+            f"{option} must be a list of listeners, got the listener {value!r} itself: "
+            f"pass [{type(value).__name__ if isinstance(value, type) else 'it'}]"
+        )
     if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
         raise InvalidConfigError(f"{option} must be a list of listeners, got {value!r}")
-    result = tuple(value)
-    for listener in result:
-        if not callable(getattr(listener, "on_event", None)):
+    result: list[Any] = []
+    for listener in value:
+        if isinstance(listener, type) or not callable(getattr(listener, "on_event", None)):
+            kind = "the class " if isinstance(listener, type) else ""
             raise InvalidConfigError(
-                f"{option} must hold listeners with an on_event(event) method, got {listener!r}"
+                f"{option} must hold listener objects with an on_event(event) method, "
+                f"got {kind}{listener!r}"
             )
-    return result
+        if not any(listener is seen for seen in result):
+            result.append(listener)
+    return tuple(result)
 
 
 def logger(option: str, value: object) -> logging.Logger:

@@ -24,6 +24,8 @@ A listener is any object with ``on_event(event)``. Example::
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
@@ -238,24 +240,42 @@ class SlowCall(RoutingEvent):
 
 
 _logger = logging.getLogger("resilient_routing")
-_broken: set[int] = set()
+#: The listeners whose failure was logged: held weakly, so a new listener is never taken for
+#: an old one that had its id (those that take no weak reference: by id, for the process).
+_broken: weakref.WeakSet[Listener] = weakref.WeakSet()
+_broken_ids: set[int] = set()
+_broken_lock = threading.Lock()
 
 
-def notify(listeners: tuple[Listener, ...], event: RoutingEvent) -> None:
+def _first_failure(listener: Listener) -> bool:
+    """Whether ``listener`` fails for the first time (its failure is then logged)."""
+    with _broken_lock:
+        try:
+            if listener in _broken:
+                return False
+            _broken.add(listener)
+        except TypeError:  # unhashable, or no weak reference
+            if id(listener) in _broken_ids:
+                return False
+            _broken_ids.add(id(listener))
+        return True
+
+
+def notify(
+    listeners: tuple[Listener, ...], event: RoutingEvent, logger: logging.Logger = _logger
+) -> None:
     """Deliver ``event`` to each listener.
 
-    A listener that raises is logged once, then muted in the log (it still receives later
-    events); the routed call never sees its exception.
+    A listener that raises is logged once (to ``logger``, the call's), then muted in the log
+    (it still receives later events); the routed call never sees its exception.
     """
     for listener in listeners:
         try:
             listener.on_event(event)
         except Exception as exc:
-            key = id(listener)
-            if key not in _broken:
-                _broken.add(key)
+            if _first_failure(listener):
                 error = bounded(describe(exc), 500)
-                _logger.error(
+                logger.error(
                     "routing listener failed: %s on %s: %s: %s (logged once per listener)",
                     type(listener).__name__,
                     event.kind,

@@ -48,6 +48,10 @@ def test_default_logger() -> None:
         ({"cooldown": 3}, "configure\\(cooldown=...\\) must be a CooldownTracker"),
         ({"exempt_providers": "laozhang"}, "collection of provider names"),
         ({"exempt_providers": 5}, "collection of provider names"),
+        (
+            {"exempt_providers": [["laozhang"]]},
+            r"must hold provider names \(str\), got \['laozhang'\]",
+        ),
         ({"logger": "app"}, "logging.Logger"),
     ],
 )

@@ -132,6 +132,40 @@ def test_global_and_function_listeners_both_hear(h: Harness) -> None:
     assert len(everyone) == 8
 
 
+def test_a_listener_given_twice_hears_each_event_once(h: Harness) -> None:
+    """Globally and to the function, or twice in one list: once (a span opened once)."""
+    both = EventRecorder()
+    configure(listeners=[both, both])
+    h.routed(providers=["a"], cooldown=None, listeners=[both, both])()
+    assert [e.kind for e in both] == [
+        "call_started",
+        "attempt_started",
+        "attempt_succeeded",
+        "call_finished",
+    ]
+
+
+def test_each_new_broken_listener_is_logged_once_to_the_calls_logger(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Listeners made and dropped one after another are each logged (ids are reused)."""
+    logger = logging.getLogger("resilient_routing.tests.listeners")
+
+    class Broken:
+        def on_event(self, event: RoutingEvent) -> None:
+            raise RuntimeError("listener bug")
+
+    caplog.set_level(logging.ERROR, logger.name)
+    for _ in range(20):
+        call = h.routed(providers=["a"], cooldown=None, listeners=[Broken()], logger=logger)
+        call()
+        call()
+        del call
+    errors = [r for r in caplog.records if r.message.startswith("routing listener failed")]
+    assert len(errors) == 20
+    assert {r.name for r in errors} == {logger.name}
+
+
 def test_raising_listener_never_breaks_a_call(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     """A listener that raises is logged once; the call and other listeners go on."""
 
@@ -163,12 +197,21 @@ def test_no_listener_no_event_work(h: Harness) -> None:
     assert seen == []
 
 
-@pytest.mark.parametrize("bad", [[object()], "x", 3])
-def test_bad_listeners_refused(bad: object) -> None:
-    """Listeners must have on_event."""
-    with pytest.raises(InvalidConfigError, match="listeners"):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([object()], "on_event"),
+        ("x", "list of listeners"),
+        (3, "list of listeners"),
+        (EventRecorder(), r"got the listener \[\] itself: pass \[it\]"),
+        ([EventRecorder], "got the class"),
+    ],
+)
+def test_bad_listeners_refused(bad: object, message: str) -> None:
+    """Listeners must be objects with on_event, in a list (a bare EventRecorder is a list)."""
+    with pytest.raises(InvalidConfigError, match=message):
         routed(providers=["a"], listeners=bad)  # type: ignore[arg-type]
-    with pytest.raises(InvalidConfigError, match="listeners"):
+    with pytest.raises(InvalidConfigError, match=message):
         configure(listeners=bad)  # type: ignore[arg-type]
 
 

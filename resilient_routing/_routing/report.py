@@ -159,6 +159,7 @@ def _emit(d: Decision, kind: type[RoutingEvent], i: int | None, **fields: Any) -
             time=d.route.clock(),
             **fields,
         ),
+        d.logger,
     )
 
 

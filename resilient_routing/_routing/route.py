@@ -101,7 +101,12 @@ class Context:
         self.exempt = config.exempt_providers if exempt is None else exempt
         self.logger = options.logger or config.logger
         shared = config.listeners
-        self.listeners = own + shared if own and shared else own or shared
+        # A listener given both globally and to the function hears each event once.
+        self.listeners = own + tuple(x for x in shared if not _among(x, own)) if own else shared
+
+
+def _among(listener: object, listeners: tuple[object, ...]) -> bool:
+    return any(listener is other for other in listeners)
 
 
 _logger = logging.getLogger("resilient_routing")

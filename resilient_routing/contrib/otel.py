@@ -222,6 +222,8 @@ class OpenTelemetryListener:
     # -- the call's span -----------------------------------------------------------------
 
     def _started(self, event: CallStarted) -> None:
+        if event.call_id in self._open:
+            return  # heard twice (the listener given twice): the call has its span
         span = self._tracer.start_span(
             f"route {event.function}",
             kind=trace.SpanKind.INTERNAL,
