@@ -15,6 +15,7 @@ they propagate unchanged, with a note naming the provider.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "RoutingError",
     "RoutingTimeoutError",
     "SlowCallError",
+    "UnpicklableFailure",
+    "portable",
 ]
 
 
@@ -59,6 +62,24 @@ class NoProvidersError(RoutingError, ValueError):
 
 class InvalidConfigError(RoutingError, ValueError):
     """An option, a strategy or a provider is not what resilient_routing expects."""
+
+
+class UnpicklableFailure(Exception):
+    """Stands for a provider's exception that could not cross processes (pickling).
+
+    An error's ``failures`` keep it in its place when they are pickled (a
+    ``ProcessPoolExecutor`` worker raising ``AllProvidersFailedError``): some clients'
+    exceptions (httpx, openai) cannot be rebuilt from their pickle. Its message is the
+    original's type and (bounded) message; ``type_name`` the original's qualified type.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.type_name, self.message), self.__dict__)
 
 
 class AllProvidersFailedError(RoutingError):
@@ -104,7 +125,10 @@ class AllProvidersFailedError(RoutingError):
         self.max_attempts = max_attempts
         if self.failures:
             last = self.failures[-1][1]
-            detail = f"{type(last).__name__}: {describe(last)}"
+            if isinstance(last, UnpicklableFailure):  # the same message, after a pickle
+                detail = f"{last.type_name.rpartition('.')[2]}: {last.message}"
+            else:
+                detail = f"{type(last).__name__}: {describe(last)}"
         else:
             detail = "none"
         failed = len(self.failures)
@@ -119,17 +143,10 @@ class AllProvidersFailedError(RoutingError):
                 summary += f", {self.not_attempted} not attempted{cap}"
         super().__init__(f"{summary} (last error: {detail})")
 
-    def __reduce__(self) -> tuple[type[AllProvidersFailedError], tuple[object, ...]]:
-        return (
-            type(self),
-            (
-                self.failures,
-                self.total,
-                self.retry_after,
-                self.skipped,
-                self.max_attempts,
-            ),
-        )
+    def __reduce__(self) -> tuple[object, ...]:
+        failures = portable(self.failures)
+        args = (failures, self.total, self.retry_after, self.skipped, self.max_attempts)
+        return (type(self), args, {**self.__dict__, "failures": failures})
 
 
 class RoutingTimeoutError(RoutingError, TimeoutError):
@@ -150,8 +167,9 @@ class RoutingTimeoutError(RoutingError, TimeoutError):
             f"routing timed out after {timeout:g} s ({len(self.failures)} failed attempts)"
         )
 
-    def __reduce__(self) -> tuple[type[RoutingTimeoutError], tuple[object, ...]]:
-        return (type(self), (self.timeout, self.failures))
+    def __reduce__(self) -> tuple[object, ...]:
+        failures = portable(self.failures)
+        return (type(self), (self.timeout, failures), {**self.__dict__, "failures": failures})
 
 
 class SlowCallError(RoutingError):
@@ -178,5 +196,22 @@ class SlowCallError(RoutingError):
             f"provider {provider!r} answered in {latency:.3g} s, slower than slow_call={limit:g} s"
         )
 
-    def __reduce__(self) -> tuple[type[SlowCallError], tuple[object, ...]]:
-        return (type(self), (self.provider, self.latency, self.limit))
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.provider, self.latency, self.limit), self.__dict__)
+
+
+def portable(failures: tuple[tuple[str, Exception], ...]) -> tuple[tuple[str, Exception], ...]:
+    """Return ``failures`` with each exception that does not survive pickling replaced.
+
+    Called only as an error is pickled: each exception is pickled and rebuilt once to know.
+    """
+    kept: list[tuple[str, Exception]] = []
+    for name, exc in failures:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            kind = type(exc)
+            text = bounded(describe(exc), 500)
+            exc = UnpicklableFailure(f"{kind.__module__}.{kind.__qualname__}", text)
+        kept.append((name, exc))
+    return tuple(kept)

@@ -26,8 +26,12 @@ class wait_for_recovery(wait_base):
     """
 
     def __init__(self, *, fallback: wait_base | None = None, max: float = math.inf) -> None:
-        if isinstance(max, bool) or not isinstance(max, (int, float)) or max < 0:
+        if isinstance(max, bool) or not isinstance(max, (int, float)) or not max >= 0:
             raise InvalidConfigError(f"max must be a number of seconds >= 0, got {max!r}")
+        if fallback is not None and not callable(fallback):
+            raise InvalidConfigError(
+                f"fallback must be a tenacity wait such as wait_fixed(5), got {fallback!r}"
+            )
         self.fallback = fallback or tenacity.wait_none()
         self.max = float(max)
 

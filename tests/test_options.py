@@ -148,6 +148,27 @@ def test_wait_for_recovery_fallback_and_cap() -> None:
     assert wait(state) == 10
     with pytest.raises(InvalidConfigError, match="max"):
         wait_for_recovery(max=-1)
+    with pytest.raises(InvalidConfigError, match="max must be a number of seconds >= 0, got nan"):
+        wait_for_recovery(max=float("nan"))
+    with pytest.raises(InvalidConfigError, match="fallback must be a tenacity wait"):
+        wait_for_recovery(fallback=5)  # type: ignore[arg-type]
+
+
+def test_last_route_after_asyncio_run_names_the_loops_last_call() -> None:
+    """The thread's last call is the one that returned in the loop it ran, not an older one."""
+
+    @routed(providers=["sync-provider"], cooldown=None)
+    def sync_call(provider: str) -> str:
+        return provider
+
+    @routed(providers=["async-provider"], cooldown=None)
+    async def async_call(provider: str) -> str:
+        return provider
+
+    sync_call()
+    assert asyncio.run(async_call()) == "async-provider"
+    route = last_route()
+    assert route is not None and route.provider == "async-provider"
 
 
 def test_last_route_after_plain_call() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
+import multiprocessing
 import pickle
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 import resilient_routing
@@ -14,7 +18,10 @@ from resilient_routing import (
     InvalidConfigError,
     NoProvidersError,
     RoutingError,
+    RoutingTimeoutError,
+    SlowCallError,
 )
+from resilient_routing._exceptions import UnpicklableFailure
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -81,6 +88,57 @@ def test_all_failed_error_pickles() -> None:
     )
     assert back.failures[0][0] == "a" and back.total == 3 and back.retry_after == 5.0
     assert (back.skipped, back.not_attempted, back.max_attempts) == (("b",), 1, 2)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AllProvidersFailedError([("a", ValueError("x"))], 2, 1.5, ("b",)),
+        RoutingTimeoutError(2.0, [("a", ValueError("x"))]),
+        SlowCallError("a", 3.0, 1.0),
+    ],
+    ids=["all failed", "timeout", "slow call"],
+)
+def test_routing_errors_keep_their_notes_across_pickle_and_copy(error: Exception) -> None:
+    """A note added by the application (or a framework) crosses processes with the error."""
+    error.add_note("job 42")
+    assert pickle.loads(pickle.dumps(error)).__notes__ == ["job 42"]
+    assert copy.copy(error).__notes__ == ["job 42"]
+
+
+def _http_failure() -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "https://api.example.com/v1/chat")
+    response = httpx.Response(429, request=request)
+    return httpx.HTTPStatusError("429 Too Many Requests", request=request, response=response)
+
+
+def _exhausted_with_an_http_failure() -> None:
+    raise AllProvidersFailedError([("a", ValueError("x")), ("b", _http_failure())], 2)
+
+
+def test_an_error_holding_a_clients_unpicklable_exception_still_crosses_processes() -> None:
+    """Httpx's (and openai's) errors cannot be rebuilt from a pickle: they are stood for.
+
+    Otherwise a ProcessPoolExecutor worker raising the routing error breaks the whole pool.
+    """
+    for error in (
+        AllProvidersFailedError([("a", ValueError("x")), ("b", _http_failure())], 2),
+        RoutingTimeoutError(5.0, [("a", ValueError("x")), ("b", _http_failure())]),
+    ):
+        back = pickle.loads(pickle.dumps(error))
+        assert str(back) == str(error)
+        [(first, kept), (second, stand_in)] = back.failures
+        assert (first, type(kept), str(kept)) == ("a", ValueError, "x")
+        assert second == "b" and isinstance(stand_in, UnpicklableFailure)
+        assert stand_in.type_name == "httpx.HTTPStatusError"
+        assert str(stand_in) == "httpx.HTTPStatusError: 429 Too Many Requests"
+    context = multiprocessing.get_context("fork")
+    with (
+        concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool,
+        pytest.raises(AllProvidersFailedError) as info,
+    ):
+        pool.submit(_exhausted_with_an_http_failure).result(timeout=60)
+    assert [name for name, _ in info.value.failures] == ["a", "b"]
 
 
 def test_version_is_the_distributions() -> None:

@@ -323,9 +323,9 @@ def test_failures_leave_nothing_to_the_cycle_collector(
         return provider
 
     options: dict[str, Any] = {"providers": ["a", "b", "c"], "cooldown": tracker}
+    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
     if mode == "sync":
         routed_fail = routed(logger=logger, **options)(fail)
-        healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
 
         def call() -> None:
             with contextlib.suppress(AllProvidersFailedError):
@@ -343,7 +343,8 @@ def test_failures_leave_nothing_to_the_cycle_collector(
                 await afail()
 
         def call() -> None:
-            asyncio.run(suppressed())  # last_route() lived in the task's context
+            asyncio.run(suppressed())
+            healthy()  # replaces last_route(), the thread's since the loop ran in it
 
     gc.collect()
     gc.disable()

@@ -263,3 +263,20 @@ def test_event_recorder_keeps_every_event_in_order() -> None:
     with pytest.raises(LookupError, match=r"no 'cooldown_started' event among the 7 received"):
         recorder.last("cooldown_started")
     assert isinstance(recorder, list) and len(recorder) == 7
+
+
+def test_assertions_only_read_a_half_open_tracker() -> None:
+    """assert_available after a cooldown leaves the probe to the code under test."""
+    clock = FakeClock()
+    tracker = InMemoryCooldownTracker(cooldown=30, clock=clock, half_open=True)
+    force_cooldown(tracker, "gemini", 30)
+    assert_cooling(tracker, "gemini", 30)
+    clock.advance(30)
+    assert_available(tracker, "gemini")
+    assert_available(tracker, "gemini")
+
+    @routed(providers=["gemini", "grok"], cooldown=tracker)
+    def generate(provider: str) -> str:
+        return provider
+
+    assert generate.execute().provider == "gemini"  # it holds the probe, and it answered

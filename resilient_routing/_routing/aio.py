@@ -73,9 +73,8 @@ def runner(route: Route) -> Runner:
                         else:
                             await tracker.record_success(name)
                     last = (route, i, response, latency)
-                    if report.running_loop() is None:
-                        report.last_here.value = last
-                    else:
+                    report.last_here.value = last  # as Decision.returns() does
+                    if report.running_loop() is not None:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
             d = Decision(route, context, want_result, static, plan, i, attempted)

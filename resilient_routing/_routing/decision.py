@@ -301,9 +301,9 @@ class Decision(Racing):
         Only now does ``last_route()`` name it and do listeners hear that it succeeded: the
         tracker steps before it may still raise.
         """
-        if _running_loop() is None:
-            _last_here.value = self
-        else:
+        # The thread's too: after asyncio.run(), the thread's last call is the loop's last.
+        _last_here.value = self
+        if _running_loop() is not None:
             _last_in_task.set(self)
         if self.loud:
             self.finish(None)

@@ -75,7 +75,9 @@ def last_route() -> RouteResult[Any] | None:
 
     Code that only receives a routed function's plain return value can still see which
     provider served it. ``None`` before any routed call returned in this context. A call that
-    raises leaves the previous value in place.
+    raises leaves the previous value in place. In a task: the task's own calls (and those of
+    the code that created it, before); outside an event loop: the thread's last call, those
+    of a loop that ran in it (``asyncio.run``) included.
     """
     in_task = running_loop() is not None
     last = last_in_task.get() if in_task else getattr(last_here, "value", None)

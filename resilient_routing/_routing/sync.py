@@ -71,9 +71,8 @@ def runner(route: Route) -> Runner:
                     last = (route, i, response, latency)
                     # What Decision.returns() does, for the lane's tuple: a function call
                     # would cost ~5 % of a routed call here.
-                    if report.running_loop() is None:
-                        report.last_here.value = last
-                    else:
+                    report.last_here.value = last
+                    if report.running_loop() is not None:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
             d = Decision(route, context, want_result, static, plan, i, attempted)
