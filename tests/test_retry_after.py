@@ -56,6 +56,18 @@ def test_http_date_header_on_real_errors(make: object) -> None:
     assert retry_after_seconds(exc, wall) == pytest.approx(90)
 
 
+@pytest.mark.parametrize(
+    "form",
+    ["%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y"],
+    ids=["IMF-fixdate", "RFC 850", "asctime"],
+)
+def test_every_http_date_form_is_read_as_gmt(form: str) -> None:
+    """RFC 9110 has recipients accept the three HTTP-date forms; asctime names no zone."""
+    when = datetime.fromtimestamp(NOW + 90, tz=UTC)
+    exc = httpx_error({"Retry-After": when.strftime(form)})
+    assert retry_after_seconds(exc, wall) == pytest.approx(90)
+
+
 def test_requests_error_response_is_falsy_but_read() -> None:
     """requests.Response of a 429 is falsy: the header must still be found."""
     exc = requests_error({"Retry-After": "5"})

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 __all__ = ["retry_after_seconds"]
 
@@ -91,8 +91,8 @@ def _from_headers(headers: object, wall_clock: Callable[[], float]) -> float | N
         from email.utils import parsedate_to_datetime
 
         when = parsedate_to_datetime(raw)
-        if when.tzinfo is None:
-            return None
+        if when.tzinfo is None:  # asctime ("Sun Nov  6 08:49:37 1994"): an HTTP-date is GMT
+            when = when.replace(tzinfo=UTC)
         return when.timestamp() - wall_clock()
     return None
 
