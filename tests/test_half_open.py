@@ -366,6 +366,69 @@ def test_a_claimed_probe_keeps_its_provider_known_while_the_claim_lasts(clock: F
         redis_support.delete_prefix(prefix, url)
 
 
+def test_a_tracker_loading_the_prefix_is_refused_during_a_probe_a_failure_elsewhere_or_not(
+    clock: FakeClock,
+) -> None:
+    """A failure of another provider prunes old cooldowns: never one whose probe is out."""
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("pruned")
+    policy: dict[str, Any] = {"failure_threshold": 1, "cooldown": 0.01, "half_open": True}
+    writer = redis_support.sync_client(url)
+    prober = RedisCooldownTracker(
+        writer, prefix=prefix, clock=clock, state_ttl=0.05, probe_timeout=30.0, **policy
+    )
+    loader = None
+    try:
+        assert prober.record_failure("a", Boom()) is True
+        clock.advance(1.0)
+        assert prober.is_available("a") is True  # the probe, claimed for 30 s
+        time.sleep(0.2)  # past the state's own expiry (Redis's real time: 10 ms + 50 ms)
+        assert prober.record_failure("b", Boom()) is True  # prunes what ended before now - 50 ms
+        loader = RedisCooldownTracker(writer, prefix=prefix, clock=clock, **policy)
+        assert loader.wait_synced(5.0)
+        assert loader.is_available("a") is False
+    finally:
+        prober.close()
+        if loader is not None:
+            loader.close()
+        writer.close()
+        redis_support.delete_prefix(prefix, url)
+
+
+def test_the_prefix_indexes_outlive_a_probes_claim(clock: FakeClock) -> None:
+    """A claim longer than any cooldown and its keep: a failure elsewhere keeps the indexes.
+
+    ``reset()`` and ``states()`` walk the names index: it must not expire under a claim.
+    """
+    url = redis_support.require_redis()
+    prefix = redis_support.unique_prefix("indexes")
+    client = redis_support.sync_client(url)
+    tracker = RedisCooldownTracker(
+        client,
+        prefix=prefix,
+        clock=clock,
+        failure_threshold=1,
+        cooldown=0.01,
+        max_cooldown=0.2,
+        state_ttl=0.1,
+        half_open=True,
+        probe_timeout=30.0,
+    )
+    try:
+        assert tracker.record_failure("a", Boom()) is True
+        clock.advance(1.0)
+        assert tracker.is_available("a") is True  # the probe, claimed for 30 s
+        assert tracker.record_failure("b", Boom()) is True
+        for index in ("names", "cooling"):
+            assert client.pttl(redis_support.key(prefix, index)) > 29_000, index
+        tracker.reset()
+        assert tracker.is_available("a") is True and tracker.states() == []
+    finally:
+        tracker.close()
+        client.close()
+        redis_support.delete_prefix(prefix, url)
+
+
 # -- events --------------------------------------------------------------------------------
 
 

@@ -91,16 +91,18 @@ class RedisTrackerBase(Generic[ClientT]):
         # On a Redis Cluster, events go out on a shard channel (see ``cluster``).
         sharded = is_cluster(client)
         self._scripts = scripts.Registered(client, sharded)
-        index_ttl_ms = keep_ms + round(self.policy.max_cooldown * 1000) + 1000
-        self._index_ttl = str(index_ttl_ms)
         policy = self.policy
+        lease_ms = max(1, round(policy.probe_timeout * 1000))
+        self._lease = str(lease_ms)
+        # The indexes outlive any state: a cooldown and its keep, or a probe's claim after it.
+        index_ttl_ms = keep_ms + round(policy.max_cooldown * 1000) + lease_ms + 1000
+        self._index_ttl = str(index_ttl_ms)
         self._failure_tail = [
             str(keep_ms),
             self._index_ttl,
             str(policy.failure_threshold),
             "1" if policy.half_open else "0",
         ]
-        self._lease = str(max(1, round(policy.probe_timeout * 1000)))
         # A user's backoff may draw jitter: then each failure takes a fresh schedule.
         self._jitter = self.policy.custom_backoff
         self._schedule = self._schedule_ms()

@@ -53,9 +53,9 @@ end
 
 # The state hash of a provider: f (failures), l (level), u (when its cooldown ends, 0: none
 # since its last success), p (when the claim of its half-open probe ends), n (its name).
-# The cooling index holds, scored by u, every provider whose cooldown has not been followed by
-# a success (running or over: a half-open tracker must claim a probe then), while its state
-# hash lives.
+# The cooling index holds, scored by u (once its probe is claimed: by the claim's end), every
+# provider whose cooldown has not been followed by a success (running or over: a half-open
+# tracker must claim a probe then), while its state hash lives.
 
 # KEYS: state hash, names, cooling, seq.
 # ARGV: now ('' = server time), name, channel, keep ms, index ttl ms, threshold, half-open
@@ -228,14 +228,15 @@ if now < probe then
 end
 local lease = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'p', n(now + lease))
+-- A tracker loading the prefix while the probe is out must refuse it too: the cooling index
+-- holds it until the claim ends (a failure elsewhere prunes by that), and the state lives
+-- as long, the names index saying so (SNAPSHOT and STATES read it).
+redis.call('ZADD', KEYS[3], n(now + lease), ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
 if redis.call('PTTL', KEYS[1]) < lease then
-  -- The state lives as long as its claim, and the names index says so (SNAPSHOT and STATES
-  -- read it): a tracker loading the prefix meanwhile must not take the provider for clean.
   redis.call('PEXPIRE', KEYS[1], n(lease))
-  local index_ttl = n(math.max(tonumber(ARGV[5]), lease))
   redis.call('ZADD', KEYS[2], n(server_ms + lease), ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], index_ttl)
-  redis.call('PEXPIRE', KEYS[3], index_ttl)
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 local seq = next_seq(KEYS[4], us, tonumber(ARGV[5]))
 publish(ARGV[3], 'P', seq, lease, ARGV[2])
