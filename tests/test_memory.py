@@ -260,6 +260,25 @@ def test_a_full_tracker_forgets_a_provider_that_is_not_cooling(clock: FakeClock)
     assert "cooling" not in {s.name for s in tracker.states()}
 
 
+def test_a_full_tracker_finds_a_provider_at_rest_behind_many_cooldowns(clock: FakeClock) -> None:
+    """Past the oldest providers, all cooling down: one with failures but no cooldown goes."""
+    tracker = InMemoryCooldownTracker(failure_threshold=2, cooldown=60, max_entries=40, clock=clock)
+    for n in range(33):  # the least recently failed, cooling down
+        tracker.record_failure(f"cooling{n}", Exception())
+        assert tracker.record_failure(f"cooling{n}", Exception())
+    for n in range(7):  # one failure each: at rest
+        tracker.record_failure(f"resting{n}", Exception())
+    tracker.record_failure("new", Exception())
+    kept = {s.name for s in tracker.states()}
+    assert len(kept) == 40 and "resting0" not in kept and "new" in kept
+    assert all(not tracker.is_available(f"cooling{n}") for n in range(33))
+    tracker.record_success("resting1")  # gone by itself: nothing left behind for it
+    tracker.record_failure("newer", Exception())  # fills the room it left
+    tracker.record_failure("newest", Exception())
+    assert {"resting1", "resting2"}.isdisjoint(s.name for s in tracker.states())
+    assert "resting3" in {s.name for s in tracker.states()}
+
+
 def test_a_tracker_full_of_cooldowns_still_takes_new_names(clock: FakeClock) -> None:
     """When every kept provider cools down, the least recently failed one is forgotten."""
     tracker = InMemoryCooldownTracker(failure_threshold=1, max_entries=2, clock=clock)

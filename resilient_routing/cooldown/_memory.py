@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -65,7 +66,7 @@ class InMemoryCooldownTracker:
             trackers.
     """
 
-    __slots__ = ("_clock", "_lock", "_max_entries", "_state", "policy")
+    __slots__ = ("_clock", "_lock", "_max_entries", "_resting", "_state", "policy")
 
     def __init__(
         self,
@@ -79,6 +80,9 @@ class InMemoryCooldownTracker:
         self._clock = _validate.callable_("clock", clock, "a callable returning seconds", args=0)
         self._max_entries = _validate.count("max_entries", max_entries)
         self._state: OrderedDict[str, Standing] = OrderedDict()
+        #: The providers with failures but no cooldown since their last success, least
+        #: recently failed first: at rest whenever asked, the first to make room.
+        self._resting: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -142,7 +146,13 @@ class InMemoryCooldownTracker:
             else:
                 # Most recently failed last: eviction takes the least recently failed first.
                 state.move_to_end(name)
-            state[name], started = self.policy.failed(standing, now, hinted)
+            standing, started = self.policy.failed(standing, now, hinted)
+            state[name] = standing
+            if standing.until == -math.inf:
+                self._resting[name] = None
+                self._resting.move_to_end(name)
+            else:
+                self._resting.pop(name, None)
             return started
 
     def _evict(self, now: float) -> None:
@@ -151,7 +161,9 @@ class InMemoryCooldownTracker:
         At rest: a caller would be let through without a trace (not cooling down, no probe
         out, none due), so forgetting it changes nothing a caller sees. Among the
         ``_EVICTION_SCAN`` least recently failed (a bounded look, so that a full tracker stays
-        fast); when none of those is at rest, the least recently failed goes.
+        fast); else the least recently failed of those with no cooldown since their last
+        success (kept apart, found at once); else the least recently failed goes, cooling down
+        or not: the bound holds.
         """
         state = self._state
         admits = self.policy.admits
@@ -160,7 +172,11 @@ class InMemoryCooldownTracker:
             # without a call (the policy's first answer for them is REFUSED anyway).
             if standing.until <= now and admits(standing, now)[0] == ADMITTED:
                 del state[name]
+                self._resting.pop(name, None)
                 return
+        if self._resting:  # newer than all those, at rest still
+            del state[self._resting.popitem(last=False)[0]]
+            return
         state.popitem(last=False)
 
     def record_success(self, name: str) -> None:
@@ -168,14 +184,17 @@ class InMemoryCooldownTracker:
         if name in self._state:
             with self._lock:
                 self._state.pop(name, None)
+                self._resting.pop(name, None)
 
     def reset(self, name: str | None = None) -> None:
         """Forget the state of ``name``, or of every provider when ``name`` is None."""
         with self._lock:
             if name is None:
                 self._state.clear()
+                self._resting.clear()
             else:
                 self._state.pop(name, None)
+                self._resting.pop(name, None)
 
     def states(self) -> list[ProviderState]:
         """Return every provider the tracker remembers, sorted by name."""
