@@ -122,10 +122,33 @@ def test_weighted_equal_without_weights() -> None:
     assert all(abs(firsts[n] / 3000 - 1 / 3) < 0.04 for n in "abc")
 
 
-def test_weighted_all_zero_falls_back_to_list_order() -> None:
-    """All weights zero: no random choice, list order."""
-    strategy = Weighted(weights={"a": 0, "b": 0})
-    assert execute(["a", "b", "t"], str, strategy=strategy, cooldown=None).provider == "a"
+@pytest.mark.parametrize(
+    ("weights", "providers", "message"),
+    [
+        ({"a": 0, "b": 0}, ["a", "b", "t"], "no provider before the terminus has a positive"),
+        ({"a": 0}, ["a", "t"], "no provider before the terminus has a positive"),
+        ({"a": 1, "t": 100}, ["a", "b", "t"], "'t' is the terminus"),
+    ],
+)
+def test_weights_that_cannot_take_effect_are_refused(
+    weights: dict[str, float], providers: list[str], message: str
+) -> None:
+    """All zero (no first choice to draw), or a weight on the terminus (never a first choice)."""
+    with pytest.raises(InvalidConfigError, match=message):
+        routed(providers=providers, strategy=Weighted(weights=weights), cooldown=None)(str)
+
+
+def test_a_cooling_providers_share_spreads_evenly_over_the_others() -> None:
+    """load_balanced and equal weights: no single neighbour takes all of its calls."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=300)
+    tracker.record_failure("a", Down())
+    for strategy in (LoadBalanced(), Weighted(weights={"a": 2}, rng=random.Random(5))):
+        shares = Counter(
+            execute(["a", "b", "c", "d", "t"], str, strategy=strategy, cooldown=tracker).provider
+            for _ in range(3000)
+        )
+        assert set(shares) == {"b", "c", "d"}
+        assert max(shares.values()) / min(shares.values()) < 1.15, (strategy, shares)
 
 
 @pytest.mark.parametrize("bad", [-1, float("inf"), "3", True])
@@ -164,6 +187,36 @@ def test_least_latency_learns_from_real_calls(h: Harness) -> None:
     call()
     assert strategy.latency("a") is not None
     assert strategy.latency("b") is None
+
+
+def test_least_latency_measures_again_a_provider_it_passed_over() -> None:
+    """Slow once, then passed over: after forget_after calls it is without data, tried first."""
+    strategy = LeastLatency(forget_after=10)
+    strategy.on_attempt_end("a", 0.5, True)  # one slow answer
+    strategy.on_attempt_end("b", 0.01, True)
+    firsts = [
+        execute(["a", "b", "t"], str, strategy=strategy, cooldown=None).provider for _ in range(12)
+    ]
+    assert firsts[:9] == ["b"] * 9  # b answers at every call: b stays known
+    assert "a" in firsts[9:], "a was never measured again"
+    assert strategy.latency("a") is not None and strategy.latency("a") < 0.5
+
+
+def test_least_latency_ranks_a_provider_that_only_fails_after_the_measured() -> None:
+    """Never answered: it has been tried, so it is not 'without data' and does not lead."""
+    strategy = LeastLatency()
+    calls: list[str] = []
+
+    def call(provider: str) -> str:
+        calls.append(provider)
+        if provider == "a":
+            raise Down()
+        return provider
+
+    for _ in range(5):
+        execute(["a", "b", "c", "t"], call, strategy=strategy, cooldown=None)
+    assert calls[:3] == ["a", "b", "c"]  # a failed, b answered; c first measured
+    assert len(calls) == 6 and "a" not in calls[3:]  # then the faster of b and c
 
 
 @pytest.mark.parametrize("bad", [0, 1.5, -0.1, "x"])

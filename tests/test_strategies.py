@@ -357,3 +357,57 @@ def test_non_int_index_named_by_type() -> None:
 
     with pytest.raises(InvalidConfigError, match="of type bool: expected an int"):
         execute(["a", "b"], str, strategy=Bad())
+
+
+class Index:
+    """An integer index that is no int (as a numpy integer is)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
+def test_an_index_that_is_no_int_but_an_integer_is_taken() -> None:
+    """numpy.argsort() gives numpy integers: they index as ints do."""
+
+    class Reversed:
+        def order(self, providers: Sequence[Any]) -> Iterable[Any]:
+            return [Index(i) for i in reversed(range(len(providers) - 1))]
+
+    assert execute(["a", "b", "t"], str, strategy=Reversed(), cooldown=None).provider == "b"
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["multi-attempt", "single-attempt"])
+@pytest.mark.parametrize("returned", [None, 0], ids=["forgot return", "an int"])
+def test_an_order_that_is_not_iterable_is_a_clear_error(returned: Any, single: bool) -> None:
+    """A forgotten ``return`` in order() says so, not a TypeError from inside the library."""
+
+    class Forgetful:
+        single_attempt = single
+
+        def order(self, providers: Sequence[Any]) -> Any:
+            return returned
+
+    with pytest.raises(InvalidConfigError, match=r"order\(\) returned .*: expected an iterable"):
+        execute(["a", "b", "t"], str, strategy=Forgetful(), cooldown=None)
+
+
+def test_an_order_that_raises_while_read_is_a_clear_error() -> None:
+    """A strategy's generator failing after the first choice: its bug, named, not a provider's."""
+
+    class Broken:
+        def order(self, providers: Sequence[Any]) -> Iterator[int]:
+            yield 0
+            raise ValueError("bug in order")
+
+    calls: list[str] = []
+
+    def call(provider: str) -> str:
+        calls.append(provider)
+        raise Down(provider)
+
+    with pytest.raises(InvalidConfigError, match=r"order\(\) failed while it was read: Value"):
+        execute(["a", "b", "t"], call, strategy=Broken(), cooldown=None)
+    assert calls == ["a"]

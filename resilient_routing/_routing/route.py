@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import operator
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex, cast
 
 from resilient_routing._exceptions import InvalidConfigError
 from resilient_routing._validate import UNSET, AnyTracker
@@ -325,20 +326,39 @@ class Route:
         if self.caps.in_list_order:
             return iter(range(1 if single else n))
         order = self.strategy.order(providers)
+        if type(order) is range and order == range(n) and not single:
+            return iter(order)  # every index once, in order, ending on the terminus
+        try:
+            indices = iter(order)
+        except TypeError:
+            raise InvalidConfigError(
+                f"strategy {self.strategy!r}.order() returned {order!r}: expected an iterable "
+                "of provider indices"
+            ) from None
         if single:
-            for i in order:
+            for i in self._read(indices):
                 return iter((self._checked(i, n),))
             raise InvalidConfigError(f"strategy {self.strategy!r} chose no provider")
-        if type(order) is range and order == range(n):
-            return iter(order)  # every index once, in order, ending on the terminus
-        return self._deduplicated(order, n)
+        return self._deduplicated(self._read(indices), n)
+
+    def _read(self, indices: Iterator[object]) -> Iterator[object]:
+        """Read a strategy's order; what it raises is its own bug, said as such."""
+        try:
+            yield from indices
+        except Exception as exc:
+            raise InvalidConfigError(
+                f"strategy {self.strategy!r}.order() failed while it was read: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def _checked(self, i: object, n: int) -> int:
         if type(i) is not int:
-            raise InvalidConfigError(
-                f"strategy {self.strategy!r} chose index {i!r} of type "
-                f"{type(i).__name__}: expected an int"
-            )
+            if isinstance(i, bool) or not hasattr(type(i), "__index__"):
+                raise InvalidConfigError(
+                    f"strategy {self.strategy!r} chose index {i!r} of type "
+                    f"{type(i).__name__}: expected an int"
+                )
+            i = operator.index(cast(SupportsIndex, i))  # a numpy integer, say
         if not 0 <= i < n:
             raise InvalidConfigError(
                 f"strategy {self.strategy!r} chose index {i!r}, outside the {n} providers of "
@@ -346,11 +366,12 @@ class Route:
             )
         return i
 
-    def _deduplicated(self, order: Iterable[int], n: int) -> Iterator[int]:
+    def _deduplicated(self, order: Iterable[object], n: int) -> Iterator[int]:
         terminus = n - 1
         seen: set[int] = set()
-        for i in order:
-            if self._checked(i, n) != terminus and i not in seen:
+        for index in order:
+            i = self._checked(index, n)
+            if i != terminus and i not in seen:
                 seen.add(i)
                 yield i
         yield terminus

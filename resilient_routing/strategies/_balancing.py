@@ -7,6 +7,7 @@ core appends it to whatever order they return.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,9 +23,10 @@ __all__ = ["LeastBusy", "LeastLatency", "LoadBalanced", "Weighted"]
 class LoadBalanced:
     """First choices rotate exactly evenly over the non-terminus providers.
 
-    On failure it falls back through the other non-terminus providers (continuing the
-    rotation), then the terminus. Use it to spread load over equivalent providers while
-    keeping a last resort.
+    On failure it falls back through the other non-terminus providers, then the terminus.
+    Their order turns too, one step per round of first choices, so that the calls a provider
+    cooling down would have taken spread evenly over the others. Use it to spread load over
+    equivalent providers while keeping a last resort.
     """
 
     __slots__ = ("_next",)
@@ -33,12 +35,15 @@ class LoadBalanced:
         self._next = itertools.count().__next__
 
     def order(self, providers: Sequence[Any]) -> Iterable[int]:
-        """Return the rotation starting at the next first choice."""
+        """Return the next first choice, then the others from a point that turns each round."""
         head = len(providers) - 1
         if head <= 1:
             return range(len(providers))
-        k = self._next() % head
-        return itertools.chain(range(k, head), range(k))
+        turn, k = divmod(self._next(), head)
+        # The others, after k: k+1, ..., k-1 (mod head), started `turn` steps further on.
+        step = turn % (head - 1)
+        others = [(k + 1 + (step + j) % (head - 1)) % head for j in range(head - 1)]
+        return [k, *others]
 
 
 class Weighted:
@@ -46,7 +51,9 @@ class Weighted:
 
     Args:
         weights: provider name -> weight (>= 0). Providers not named weigh 1; with no weights
-            all are equal. A weight of 0 is never a first choice but still a fallback.
+            all are equal. A weight of 0 is never a first choice but still a fallback; equal
+            weights fall back in a random order (so that a provider cooling down leaves its
+            share to its equals evenly). The terminus, never a first choice, takes no weight.
         rng: a ``random.Random`` (seed it for reproducible routing).
     """
 
@@ -62,16 +69,29 @@ class Weighted:
         self._rng = rng or random.Random()
 
     def check_providers(self, names: Sequence[str]) -> None:
-        """Refuse weights that name no provider of the route (a typo would split evenly).
+        """Refuse weights that cannot take effect: a typo would split evenly.
 
         Raises:
-            InvalidConfigError: a weight names no provider.
+            InvalidConfigError: a weight names no provider, or the terminus (never a first
+                choice); or no provider before the terminus has a positive weight.
         """
         unknown = sorted(set(self.weights) - set(names))
         if unknown:
             raise InvalidConfigError(
                 f"Weighted: weights name {', '.join(map(repr, unknown))}, not among the "
                 f"providers {list(names)!r}"
+            )
+        if len(names) < 2:
+            return
+        if names[-1] in self.weights and names[-1] not in names[:-1]:
+            raise InvalidConfigError(
+                f"Weighted: {names[-1]!r} is the terminus (the last provider), never a first "
+                "choice: a weight for it would do nothing"
+            )
+        if not any(self.weights.get(name, 1.0) > 0 for name in names[:-1]):
+            raise InvalidConfigError(
+                f"Weighted: no provider before the terminus has a positive weight, among "
+                f"{list(names[:-1])!r}: there would be no first choice to draw"
             )
 
     def order(self, providers: Sequence[Any]) -> Iterable[int]:
@@ -80,10 +100,13 @@ class Weighted:
         if head <= 1:
             return range(len(providers))
         weights = [self.weights.get(provider_name(p), 1.0) for p in providers[:head]]
-        by_weight = sorted(range(head), key=lambda i: -weights[i])
-        if sum(weights) <= 0:
-            return by_weight
-        first = self._rng.choices(range(head), weights=weights)[0]
+        rng = self._rng
+        first = rng.choices(range(head), weights=weights)[0]
+        if len(set(weights)) < head:  # equals: in a random order among themselves
+            ties = {i: rng.random() for i in range(head)}
+            by_weight = sorted(range(head), key=lambda i: (-weights[i], ties[i]))
+        else:
+            by_weight = sorted(range(head), key=lambda i: -weights[i])
         return [first, *(i for i in by_weight if i != first)]
 
 
@@ -91,36 +114,63 @@ class LeastLatency:
     """Order providers by a decaying average (EWMA) of their recent successful latencies.
 
     Providers without data come first (in list order) so they get some; a provider that
-    became slow sees its average rise and is overtaken. Use it when providers differ in speed
-    and speed matters more than spreading load.
+    became slow sees its average rise and is overtaken. What it knows of a provider is
+    forgotten after ``forget_after`` calls without news of it: one passed over since (slow
+    once) is then without data again, and measured anew. A provider whose every attempt
+    failed comes after those with an average. Use it when providers differ in speed and speed
+    matters more than spreading load.
 
     Args:
         alpha: weight of the newest latency in the average (0 < alpha <= 1). Default 0.3.
+        forget_after: calls of the strategy after which a provider with no attempt ended since
+            is without data again. Default 100.
     """
 
-    __slots__ = ("_ewma", "alpha")
+    __slots__ = ("_calls", "_ewma", "_heard", "alpha", "forget_after")
 
-    def __init__(self, *, alpha: float = 0.3) -> None:
+    def __init__(self, *, alpha: float = 0.3, forget_after: int = 100) -> None:
         self.alpha = _validate.number("alpha", alpha, high=1.0, low_open=True)
+        self.forget_after = _validate.count("forget_after", forget_after)
         self._ewma: dict[str, float] = {}
+        #: The call count at the last attempt of each provider that ended (data or a failure).
+        self._heard: dict[str, int] = {}
+        self._calls = 0
 
     def latency(self, name: str) -> float | None:
         """Return the average latency of ``name`` in seconds, None without data."""
         return self._ewma.get(name)
 
     def order(self, providers: Sequence[Any]) -> Iterable[int]:
-        """Return unmeasured providers first, then the fastest first."""
+        """Return providers without data first, then the fastest first, then the failing."""
         head = len(providers) - 1
-        ewma = self._ewma
-        scores = [ewma.get(provider_name(p), -1.0) for p in providers[:head]]
+        # A lost update between two threads only delays a forgetting by a call.
+        self._calls = calls = self._calls + 1
+        stale = calls - self.forget_after
+        ewma, heard = self._ewma, self._heard
+        scores = []
+        for p in providers[:head]:
+            name = provider_name(p)
+            last = heard.get(name)
+            if last is None or last <= stale:
+                scores.append(-1.0)  # without data: first
+            else:
+                scores.append(ewma.get(name, math.inf))  # only failures: after the measured
         return sorted(range(head), key=scores.__getitem__)
 
     def on_attempt_end(self, name: str, seconds: float, ok: bool) -> None:
-        """Fold a successful attempt's latency into the average of ``name``."""
+        """Fold a successful attempt's latency into the average of ``name``.
+
+        A failure is no latency: it only tells that ``name`` was tried.
+        """
+        heard = self._heard
+        stale = heard.get(name, -1) <= self._calls - self.forget_after
+        heard[name] = self._calls
         if ok:
-            old = self._ewma.get(name)
+            old = None if stale else self._ewma.get(name)
             # A lost update between two threads only drops one sample from an average.
             self._ewma[name] = seconds if old is None else old + self.alpha * (seconds - old)
+        elif stale:
+            self._ewma.pop(name, None)  # forgotten: what it answered long ago says nothing
 
 
 class LeastBusy:
