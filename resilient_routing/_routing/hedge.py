@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from resilient_routing import _config
 from resilient_routing._exceptions import SlowCallError
 
+from . import report
 from .decision import ATTEMPT, RAISE, RETURN, WAIT, Decision
 from .route import Route
 from .steps import Args, AsyncFn, Fn, Kwargs, ask_tracker, ask_tracker_async, cancelling
@@ -247,6 +248,7 @@ async def drive_async(
     providers = d.providers
     flight: _InFlight[asyncio.Task[Outcome]] = _InFlight()
     won = False
+    memory = report.remembered()
     try:
         step = d.start()
         while True:
@@ -298,7 +300,12 @@ async def drive_async(
             settling = asyncio.ensure_future(_settle(d, tracker, running, won, release))
             _settling.add(settling)
             settling.add_done_callback(_settling.discard)
-            await asyncio.shield(settling)
+            try:
+                await asyncio.shield(settling)
+            except BaseException:
+                if won:  # cancelled as the losers settled: the call raises, last_route() as before
+                    report.restore(memory)
+                raise
         del d
 
 

@@ -55,9 +55,8 @@ _DEBUG, _INFO, _WARNING = 10, 20, 30
 
 # -- last_route() -----------------------------------------------------------------------
 #
-# Where last_route() finds the last call: in a task (an event loop runs in this thread), a
-# ContextVar, so that each task sees its own; elsewhere a thread-local, which costs less to
-# write (it is the largest cost of a plain routed call after the provider itself).
+# A call that returns is remembered in a thread-local (cheap to write, which matters: it is
+# a plain routed call's largest cost after the provider) and in a task in a ContextVar too.
 
 #: What the fast lane remembers of a plain success: its route, the provider's index, the
 #: response and the latency. The decision core remembers itself.
@@ -70,14 +69,24 @@ last_here = threading.local()
 running_loop = asyncio._get_running_loop
 
 
+def remembered() -> tuple[Any, Any]:
+    """What ``last_route()`` remembers here now (the thread's, the task's): to restore."""
+    return getattr(last_here, "value", None), last_in_task.get()
+
+
+def restore(memory: tuple[Any, Any]) -> None:
+    """Put back what :func:`remembered` returned: a call that seemed done raises after all."""
+    last_here.value, _ = memory
+    last_in_task.set(memory[1])
+
+
 def last_route() -> RouteResult[Any] | None:
     """Return the RouteResult of the last routed call that returned in this thread or task.
 
     Code that only receives a routed function's plain return value can still see which
     provider served it. ``None`` before any routed call returned in this context. A call that
-    raises leaves the previous value in place. In a task: the task's own calls (and those of
-    the code that created it, before); outside an event loop: the thread's last call, those
-    of a loop that ran in it (``asyncio.run``) included.
+    raises leaves the previous value in place. In a task: the task's calls (and those before
+    it was made); outside a loop: the thread's last, one a loop it ran made included.
     """
     in_task = running_loop() is not None
     last = last_in_task.get() if in_task else getattr(last_here, "value", None)
@@ -90,8 +99,7 @@ def last_route() -> RouteResult[Any] | None:
 
 @functools.cache
 def _result_class() -> type[RouteResult[Any]]:
-    # Imported on first use: making the RouteResult dataclass costs import time that a
-    # program calling its routed functions plainly never needs.
+    # Imported on first use: the RouteResult dataclass costs import time plain calls never need.
     from resilient_routing._result import RouteResult
 
     return RouteResult

@@ -25,12 +25,12 @@ from resilient_routing import _config
 from resilient_routing._exceptions import InvalidConfigError
 
 from . import report
-from .decision import CLEAR, RECORD, Decision
-from .failures import judge
-from .route import Context, Route
+from .decision import RECORD
+from .route import Route
 from .steps import Args, AsyncFn, Fn, Kwargs, ask_tracker, ask_tracker_async, cancelling
+from .stream_decision import StreamDecision
 
-__all__ = ["StreamDecision", "async_runner", "release", "sync_runner"]
+__all__ = ["async_runner", "release", "sync_runner"]
 
 #: The first item of a stream that ended without one (a stream may be empty).
 _EMPTY: Final = object()
@@ -38,101 +38,6 @@ _EMPTY: Final = object()
 _STALLED: Final = object()
 #: Text is iterable, but a function returning it is not a stream.
 _TEXT = (str, bytes, bytearray)
-
-
-class StreamDecision(Decision):
-    """The decision of a streaming call: routing ends at the first item, the call at the end.
-
-    Attributes:
-        items: the items handed to the consumer (counted while someone listens).
-    """
-
-    __slots__ = ("clears", "closed", "delivered", "first_at", "held", "items", "over")
-
-    def __init__(self, route: Route, context: Context) -> None:
-        super().__init__(route, context, False)
-        self.delivered = self.over = self.closed = self.clears = False
-        self.items = 0
-        #: The winner's attempt, which ends with its stream: (index, time to first item).
-        self.held: tuple[int, float] | None = None
-
-    def _answered(self, i: int, latency: float) -> None:
-        # The provider is busy until its stream ends (least_busy counts it in flight until
-        # then); what the strategy learns of its speed is the time to the first item.
-        self.held = (i, latency)
-
-    def released(self) -> None:
-        """The call is over, however it ended: the winner's attempt ends with it."""
-        held, self.held = self.held, None
-        if held is not None:
-            self._ended(*held, True)
-
-    def succeeded(self, i: int, response: Any, latency: float) -> int:
-        """The first item arrived (see :meth:`Decision.succeeded`).
-
-        Its success is recorded when the stream ends well (:attr:`clears`), not now: a
-        provider that cuts every stream after a few items must reach its failure threshold.
-        """
-        step = super().succeeded(i, response, latency)
-        if step is CLEAR:
-            self.clears = True
-            return self.returns()
-        return step
-
-    def deliver(self, stream: weakref.ref[Any]) -> None:
-        """The winner's first item arrived: ``stream`` (the routed stream) is its from now on."""
-        self.delivered = True
-        # The opened stream goes to the driver only: last_route() keeps this decision, and
-        # must not keep a stream its consumer dropped.
-        self.response = stream
-        self.value = None
-        if self.listeners:
-            self.first_at = self.route.clock()
-            report.first_item(self)
-
-    def broke(self, raised: Exception, stalled: bool = False) -> int:
-        """The winner's stream raised ``raised`` after its first item: ``RECORD`` or ``RAISE``.
-
-        Recorded as the winner's failure by the rules of any failure (``fallback_on``,
-        ``cooldown_on``, exempt names; ``stalled``: ``idle_timeout`` ended it, which counts
-        whatever ``fallback_on`` says); re-raised with a note either way.
-        """
-        i = self.winner
-        fallback_on = self.route.options.fallback_on
-        exc, falls_over = (raised, True) if stalled else judge(fallback_on, raised)
-        if falls_over and self.tracked and self.counts(i, exc):
-            self.index, self.judged, self.raised = i, exc, raised
-            return RECORD
-        if self.loud:
-            report.stream_broke(self, exc, "counted" if falls_over else "propagated")
-        self._note(i, raised, "raised mid-stream by provider")
-        return self._raise(raised)
-
-    def recorded(self, started: bool, remaining: float) -> int:
-        """The failure of ``RECORD`` was recorded; ``started``: it started a cooldown."""
-        if not self.delivered:
-            return super().recorded(started, remaining)
-        i = self.winner
-        if self.loud:
-            report.stream_broke(self, self.judged, "counted")
-            if started:
-                report.cooldown_started(self, i, remaining)
-        self._note(i, self.raised, "raised mid-stream by provider")
-        return self._raise(self.raised)
-
-    def ended(self, closed: bool = False) -> None:
-        """The stream ran out (``closed``: its consumer closed it first): the call ends."""
-        self.over, self.closed = True, closed
-        self.finish(None)
-
-    def finish(self, exc: BaseException | None) -> None:
-        """Tell the listeners the call ended, once: a success ends it only with its stream."""
-        if self.listeners and not self.finished:
-            if exc is None and not self.over:
-                return  # the first item: the call goes on with its stream
-            if self.delivered:
-                report.stream_ended(self, exc, self.closed, self.items, self.first_at)
-        super().finish(exc)
 
 
 def _won(d: StreamDecision) -> tuple[Any, Any, Any] | None:
@@ -177,7 +82,9 @@ def _close(it: object, made: object) -> None:
         if callable(close):
             # A stream that fails to close has nothing more to give: the routing goes on.
             with contextlib.suppress(Exception):
-                close()
+                closing = close()
+                if inspect.iscoroutine(closing):  # an async stream, refused: none to await
+                    closing.close()
 
 
 async def _aclose(it: object, made: object) -> None:
@@ -233,14 +140,12 @@ def _sync_stream(
     name = route.name
 
     def open_stream(provider: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any, Any]:
-        made = call(provider, *args, **kwargs)
-        it = _iterator(made, name)
+        made = it = call(provider, *args, **kwargs)
         try:
-            first = next(it)
-        except StopIteration:
-            first = _EMPTY
+            it = _iterator(made, name)
+            first = next(it, _EMPTY)
         except BaseException:
-            _close(it, made)
+            _close(it, made)  # refused, failed or interrupted: what was opened is closed
             raise
         return made, it, first
 
@@ -253,41 +158,86 @@ def _sync_stream(
             _close(won[1], won[0])
         raise
     d.deliver(ref[0])
+    # What the consumer throws in at a yield (throw(), close()) is not the provider's doing.
+    # (A flag: holding the exception would make a cycle through its traceback and this frame.)
+    thrown = False
     try:
         if announce:
-            yield report.result(d)
+            try:
+                yield report.result(d)  # not through a local: it holds this very stream
+            except BaseException:
+                thrown = True
+                raise
         if first is not _EMPTY:
             d.items = 1
-            yield first
+            try:
+                yield first
+            except BaseException:
+                thrown = True
+                raise
             if d.listeners:
                 for item in it:
                     d.items += 1
-                    yield item
+                    try:
+                        yield item
+                    except BaseException:
+                        thrown = True
+                        raise
             else:
-                yield from it
+                for item in it:
+                    try:
+                        yield item
+                    except BaseException:
+                        thrown = True
+                        raise
     except GeneratorExit:
         _close(it, made)
-        if d.clears:
-            tracker.record_success(d.names[d.winner])
+        _finishing(d, _cleared, d, tracker)
         d.ended(closed=True)
-        raise
-    except Exception as exc:
-        _close(it, made)
-        step = d.broke(exc)
-        if step is RECORD:
-            ask_tracker(d, step, tracker)
         raise
     except BaseException as exc:
         _close(it, made)
-        d.finish(exc)
+        if thrown or not isinstance(exc, Exception):
+            d.finish(exc)  # the consumer's, or an interruption: nothing recorded
+            raise
+        step = d.broke(exc)
+        if step is RECORD:
+            _finishing(d, ask_tracker, d, step, tracker)
         raise
     else:
         _close(it, made)
-        if d.clears:
-            tracker.record_success(d.names[d.winner])
+        _finishing(d, _cleared, d, tracker)
         d.ended()
     finally:
         d.released()
+
+
+def _cleared(d: StreamDecision, tracker: Any) -> None:
+    """The stream ended well: its provider's success is recorded (where it must be)."""
+    if d.clears:
+        tracker.record_success(d.names[d.winner])
+
+
+async def _cleared_async(d: StreamDecision, tracker: Any) -> None:
+    if d.clears:
+        await tracker.record_success(d.names[d.winner])
+
+
+def _finishing(d: StreamDecision, step: Callable[..., Any], *args: Any) -> Any:
+    """Run a tracker ``step`` at a stream's end; if it raises, the call ends with that."""
+    try:
+        return step(*args)
+    except BaseException as exc:
+        d.finish(exc)
+        raise
+
+
+async def _finishing_async(d: StreamDecision, step: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return await step(*args)
+    except BaseException as exc:
+        d.finish(exc)
+        raise
 
 
 def async_runner(route: Route, drive: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
@@ -320,13 +270,15 @@ async def _async_stream(
         made = fn(provider, *args, **kwargs)
         if inspect.isawaitable(made):  # stream=True on an async def: awaited, then iterated
             made = await made
-        it = _async_iterator(made, name)
+        it = made
         try:
-            first = await it.__anext__()
-        except StopAsyncIteration:
-            first = _EMPTY
+            it = _async_iterator(made, name)
+            try:
+                first = await it.__anext__()
+            except StopAsyncIteration:
+                first = _EMPTY
         except BaseException:
-            # Cancelled (first_item_timeout, a hedge lost, the caller) or failed: close it.
+            # Refused, cancelled (first_item_timeout, a hedge lost, the caller) or failed.
             await _aclose(it, made)
             raise
         return made, it, first
@@ -342,15 +294,28 @@ async def _async_stream(
     d.deliver(ref[0])
     idle = route.options.idle_timeout
     stalled: TimeoutError | None = None
+    thrown = False  # as in the sync stream
     try:
         if announce:
-            yield report.result(d)
+            try:
+                yield report.result(d)  # as in the sync stream
+            except BaseException:
+                thrown = True
+                raise
         if first is not _EMPTY:
             d.items = 1
-            yield first
+            try:
+                yield first
+            except BaseException:
+                thrown = True
+                raise
             if idle is None and not d.listeners:
                 async for item in it:
-                    yield item
+                    try:
+                        yield item
+                    except BaseException:
+                        thrown = True
+                        raise
             else:
                 while True:
                     try:
@@ -364,30 +329,34 @@ async def _async_stream(
                         )
                         raise stalled
                     d.items += 1
-                    yield item
+                    try:
+                        yield item
+                    except BaseException:
+                        thrown = True
+                        raise
     except GeneratorExit:
         await _aclose(it, made)
-        if d.clears:
-            await tracker.record_success(d.names[d.winner])
-        d.ended(closed=True)
-        raise
-    except Exception as exc:
-        await _aclose(it, made)
-        if cancelling():  # a client wrapper's stand-in for the cancellation
+        if cancelling():  # the consumer's task, cancelled in its loop body: nothing recorded
             d.finish(asyncio.CancelledError())
-            raise asyncio.CancelledError() from exc
-        step = d.broke(exc, exc is stalled)
-        if step is RECORD:
-            await ask_tracker_async(d, step, tracker)
+        else:
+            await _finishing_async(d, _cleared_async, d, tracker)
+            d.ended(closed=True)
         raise
     except BaseException as exc:
         await _aclose(it, made)
-        d.finish(exc)
+        if cancelling() and isinstance(exc, Exception):  # a client's stand-in for it
+            d.finish(asyncio.CancelledError())
+            raise asyncio.CancelledError() from exc
+        if thrown or not isinstance(exc, Exception):
+            d.finish(exc)  # the consumer's (athrow), or a cancellation: nothing recorded
+            raise
+        step = d.broke(exc, exc is stalled)
+        if step is RECORD:
+            await _finishing_async(d, ask_tracker_async, d, step, tracker)
         raise
     else:
         await _aclose(it, made)
-        if d.clears:
-            await tracker.record_success(d.names[d.winner])
+        await _finishing_async(d, _cleared_async, d, tracker)
         d.ended()
     finally:
         d.released()
