@@ -295,12 +295,14 @@ def free_port() -> int:
 class RedisServer:
     """A ``redis-server`` of the test's own on a loopback port: start, kill, pause, resume."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, data_dir: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             unavailable("redis-server is not installed")
         self.binary = binary
         self.port = port or free_port()
+        #: Where SAVE writes its dump, read again at start (None: nothing survives a kill).
+        self.data_dir = data_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.paused = False
 
@@ -324,6 +326,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *(["--dir", self.data_dir] if self.data_dir else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

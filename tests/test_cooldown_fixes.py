@@ -16,7 +16,8 @@ import redis.asyncio
 from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker
 from resilient_routing.cooldown._breaker import Breaker
 from resilient_routing.cooldown._redis.client import UNREACHABLE, ServerClock
-from resilient_routing.cooldown._redis.listener import POLL, ListenerBase, _Health
+from resilient_routing.cooldown._redis.health import Health
+from resilient_routing.cooldown._redis.listener import POLL, ListenerBase
 from resilient_routing.cooldown._redis.scripts import Keys
 from resilient_routing.cooldown._redis.view import View
 
@@ -33,7 +34,7 @@ def test_an_event_before_the_pong_leaves_the_ping_to_close_the_breaker() -> None
     breaker = Breaker(0.0, logging.getLogger("test"), "t", UNREACHABLE)
     listener = _listener(breaker)
     breaker.failed(ConnectionError("lost"))
-    health = _Health(5.0)
+    health = Health(5.0)
     assert health.due(time.monotonic(), breaker) == "ping"
     event = {"type": "message", "data": b"C|1|1000|a"}
     assert listener.heard(event, health, time.monotonic()) is False

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -22,12 +23,14 @@ from redis.retry import Retry
 from resilient_routing import routed
 from resilient_routing.cooldown import AsyncRedisCooldownTracker, RedisCooldownTracker
 
+from .fault_support import FaultProxy
 from .redis_support import (
     RedisServer,
     delete_prefix,
     free_port,
     require_redis,
     run_async,
+    sync_client,
     unique_prefix,
 )
 
@@ -158,6 +161,50 @@ def test_kill_and_restart(server: RedisServer, logs: pytest.LogCaptureFixture) -
     assert len(lost(logs)) == 1
     assert len(back(logs)) == 1
     assert back(logs)[0].levelno == logging.INFO
+
+
+def test_a_server_restarted_from_an_older_dump_is_what_the_view_shows(tmp_path: Any) -> None:
+    """The server lost history (a dump from before, a failover losing writes).
+
+    After the reload, the view says what the server says, not what it heard before the loss.
+    """
+    server = RedisServer(data_dir=str(tmp_path))
+    with server, RedisCooldownTracker.from_url(server.url, prefix="dump", **OPTIONS) as t:
+        assert t.wait_synced(5.0)
+        t.record_failure("cleared_since", Down())
+        admin = sync_client(server.url)
+        admin.save()  # the dump: cleared_since cooling, nothing else
+        t.record_success("cleared_since")
+        t.record_failure("cooled_since", Down())
+        assert t.is_available("cleared_since") and not t.is_available("cooled_since")
+        server.kill()
+        server.start()  # from the dump
+        assert wait_until(
+            lambda: not t.is_available("cleared_since") and t.is_available("cooled_since"),
+            timeout=10.0,
+        ), t.cooldowns()
+        admin.close()
+
+
+def test_a_slow_server_is_one_outage_not_a_flapping_breaker(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Replies slower than the socket timeout: the health check's slow pong proves nothing."""
+    with RedisServer() as server:
+        proxy = FaultProxy(server.port)
+        try:
+            options = {"socket_timeout": TIMEOUT, "retry_interval": 0.5}
+            with RedisCooldownTracker.from_url(proxy.url, prefix="slow", **options) as t:
+                assert t.wait_synced(5.0)
+                proxy.delay = 0.15  # each way: a reply takes 0.3 s, the timeout is 0.2 s
+                end = time.monotonic() + 5.0
+                while time.monotonic() < end:
+                    t.record_failure("p", Down())
+                    time.sleep(0.2)
+                proxy.delay = 0.0
+        finally:
+            proxy.close()
+    assert len(lost(logs)) == 1, [r.getMessage() for r in logs.records]
 
 
 def test_frozen_server(server: RedisServer, logs: pytest.LogCaptureFixture) -> None:

@@ -10,12 +10,11 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
 import redis
 import redis.asyncio
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from resilient_routing.cooldown._breaker import Breaker
 
@@ -25,9 +24,11 @@ from .client import (
     close_pubsub,
     drop_idle,
     drop_idle_async,
+    socket_timeout,
     subscribed,
     text,
 )
+from .health import Health
 from .scripts import Keys, Registered
 from .view import View, parse_snapshot
 
@@ -46,51 +47,6 @@ class ChannelMoved(RedisError):
 
     The session ends and the listener subscribes again where the slot is now.
     """
-
-
-class _Health:
-    """Pings an idle subscription so that a hung server is noticed, not waited on forever."""
-
-    __slots__ = ("heard", "interval", "ping_sent")
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.heard = time.monotonic()
-        self.ping_sent: float | None = None
-
-    def heard_from_server(self, now: float, pong: bool) -> float | None:
-        """Record that the server spoke; on a ``pong``, return when its ping was sent, if known.
-
-        Only the pong answers the ping: an event that came first must not use it up, or the
-        pong could no longer close the breaker.
-        """
-        self.heard = now
-        if not pong:
-            return None
-        sent, self.ping_sent = self.ping_sent, None
-        return sent
-
-    def due(self, now: float, breaker: Breaker) -> Literal["ping", "probe"] | None:
-        """Return what to send now: a PING, a probe script, or nothing.
-
-        While the breaker is open the listener probes, once per interval: with a PING when
-        the server could not be reached, with a script that writes when it refused requests
-        (only that proves it takes them again).
-
-        Raises:
-            redis.exceptions.TimeoutError: the last PING got no answer in time.
-        """
-        if self.ping_sent is not None:
-            if now - self.ping_sent > self.interval:
-                raise RedisTimeoutError(f"no reply to PING within {self.interval:g} s")
-            return None
-        if breaker.down and breaker.allow():
-            if breaker.needs_write:
-                return "probe"
-        elif now - self.heard < self.interval:
-            return None
-        self.ping_sent = now
-        return "ping"
 
 
 class ListenerBase:
@@ -113,9 +69,15 @@ class ListenerBase:
         self.keys = keys
         self.clock = clock
         self.health_interval = health_interval
+        self.answer_within = socket_timeout(client)
         self.last_event_seq = 0
         self.went_live = False
         self.moved_at = -math.inf
+
+    def begin(self) -> None:
+        """A session begins: events are numbered anew, and what the view held is older."""
+        self.last_event_seq = 0
+        self.view.begin_session()
 
     def snapshot_call(self) -> tuple[list[str], list[str], float]:
         now = self.clock.now()
@@ -151,7 +113,7 @@ class ListenerBase:
             self.view.apply(name, seq, op != "X", remaining, self.clock.now())
         return False
 
-    def heard(self, message: dict[str, Any], health: _Health, now: float) -> bool:
+    def heard(self, message: dict[str, Any], health: Health, now: float) -> bool:
         """Take one pub/sub message in; return True when the view must be reloaded.
 
         Raises:
@@ -167,8 +129,8 @@ class ListenerBase:
             return True
         if kind == "sunsubscribe":
             raise ChannelMoved(self.keys.channel)
-        if kind == "pong" and sent is not None:
-            self.breaker.succeeded(sent, "ping")
+        if kind == "pong" and sent is not None and now - sent <= self.answer_within:
+            self.breaker.succeeded(sent, "ping")  # a slow pong: commands would time out still
         return False
 
     def ended(self, exc: BaseException, since: float) -> tuple[bool, bool]:
@@ -270,10 +232,10 @@ class ThreadListener(ListenerBase):
         self.view.set_live(False)
 
     def session(self, stop: threading.Event) -> None:
-        self.last_event_seq = 0
+        self.begin()
         pubsub = self.pubsub = self.subscribe()
         try:
-            health = _Health(self.health_interval)
+            health = Health(self.health_interval)
             while not stop.is_set():
                 message = pubsub.get_message(timeout=POLL)
                 now = time.monotonic()
@@ -395,10 +357,10 @@ class TaskListener(ListenerBase):
             self.view.set_live(False)
 
     async def session(self) -> None:
-        self.last_event_seq = 0
+        self.begin()
         pubsub = await self.subscribe()
         try:
-            health = _Health(self.health_interval)
+            health = Health(self.health_interval)
             while not self.closed:
                 wait = max(0.01, min(self.health_interval, POLL * 5))
                 message = await pubsub.get_message(timeout=wait)

@@ -42,11 +42,13 @@ class View:
         "deadlines",
         "dirty",
         "floor",
+        "highest",
         "incomplete",
         "live",
         "lock",
         "ready",
         "seqs",
+        "session_high",
     )
 
     def __init__(self) -> None:
@@ -54,6 +56,8 @@ class View:
         self.ready = threading.Event()
         self.live = False
         self.floor = 0
+        #: The newest state heard of, and what it was when the listener's session began.
+        self.highest = self.session_high = 0
         self.incomplete = False
         self.deadlines: dict[str, float] = {}
         self.dirty: set[str] = set()
@@ -112,6 +116,7 @@ class View:
 
     def _hold(self, name: str, seq: int, dirty: bool, deadline: float | None) -> None:
         self.seqs[name] = seq
+        self.highest = max(self.highest, seq)
         self._held[name] = None
         self._held.move_to_end(name)
         if deadline is not None:
@@ -143,6 +148,7 @@ class View:
 
     def _reset(self, floor: int) -> None:
         self.deadlines, self.dirty, self.seqs, self.floor = {}, set(), {}, floor
+        self.highest = floor
         self._held.clear()
         self._clean.clear()
         self.checked.clear()
@@ -159,13 +165,21 @@ class View:
             for name, s, dirty, deadline in kept:
                 self._hold(name, s, dirty, deadline)
 
+    def begin_session(self) -> None:
+        """The listener subscribes anew: what it hears from now on is the server's present."""
+        self.session_high = self.highest
+
     def load(self, seq: int, dirty: Iterable[str], cooling: dict[str, float], now: float) -> None:
         """Replace the view with a full reload as of ``seq`` (keeping anything newer)."""
         with self.lock:
             if seq < self.floor:
                 # The server's sequence went back (its clock did): nothing local can be trusted.
                 self._reset(self.floor)
-            newer = {n: s for n, s in self.seqs.items() if s > seq}
+            # Older than what was heard before this session: the server lost history
+            # (restarted from a dump, a failover losing writes). Only what this session heard
+            # can be newer than the reload.
+            above = self.session_high if seq < self.session_high else seq
+            newer = {n: s for n, s in self.seqs.items() if s > above}
             kept = [(n, s, n in self.dirty, self.deadlines.get(n)) for n, s in newer.items()]
             marked = set(dirty)
             self._reset(seq)
