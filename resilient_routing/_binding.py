@@ -8,50 +8,20 @@ straight to its route's runner; a sync function bound to an instance gets a smal
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, SupportsIndex, cast
 
 import wrapt
 
-from ._exceptions import InvalidConfigError
+from ._callables import code_returning
 
 if TYPE_CHECKING:
     from ._routing.route import Route
     from ._routing.runners import Runner
 
-__all__ = [
-    "RoutedFunction",
-    "bind_first",
-    "code_returning",
-    "kind_of",
-    "routed_class",
-    "visible_signature",
-]
-
-
-#: The code flags saying what calling a function returns (a generator, a coroutine...).
-_RETURNS = (
-    inspect.CO_GENERATOR
-    | inspect.CO_COROUTINE
-    | inspect.CO_ASYNC_GENERATOR
-    | inspect.CO_ITERABLE_COROUTINE
-)
-
-
-def code_returning(target: object, flag: int) -> types.CodeType | None:
-    """Return the code of ``target`` with ``flag`` (``CO_COROUTINE``...) saying what it returns.
-
-    What ``inspect.iscoroutinefunction`` and friends (and tenacity, asking them) read of a
-    routed callable whose call returns something else than the function it routes: a stream
-    of an ``async def``, a RouteResult. None when ``target`` has no code to show.
-    """
-    code = getattr(target, "__code__", None)
-    if not isinstance(code, types.CodeType):
-        return None
-    return code.replace(co_flags=code.co_flags & ~_RETURNS | flag)
+__all__ = ["RoutedFunction", "bind_first", "routed_class"]
 
 
 class _SignatureSurrogate(wrapt.CallableObjectProxy[Any]):
@@ -132,10 +102,12 @@ class _BoundRoutedFunction(_BoundSigned):
         return cast(Callable[..., Any], executor.__get__(self._self_instance, self._self_owner))
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
-        return _reduce_bound(self, cast(RoutedFunction, self._self_parent), self._self_instance)
+        parent = cast(RoutedFunction, self._self_parent)
+        return _reduce_bound(self, parent, self._self_instance, self._self_owner)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _reduce_bound(self, cast(RoutedFunction, self._self_parent), self._self_instance)
+        parent = cast(RoutedFunction, self._self_parent)
+        return _reduce_bound(self, parent, self._self_instance, self._self_owner)
 
     def __copy__(self) -> _BoundRoutedFunction:
         return self  # immutable, as a bound method
@@ -152,14 +124,20 @@ class _BoundRoutedFunction(_BoundSigned):
         return parent if instance is None else f"{parent[:-1]} bound to {instance!r}>"
 
 
-def _reduce_bound(bound: object, parent: RoutedFunction, instance: object) -> tuple[Any, ...]:
+def _reduce_bound(
+    bound: object, parent: RoutedFunction, instance: object, owner: object = None
+) -> tuple[Any, ...]:
     """Pickle a routed method bound to ``instance`` as "the attribute of its instance".
 
-    Only when that attribute is this routed function (under another name it would be the
-    plain function).
+    Read on its class (``instance`` None): the attribute of its class. Only when that
+    attribute is this routed function (under another name it would be the plain function).
     """
     name = parent.__name__
-    if instance is None or inspect.getattr_static(type(instance), name, None) is not parent:
+    if instance is None and isinstance(owner, type):
+        instance, holder = owner, owner
+    else:
+        holder = type(instance)
+    if instance is None or inspect.getattr_static(holder, name, None) is not parent:
         raise TypeError(
             f"cannot pickle {bound!r}: its class does not hold it as {name!r}, the name of "
             "its function"
@@ -322,20 +300,6 @@ class _BoundRoutedMethod(_BoundSlots):
         return f"<bound routed method {self._parent.__qualname__} of {self.__self__!r}>"
 
 
-def kind_of(fn: object) -> tuple[bool, bool]:
-    """Return whether calling ``fn`` makes a coroutine or an async iterator; and a generator.
-
-    Beyond functions and partials of them, an object's ``__call__`` tells (a client object
-    with ``async def __call__`` is an async route).
-    """
-    subject = fn
-    if not inspect.isroutine(fn) and not isinstance(fn, functools.partial) and callable(fn):
-        subject = type(fn).__call__
-    asyncgen = inspect.isasyncgenfunction(subject)
-    is_async = asyncgen or inspect.iscoroutinefunction(subject)
-    return is_async, asyncgen or inspect.isgeneratorfunction(subject)
-
-
 def bind_first(wrapped: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
     """Bind a method called unbound to the instance its caller passed first (``C.m(c, x)``).
 
@@ -405,41 +369,3 @@ def routed_class(
 
         namespace["__get__"] = __get__
     return type(RoutedFunction.__name__, (RoutedFunction,), namespace)
-
-
-def _provider_index(
-    target: Callable[..., Any], kind: str, params: Sequence[inspect.Parameter]
-) -> int:
-    if kind == "classmethod":
-        return 1
-    if kind == "staticmethod":
-        return 0
-    # A def in a class body has a qualname like "Client.generate" (not "f.<locals>.g"); its
-    # first parameter is self. A staticmethod wrapped from inside names no self.
-    qualname = getattr(target, "__qualname__", "")
-    in_class = "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>"
-    if in_class and params and params[0].name in ("self", "cls"):
-        return 1
-    return 0
-
-
-def visible_signature(target: Callable[..., Any], kind: str) -> tuple[inspect.Signature, bool]:
-    """Return the signature of ``target`` without its provider parameter.
-
-    And whether ``target`` is a method taking its instance first (the provider after it).
-    """
-    try:
-        signature = inspect.signature(target)
-    except (TypeError, ValueError) as exc:
-        raise InvalidConfigError(f"cannot read the signature of {target!r}: {exc}") from exc
-    params = list(signature.parameters.values())
-    index = _provider_index(target, kind, params)
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    if len(params) > index and params[index].kind in positional:
-        del params[index]
-    elif not any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params[: index + 1]):
-        raise InvalidConfigError(
-            f"{getattr(target, '__qualname__', target)!r} must take the provider as its first "
-            f"positional parameter (after self or cls for methods), got {signature}"
-        )
-    return signature.replace(parameters=params), kind == "function" and index == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, Unpack, overload
 
-from ._binding import bind_first, kind_of, routed_class, visible_signature
+from ._binding import bind_first, routed_class
+from ._callables import kind_of, visible_signature
 from ._exceptions import InvalidConfigError
 from ._routing.options import CommonOptions, Options, RoutingOptions
 from ._routing.providers import ProviderSource

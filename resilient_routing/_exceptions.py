@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Sequence
+from typing import TypeVar
 
 __all__ = [
     "AllProvidersFailedError",
@@ -148,6 +149,10 @@ class AllProvidersFailedError(RoutingError):
         args = (failures, self.total, self.retry_after, self.skipped, self.max_attempts)
         return (type(self), args, {**self.__dict__, "failures": failures})
 
+    def __copy__(self) -> AllProvidersFailedError:
+        args = (self.failures, self.total, self.retry_after, self.skipped, self.max_attempts)
+        return _copied(self, args)
+
 
 class RoutingTimeoutError(RoutingError, TimeoutError):
     """The routed call ran out of its ``timeout=`` before a provider succeeded.
@@ -170,6 +175,9 @@ class RoutingTimeoutError(RoutingError, TimeoutError):
     def __reduce__(self) -> tuple[object, ...]:
         failures = portable(self.failures)
         return (type(self), (self.timeout, failures), {**self.__dict__, "failures": failures})
+
+    def __copy__(self) -> RoutingTimeoutError:
+        return _copied(self, (self.timeout, self.failures))
 
 
 class SlowCallError(RoutingError):
@@ -198,6 +206,16 @@ class SlowCallError(RoutingError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.provider, self.latency, self.limit), self.__dict__)
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _copied(error: _E, args: tuple[object, ...]) -> _E:
+    """A shallow copy of ``error``, its failures as they are (pickling makes them portable)."""
+    made = type(error)(*args)
+    made.__dict__.update(error.__dict__)
+    return made
 
 
 def portable(failures: tuple[tuple[str, Exception], ...]) -> tuple[tuple[str, Exception], ...]:

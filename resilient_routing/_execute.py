@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-from ._binding import kind_of
+from ._callables import kind_of
 from ._exceptions import InvalidConfigError
 from ._routing.options import Options, RoutingOptions
 from ._routing.route import Route

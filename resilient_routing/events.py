@@ -23,9 +23,11 @@ A listener is any object with ``on_event(event)``. Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
@@ -240,25 +242,30 @@ class SlowCall(RoutingEvent):
 
 
 _logger = logging.getLogger("resilient_routing")
-#: The listeners whose failure was logged: held weakly, so a new listener is never taken for
-#: an old one that had its id (those that take no weak reference: by id, for the process).
-_broken: weakref.WeakSet[Listener] = weakref.WeakSet()
-_broken_ids: set[int] = set()
+#: The listeners whose failure was logged, by identity: id -> a weak reference that forgets
+#: the id with its listener, so that a new listener reusing it is logged (one that takes no
+#: weak reference is remembered for the process).
+_broken: dict[int, Callable[[], object] | None] = {}
 _broken_lock = threading.Lock()
 
 
 def _first_failure(listener: Listener) -> bool:
     """Whether ``listener`` fails for the first time (its failure is then logged)."""
+    key = id(listener)
     with _broken_lock:
+        if key in _broken:
+            ref = _broken[key]
+            if ref is None or ref() is listener:
+                return False
         try:
-            if listener in _broken:
-                return False
-            _broken.add(listener)
-        except TypeError:  # unhashable, or no weak reference
-            if id(listener) in _broken_ids:
-                return False
-            _broken_ids.add(id(listener))
+            _broken[key] = weakref.ref(listener, functools.partial(_forget, key))
+        except TypeError:  # no weak reference
+            _broken[key] = None
         return True
+
+
+def _forget(key: int, _: object) -> None:
+    _broken.pop(key, None)
 
 
 def notify(

@@ -585,3 +585,20 @@ def test_tenacity_above_an_async_stream_returns_the_stream() -> None:
         return [item async for item in retried()]
 
     assert asyncio.run(consume()) == ["a"]
+
+
+def test_an_async_mock_is_routed_as_async() -> None:
+    """An AsyncMock says it is a coroutine function: tests replace providers with one."""
+    provider = unittest.mock.AsyncMock(side_effect=lambda name: f"{name}!")
+    generate = routed(providers=["a", "b"], cooldown=None)(provider)
+    assert asyncio.run(generate()) == "a!"
+    with pytest.raises(InvalidConfigError, match="await execute_async"):
+        execute(["a"], unittest.mock.AsyncMock(), cooldown=None)
+
+
+def test_a_routed_method_read_on_its_class_pickles_as_its_attribute() -> None:
+    """Client.method, Client.cmethod, Client.smethod pickle by reference, as functions do."""
+    for name in ("method", "cmethod", "smethod"):
+        routed_attribute = getattr(Client, name)
+        assert pickle.loads(pickle.dumps(routed_attribute)) == routed_attribute, name
+    assert pickle.loads(pickle.dumps(Client.smethod))(1) == "static:a:1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
@@ -236,3 +237,37 @@ def test_hedged_events_name_parallel_attempts() -> None:
     release.set()
     started = [e.provider for e in rec if e.kind == "attempt_started"]
     assert started == ["slow", "fast"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EqualSink:
+    """Listeners that compare equal (a frozen dataclass) are still distinct listeners."""
+
+    label: str = "audit"
+
+    def on_event(self, event: RoutingEvent) -> None:
+        raise RuntimeError(f"{self.label} sink is down")
+
+
+class UnhashableSink:
+    def __hash__(self) -> int:
+        raise AttributeError("no key yet")
+
+    def on_event(self, event: RoutingEvent) -> None:
+        raise RuntimeError("down")
+
+
+def test_each_failing_listener_object_is_logged_whatever_it_equals(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Logged once per object: equal ones apart, and one whose hash raises breaks nothing."""
+    first, second = EqualSink(), EqualSink()
+    assert first == second
+    calls = [
+        routed(providers=["a"], cooldown=None, listeners=[listener])(lambda provider: provider)
+        for listener in (first, second, UnhashableSink())
+    ]
+    with caplog.at_level(logging.ERROR, logger="resilient_routing"):
+        assert [call() for call in calls] == ["a", "a", "a"]
+    failed = [r for r in caplog.records if "routing listener failed" in r.getMessage()]
+    assert len(failed) == 3

@@ -455,6 +455,31 @@ def test_sync_hedging_on_an_executor_shut_down_runs_attempts_in_the_callers_thre
     assert strategy.started == ["a", "b"] and strategy.balanced()
 
 
+def test_sync_an_interruption_in_the_callers_thread_propagates_at_once() -> None:
+    """An attempt run in the caller's thread, interrupted there (Ctrl-C), ends the call.
+
+    The pool stopped taking work mid-call; an earlier attempt's answer waits unread.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    strategy = Recorded(delay=0.01, executor=pool)
+    answered, second = threading.Event(), threading.Event()
+
+    @routed(providers=["one", "two", "t"], strategy=strategy, cooldown=None)
+    def call(provider: str) -> str:
+        if provider == "one":
+            pool.shutdown(wait=False)  # the pool takes no more work from now on
+            second.wait(5)
+            answered.set()
+            return "one"
+        second.set()  # in the caller's thread
+        answered.wait(5)  # "one" has answered: its outcome waits to be read
+        raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        call()
+    assert strategy.balanced()
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"delay": -1}, "delay"), ({"delay": "x"}, "delay"), ({"max_hedges": 0}, "max_hedges")],

@@ -141,6 +141,19 @@ def test_an_error_holding_a_clients_unpicklable_exception_still_crosses_processe
     assert [name for name, _ in info.value.failures] == ["a", "b"]
 
 
+def test_a_copy_of_a_routing_error_keeps_its_failures_as_they_are() -> None:
+    """Only pickling stands in for what cannot be rebuilt; copy keeps the very exceptions."""
+    http = _http_failure()
+    for error in (
+        AllProvidersFailedError([("a", http)], 1),
+        RoutingTimeoutError(5.0, [("a", http)]),
+    ):
+        error.add_note("job 42")
+        made = copy.copy(error)
+        assert made.failures[0][1] is http and made.__notes__ == ["job 42"]
+        assert str(made) == str(error)
+
+
 def test_version_is_the_distributions() -> None:
     """resilient_routing.__version__ is the version the package was built with."""
     from importlib.metadata import version

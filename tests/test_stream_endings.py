@@ -253,3 +253,36 @@ def test_a_hedged_call_cancelled_as_its_losers_settle_leaves_last_route_as_it_wa
         return last_route()
 
     assert asyncio.run(main()) is None
+
+
+def test_a_hedged_call_cancelled_as_its_losers_settle_keeps_other_tasks_calls() -> None:
+    """What it puts back is only its own place: another task's call that returned stays."""
+    cancelled = asyncio.Event()
+
+    @routed(strategy=Hedged(delay=0.0), providers=["slow", "fast", "t"], cooldown=None)
+    async def hedged(provider: str) -> str:
+        if provider == "slow":
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancelled.set()
+                await asyncio.sleep(0.2)  # settles slowly
+                raise
+        await asyncio.sleep(0.01)
+        return provider
+
+    @routed(providers=["other"], cooldown=None)
+    async def plain(provider: str) -> str:
+        return provider
+
+    async def main() -> None:
+        task = asyncio.create_task(hedged())
+        await cancelled.wait()  # it won; its loser settles
+        assert await plain() == "other"
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    route = last_route()
+    assert route is not None and route.provider == "other"

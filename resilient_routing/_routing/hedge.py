@@ -124,7 +124,12 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
                 except RuntimeError:
                     # It takes no more work (shut down; after the main thread ended, every
                     # pool): the attempt runs here, as a sequential route's would.
-                    future = _run_here(context, attempt)
+                    started = clock()
+                    try:
+                        future = _ran(context.run(attempt))
+                    except BaseException:  # an interruption propagates at once
+                        d.abandoned(i, clock() - started)
+                        raise
                 flight.running[future] = (i, clock())
                 step = d.started_attempt()
             elif step is WAIT:
@@ -165,15 +170,10 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
         del d
 
 
-def _run_here(
-    context: contextvars.Context, attempt: Callable[[], Outcome]
-) -> concurrent.futures.Future[Outcome]:
-    """Run ``attempt`` in the caller's thread; return its outcome as a future's."""
+def _ran(outcome: Outcome) -> concurrent.futures.Future[Outcome]:
+    """Return the outcome of an attempt that ran in the caller's thread, as a future's."""
     future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-    try:
-        future.set_result(context.run(attempt))
-    except BaseException as exc:  # re-raised where its outcome is read
-        future.set_exception(exc)
+    future.set_result(outcome)
     return future
 
 
@@ -304,7 +304,7 @@ async def drive_async(
                 await asyncio.shield(settling)
             except BaseException:
                 if won:  # cancelled as the losers settled: the call raises, last_route() as before
-                    report.restore(memory)
+                    report.restore(memory, d)
                 raise
         del d
 

@@ -74,10 +74,12 @@ def remembered() -> tuple[Any, Any]:
     return getattr(last_here, "value", None), last_in_task.get()
 
 
-def restore(memory: tuple[Any, Any]) -> None:
-    """Put back what :func:`remembered` returned: a call that seemed done raises after all."""
-    last_here.value, _ = memory
-    last_in_task.set(memory[1])
+def restore(memory: tuple[Any, Any], d: Decision) -> None:
+    """Put back what :func:`remembered` returned where ``d`` (raising after all) still is."""
+    if getattr(last_here, "value", None) is d:  # not a later call's, of another task
+        last_here.value = memory[0]
+    if last_in_task.get() is d:
+        last_in_task.set(memory[1])
 
 
 def last_route() -> RouteResult[Any] | None:
@@ -99,8 +101,7 @@ def last_route() -> RouteResult[Any] | None:
 
 @functools.cache
 def _result_class() -> type[RouteResult[Any]]:
-    # Imported on first use: the RouteResult dataclass costs import time plain calls never need.
-    from resilient_routing._result import RouteResult
+    from resilient_routing._result import RouteResult  # costs import time plain calls skip
 
     return RouteResult
 
@@ -151,8 +152,7 @@ call_ids = itertools.count(1)
 
 @functools.cache
 def _events() -> ModuleType:
-    # Imported on first use: an application without listeners never loads the events.
-    from resilient_routing import events
+    from resilient_routing import events  # only an application with listeners loads them
 
     return events
 

@@ -6,7 +6,7 @@ import inspect
 import logging
 import operator
 import time
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, SupportsIndex, cast
 
 from resilient_routing._exceptions import InvalidConfigError
@@ -336,20 +336,21 @@ class Route:
                 "of provider indices"
             ) from None
         if single:
-            for i in self._read(indices):
-                return iter((self._checked(i, n),))
-            raise InvalidConfigError(f"strategy {self.strategy!r} chose no provider")
-        return self._deduplicated(self._read(indices), n)
+            try:
+                first = next(indices)
+            except StopIteration:
+                raise InvalidConfigError(f"strategy {self.strategy!r} chose no provider") from None
+            except Exception as exc:
+                raise self._broken(exc) from exc
+            return iter((self._checked(first, n),))
+        return self._deduplicated(indices, n)
 
-    def _read(self, indices: Iterator[object]) -> Iterator[object]:
-        """Read a strategy's order; what it raises is its own bug, said as such."""
-        try:
-            yield from indices
-        except Exception as exc:
-            raise InvalidConfigError(
-                f"strategy {self.strategy!r}.order() failed while it was read: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+    def _broken(self, exc: Exception) -> InvalidConfigError:
+        """What a strategy's order raised while it was read: its bug, said as such."""
+        return InvalidConfigError(
+            f"strategy {self.strategy!r}.order() failed while it was read: "
+            f"{type(exc).__name__}: {exc}"
+        )
 
     def _checked(self, i: object, n: int) -> int:
         if type(i) is not int:
@@ -366,10 +367,16 @@ class Route:
             )
         return i
 
-    def _deduplicated(self, order: Iterable[object], n: int) -> Iterator[int]:
+    def _deduplicated(self, order: Iterator[object], n: int) -> Iterator[int]:
         terminus = n - 1
         seen: set[int] = set()
-        for index in order:
+        while True:
+            try:
+                index = next(order)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise self._broken(exc) from exc
             i = self._checked(index, n)
             if i != terminus and i not in seen:
                 seen.add(i)

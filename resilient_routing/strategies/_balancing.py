@@ -40,10 +40,11 @@ class LoadBalanced:
         if head <= 1:
             return range(len(providers))
         turn, k = divmod(self._next(), head)
-        # The others, after k: k+1, ..., k-1 (mod head), started `turn` steps further on.
         step = turn % (head - 1)
-        others = [(k + 1 + (step + j) % (head - 1)) % head for j in range(head - 1)]
-        return [k, *others]
+        if not step:
+            return itertools.chain(range(k, head), range(k))
+        after = [*range(k + 1, head), *range(k)]  # the others, started `step` further on
+        return [k, *after[step:], *after[:step]]
 
 
 class Weighted:
@@ -51,9 +52,10 @@ class Weighted:
 
     Args:
         weights: provider name -> weight (>= 0). Providers not named weigh 1; with no weights
-            all are equal. A weight of 0 is never a first choice but still a fallback; equal
-            weights fall back in a random order (so that a provider cooling down leaves its
-            share to its equals evenly). The terminus, never a first choice, takes no weight.
+            all are equal. A weight of 0 is never a first choice but still a fallback (when
+            every provider before the terminus weighs 0: the list order); equal weights fall
+            back in a random order, so that a provider cooling down leaves its share to its
+            equals evenly. A weight on the terminus does nothing: it is never a first choice.
         rng: a ``random.Random`` (seed it for reproducible routing).
     """
 
@@ -69,29 +71,16 @@ class Weighted:
         self._rng = rng or random.Random()
 
     def check_providers(self, names: Sequence[str]) -> None:
-        """Refuse weights that cannot take effect: a typo would split evenly.
+        """Refuse weights that name no provider of the route (a typo would split evenly).
 
         Raises:
-            InvalidConfigError: a weight names no provider, or the terminus (never a first
-                choice); or no provider before the terminus has a positive weight.
+            InvalidConfigError: a weight names no provider.
         """
         unknown = sorted(set(self.weights) - set(names))
         if unknown:
             raise InvalidConfigError(
                 f"Weighted: weights name {', '.join(map(repr, unknown))}, not among the "
                 f"providers {list(names)!r}"
-            )
-        if len(names) < 2:
-            return
-        if names[-1] in self.weights and names[-1] not in names[:-1]:
-            raise InvalidConfigError(
-                f"Weighted: {names[-1]!r} is the terminus (the last provider), never a first "
-                "choice: a weight for it would do nothing"
-            )
-        if not any(self.weights.get(name, 1.0) > 0 for name in names[:-1]):
-            raise InvalidConfigError(
-                f"Weighted: no provider before the terminus has a positive weight, among "
-                f"{list(names[:-1])!r}: there would be no first choice to draw"
             )
 
     def order(self, providers: Sequence[Any]) -> Iterable[int]:
@@ -100,9 +89,16 @@ class Weighted:
         if head <= 1:
             return range(len(providers))
         weights = [self.weights.get(provider_name(p), 1.0) for p in providers[:head]]
+        if sum(weights) <= 0:
+            return range(len(providers))  # no first choice to draw: the list order
         rng = self._rng
         first = rng.choices(range(head), weights=weights)[0]
-        if len(set(weights)) < head:  # equals: in a random order among themselves
+        distinct = len(set(weights))
+        if distinct == 1:  # all equal: the others from a random point of the rotation
+            after = [*range(first + 1, head), *range(first)]
+            turn = rng.randrange(head - 1)
+            return [first, *after[turn:], *after[:turn]]
+        if distinct < head:  # some equal: in a random order among themselves
             ties = {i: rng.random() for i in range(head)}
             by_weight = sorted(range(head), key=lambda i: (-weights[i], ties[i]))
         else:
