@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -217,7 +218,7 @@ def _tracker(args: argparse.Namespace) -> Any:
     try:
         return RedisCooldownTracker.from_url(args.redis, cluster=args.cluster, prefix=args.prefix)
     except ValueError as exc:
-        raise _UsageError(f"--redis {args.redis!r}: {exc}") from exc
+        raise _UsageError(f"--redis {_shown(args.redis)!r}: {exc}") from exc
     except RedisClusterException as exc:  # a sync cluster client asks for its nodes at once
         raise _Failure(f"cannot reach {_where(args)}: {error_text(exc)}; is it running?") from exc
 
@@ -241,7 +242,25 @@ def _where(args: argparse.Namespace) -> str:
     """Where the command looks for the trackers' state, as its messages name it."""
     if args.sentinels is not None:
         return f"the primary {args.service!r} of the sentinels at {', '.join(args.sentinel)}"
-    return f"{'the Redis Cluster' if args.cluster else 'Redis'} at {args.redis}"
+    return f"{'the Redis Cluster' if args.cluster else 'Redis'} at {_shown(args.redis)}"
+
+
+def _shown(url: str) -> str:
+    """``url`` as messages show it: its password masked (messages end up in CI and cron logs)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # not a URL: nothing to mask in what it says
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _printable(name: str) -> str:
+    """A provider's name for a table: what would break the line or the terminal, escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
 
 
 def _unreachable(args: argparse.Namespace, exc: ConnectionError) -> _Failure:
@@ -293,7 +312,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
             ["provider", "state", "remaining", "failures", "level"],
             [
                 [
-                    r["provider"],
+                    _printable(r["provider"]),
                     r["state"],
                     f"{_left(r):.1f}s",
                     str(r["consecutive_failures"]),
@@ -307,18 +326,13 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _reset(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+def _reset(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO | None) -> int:
     _check_where(args)  # a mistake is told before the question
-    what = "every provider" if args.all else f"provider {args.provider!r}"
-    if not args.yes:
-        err.write(f"reset the cooldown state of {what} under prefix {args.prefix!r}? [y/N] ")
-        err.flush()
-        answer = stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
-            err.write("nothing reset\n")
-            return 1
-    tracker = _tracker(args)
+    tracker = _tracker(args)  # so is a URL that makes no client
     try:
+        what = "every provider" if args.all else f"provider {args.provider!r}"
+        if not args.yes and not _confirmed(what, args.prefix, err, stdin):
+            return 1
         held = {state.name for state in tracker.states()}
         if not (held if args.all else args.provider in held):
             out.write(f"nothing to reset: no state for {what} under prefix {args.prefix!r}\n")
@@ -330,6 +344,20 @@ def _reset(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) ->
         tracker.close()
     out.write(f"reset {what}\n")
     return 0
+
+
+def _confirmed(what: str, prefix: str, err: TextIO, stdin: TextIO | None) -> bool:
+    err.write(f"reset the cooldown state of {what} under prefix {prefix!r}? [y/N] ")
+    err.flush()
+    try:
+        answer = stdin.readline() if stdin is not None else ""
+    except (OSError, ValueError):  # closed
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    hint = "" if answer else " (no answer could be read: --yes resets without asking)"
+    err.write(f"nothing reset{hint}\n")
+    return False
 
 
 def main(
@@ -363,7 +391,7 @@ def main(
             return _strategies(out)
         if args.command == "status":
             return _status(args, out)
-        return _reset(args, out, err, stdin or sys.stdin)
+        return _reset(args, out, err, stdin if stdin is not None else sys.stdin)
     except _UsageError as exc:
         err.write(f"error: {exc}\n")
         return 2

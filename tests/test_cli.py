@@ -517,3 +517,64 @@ def test_plot_format_is_checked_before_simulating(small: Path, tmp_path: Path, n
     assert code == 2 and out == ""
     assert err.startswith(f"error: --plot {tmp_path / name}: expected a .png, .svg or .pdf")
     assert err.count("\n") == 1
+
+
+def test_a_password_in_the_url_never_reaches_a_message() -> None:
+    """Messages end up in CI and cron logs: the URL's password is masked."""
+    code, _, err = run("status", "--redis", "redis://app:hunter2@127.0.0.1:1/0")
+    assert code == 1 and "hunter2" not in err
+    assert "redis://app:***@127.0.0.1:1/0" in err
+    code, _, err = run("status", "--redis", "http://app:hunter2@nope")
+    assert code == 2 and "hunter2" not in err
+
+
+def test_reset_with_no_answer_to_read_resets_nothing_and_says_why() -> None:
+    """Stdin closed or at its end (cron, CI): no, with the hint to pass --yes."""
+    closed = io.StringIO()
+    closed.close()
+    for stdin in (closed, io.StringIO("")):
+        out, err = io.StringIO(), io.StringIO()
+        code = main(
+            ["reset", "--all", "--redis", "redis://127.0.0.1:1/0"],
+            stdout=out,
+            stderr=err,
+            stdin=stdin,
+        )
+        assert code == 1 and "nothing reset (no answer could be read: --yes" in err.getvalue()
+
+
+def test_reset_tells_a_bad_url_before_asking() -> None:
+    """A mistake is a usage error before the question, as for status."""
+    code, _, err = run("reset", "gemini", "--redis", "foo://bar", stdin="n\n")
+    assert code == 2 and "[y/N]" not in err and "--redis 'foo://bar'" in err
+
+
+def test_status_shows_odd_names_on_one_line_each(redis_prefix: tuple[str, str]) -> None:
+    """A newline, an escape sequence or a lone surrogate in a name cannot forge or break rows."""
+    from resilient_routing.cooldown import RedisCooldownTracker
+
+    from . import redis_support
+
+    url, prefix = redis_prefix
+    client = redis_support.sync_client(url)
+    try:
+        tracker = RedisCooldownTracker(client, prefix=prefix, failure_threshold=1, listen=False)
+        for name in ("evil\ngemini", "\x1b[31mred", "bad\udcffname"):
+            tracker.record_failure(name, Exception())
+        code, out, _ = run("status", "--redis", url, "--prefix", prefix)
+        assert code == 0
+        lines = out.splitlines()
+        assert len(lines) == 2 + 3, out  # header, rule, a row each
+        assert any("evil\\ngemini" in line for line in lines)
+        assert any("\\x1b[31mred" in line for line in lines)
+        assert any("bad\\udcffname" in line for line in lines)
+        out.encode("utf-8")  # a strict UTF-8 stdout takes it
+    finally:
+        client.close()
+
+
+def test_a_scenario_that_is_not_utf8_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "drill.toml"
+    path.write_bytes(b'name = "\xff\xfe"\n')
+    code, _, err = run("simulate", str(path), "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and "not UTF-8 text" in err
