@@ -218,7 +218,10 @@ def _tracker(args: argparse.Namespace) -> Any:
     try:
         return RedisCooldownTracker.from_url(args.redis, cluster=args.cluster, prefix=args.prefix)
     except ValueError as exc:
-        raise _UsageError(f"--redis {_shown(args.redis)!r}: {exc}") from exc
+        shown = _shown(args.redis)
+        # What redis-py says of a URL it could not read may quote its password.
+        detail = str(exc) if shown == args.redis else "not a Redis URL it can read"
+        raise _UsageError(f"--redis {shown!r}: {detail}") from exc
     except RedisClusterException as exc:  # a sync cluster client asks for its nodes at once
         raise _Failure(f"cannot reach {_where(args)}: {error_text(exc)}; is it running?") from exc
 
@@ -246,16 +249,24 @@ def _where(args: argparse.Namespace) -> str:
 
 
 def _shown(url: str) -> str:
-    """``url`` as messages show it: its password masked (messages end up in CI and cron logs)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        if parts.password is None:
-            return url
-    except ValueError:  # not a URL: nothing to mask in what it says
+    """``url`` as messages show it, passwords masked (messages end up in CI and cron logs).
+
+    Read as text, not parsed: a password with an unencoded ``#``, ``/`` or ``?`` would cut
+    a parsed address short. The password before the last ``@``, and any ``password`` query
+    value (``unix:///path.sock?password=...``), are masked.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    userinfo, at, address = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.partition(':')[0]}:***@{address}"
+    path, question, query = rest.partition("?")
+    if question:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        masked = [(k, "***" if "password" in k.lower() else v) for k, v in pairs]
+        rest = f"{path}?{urllib.parse.urlencode(masked, safe='*')}"
+    return f"{scheme}://{rest}"
 
 
 def _printable(name: str) -> str:

@@ -221,6 +221,50 @@ def test_least_latency_ranks_a_provider_that_only_fails_after_the_measured() -> 
     assert len(calls) == 6 and "a" not in calls[3:]  # then the faster of b and c
 
 
+def _first(strategy: LeastLatency, providers: list[str]) -> int:
+    return next(iter(strategy.order(providers)))
+
+
+def test_least_latency_measures_a_forgotten_provider_with_one_call_not_all_at_once() -> None:
+    """Calls arriving while it is measured anew rank it last: one call pays, not a burst."""
+    strategy = LeastLatency(forget_after=2)
+    strategy.on_attempt_end("slow", 0.5, True)
+    strategy.on_attempt_end("fast", 0.01, True)
+    providers = ["slow", "fast", "t"]
+    firsts = []
+    for _ in range(7):
+        first = _first(strategy, providers)
+        firsts.append(first)
+        if first == 1:
+            strategy.on_attempt_end("fast", 0.01, True)  # fast answers; slow's measure runs on
+    # A measure that never ends costs one call every forget_after calls, not every call.
+    assert firsts == [1, 1, 0, 1, 1, 0, 1]
+
+
+def test_least_latency_forgets_after_forget_after_calls_without_news_not_one_sooner() -> None:
+    strategy = LeastLatency(forget_after=2)
+    providers = ["slow", "fast", "t"]
+    assert _first(strategy, providers) == 0
+    strategy.on_attempt_end("slow", 1.0, True)  # call 1: news of slow
+    assert _first(strategy, providers) == 1
+    strategy.on_attempt_end("fast", 0.01, True)  # call 2: none of slow
+    assert _first(strategy, providers) == 1  # call 3: one call without news only
+
+
+def test_equal_weights_spread_even_two_neighbours_cooling_down() -> None:
+    """All weights equal: the others in a random order, whichever providers cool down."""
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=300)
+    tracker.record_failure("a", Down())
+    tracker.record_failure("b", Down())
+    strategy = Weighted(rng=random.Random(11))
+    shares = Counter(
+        execute(["a", "b", "c", "d", "e", "t"], str, strategy=strategy, cooldown=tracker).provider
+        for _ in range(3000)
+    )
+    assert set(shares) == {"c", "d", "e"}
+    assert max(shares.values()) / min(shares.values()) < 1.15, shares
+
+
 @pytest.mark.parametrize("bad", [0, 1.5, -0.1, "x"])
 def test_least_latency_validates(bad: object) -> None:
     """Alpha must lie in (0, 1]."""

@@ -578,3 +578,19 @@ def test_a_scenario_that_is_not_utf8_is_one_line_and_exit_2(tmp_path: Path) -> N
     path.write_bytes(b'name = "\xff\xfe"\n')
     code, _, err = run("simulate", str(path), "--no-progress")
     assert code == 2 and err.count("\n") == 1 and "not UTF-8 text" in err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:1/0?password=hunter2",
+        "unix:///tmp/nowhere-rr.sock?db=0&password=hunter2",
+        "redis://:hunter2#x@127.0.0.1:1/0",
+        "redis://user:hunter2/x@127.0.0.1:1/0",
+        "redis://:hunter2?x@127.0.0.1:1/0",
+    ],
+)
+def test_a_password_in_any_url_form_never_reaches_a_message(url: str) -> None:
+    """In the query, in a unix socket URL, or with characters that cut a parsed address."""
+    code, out, err = run("status", "--redis", url)
+    assert code != 0 and "hunter2" not in out + err and "unter" not in out + err

@@ -258,6 +258,41 @@ def test_a_cooldown_started_by_one_tracker_is_seen_by_another(
     assert a.record_failure("p", Down()) is False
 
 
+def test_trackers_of_one_process_see_each_others_cooldowns_at_once(
+    make: Callable[..., RedisCooldownTracker], url: str, prefix: str
+) -> None:
+    """In one process, what a tracker's reply taught, the others know before the event comes.
+
+    Sync trackers with clients of their own, and async ones in one event loop (whose
+    listener tasks cannot run before the next check).
+    """
+    for n in range(20):
+        a, b = make(failure_threshold=1, cooldown=30), make(failure_threshold=1, cooldown=30)
+        assert a.record_failure(f"p{n}", Down()) is True
+        assert not b.is_available(f"p{n}") and b.cooldown_remaining(f"p{n}") > 0
+        a.record_success(f"p{n}")
+        assert b.is_available(f"p{n}")
+
+    async def scenario() -> None:
+        clients = [async_client(url), async_client(url)]
+        a, b = (AsyncRedisCooldownTracker(c, prefix=prefix, failure_threshold=1) for c in clients)
+        try:
+            await a.wait_synced()
+            await b.wait_synced()
+            for n in range(20):
+                assert await a.record_failure(f"q{n}", Down()) is True
+                assert not await b.is_available(f"q{n}")
+            await a.reset()
+            assert await b.is_available("q0")
+        finally:
+            for tracker in (a, b):
+                await tracker.aclose()
+            for client in clients:
+                await client.aclose()
+
+    run_async(scenario)
+
+
 def test_a_success_elsewhere_clears_failures_here(
     make: Callable[..., RedisCooldownTracker],
 ) -> None:

@@ -186,6 +186,35 @@ def test_a_server_restarted_from_an_older_dump_is_what_the_view_shows(tmp_path: 
         admin.close()
 
 
+def test_lost_history_is_dropped_when_the_client_reconnects_within_a_session(
+    tmp_path: Any,
+) -> None:
+    """redis-py's own retries resubscribe inside the listener's session.
+
+    That is still a reload that forgets what the server lost.
+    """
+    server = RedisServer(data_dir=str(tmp_path))
+    with server:
+        client = redis.Redis(port=server.port, socket_timeout=TIMEOUT)  # retries: the default
+        options = {**OPTIONS}
+        del options["socket_timeout"]
+        with RedisCooldownTracker(client, prefix="dump", **options) as t:
+            assert t.wait_synced(5.0)
+            t.record_failure("cleared_since", Down())
+            admin = sync_client(server.url)
+            admin.save()
+            t.record_success("cleared_since")
+            t.record_failure("cooled_since", Down())
+            server.kill()
+            server.start()
+            assert wait_until(
+                lambda: not t.is_available("cleared_since") and t.is_available("cooled_since"),
+                timeout=10.0,
+            ), t.cooldowns()
+            admin.close()
+        client.close()
+
+
 def test_a_slow_server_is_one_outage_not_a_flapping_breaker(
     logs: pytest.LogCaptureFixture,
 ) -> None:

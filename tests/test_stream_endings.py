@@ -286,3 +286,37 @@ def test_a_hedged_call_cancelled_as_its_losers_settle_keeps_other_tasks_calls() 
     asyncio.run(main())
     route = last_route()
     assert route is not None and route.provider == "other"
+
+
+def test_the_calls_last_events_come_when_it_is_cancelled_while_the_stream_closes() -> None:
+    """Cancelled while the provider's stream closes: the listeners still hear the call end.
+
+    (The consumer stopped; an SDK's HTTP response takes a while to close.)
+    """
+    rec = EventRecorder()
+    closing = asyncio.Event()
+
+    @routed(providers=["a", "b"], cooldown=None, listeners=[rec])
+    async def chat(provider: str) -> AsyncIterator[int]:
+        try:
+            for i in range(100):
+                yield i
+                await asyncio.sleep(0)
+        finally:
+            closing.set()
+            await asyncio.sleep(10)
+
+    async def consume() -> None:
+        async with contextlib.aclosing(chat()) as stream:
+            async for _ in stream:
+                break
+
+    async def main() -> None:
+        task = asyncio.create_task(consume())
+        await closing.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert rec.last("call_finished").outcome == "cancelled"  # type: ignore[union-attr]

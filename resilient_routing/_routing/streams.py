@@ -191,12 +191,12 @@ def _sync_stream(
                         thrown = True
                         raise
     except GeneratorExit:
-        _close(it, made)
+        _finishing(d, _close, it, made)
         _finishing(d, _cleared, d, tracker)
         d.ended(closed=True)
         raise
     except BaseException as exc:
-        _close(it, made)
+        _finishing(d, _close, it, made)  # interrupted while closing: the call ends so
         if thrown or not isinstance(exc, Exception):
             d.finish(exc)  # the consumer's, or an interruption: nothing recorded
             raise
@@ -205,7 +205,7 @@ def _sync_stream(
             _finishing(d, ask_tracker, d, step, tracker)
         raise
     else:
-        _close(it, made)
+        _finishing(d, _close, it, made)
         _finishing(d, _cleared, d, tracker)
         d.ended()
     finally:
@@ -335,7 +335,7 @@ async def _async_stream(
                         thrown = True
                         raise
     except GeneratorExit:
-        await _aclose(it, made)
+        await _finishing_async(d, _aclose, it, made)
         if cancelling():  # the consumer's task, cancelled in its loop body: nothing recorded
             d.finish(asyncio.CancelledError())
         else:
@@ -343,7 +343,7 @@ async def _async_stream(
             d.ended(closed=True)
         raise
     except BaseException as exc:
-        await _aclose(it, made)
+        await _finishing_async(d, _aclose, it, made)  # cancelled while closing: as in sync
         if cancelling() and isinstance(exc, Exception):  # a client's stand-in for it
             d.finish(asyncio.CancelledError())
             raise asyncio.CancelledError() from exc
@@ -355,7 +355,7 @@ async def _async_stream(
             await _finishing_async(d, ask_tracker_async, d, step, tracker)
         raise
     else:
-        await _aclose(it, made)
+        await _finishing_async(d, _aclose, it, made)
         await _finishing_async(d, _cleared_async, d, tracker)
         d.ended()
     finally:

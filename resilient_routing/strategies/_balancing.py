@@ -24,8 +24,9 @@ class LoadBalanced:
     """First choices rotate exactly evenly over the non-terminus providers.
 
     On failure it falls back through the other non-terminus providers, then the terminus.
-    Their order turns too, one step per round of first choices, so that the calls a provider
-    cooling down would have taken spread evenly over the others. Use it to spread load over
+    Their order turns too, one step per round of first choices, so that the calls one provider
+    cooling down would have taken spread evenly over the others (two neighbours in the list
+    cooling down leave more to the provider after them). Use it to spread load over
     equivalent providers while keeping a last resort.
     """
 
@@ -94,10 +95,10 @@ class Weighted:
         rng = self._rng
         first = rng.choices(range(head), weights=weights)[0]
         distinct = len(set(weights))
-        if distinct == 1:  # all equal: the others from a random point of the rotation
-            after = [*range(first + 1, head), *range(first)]
-            turn = rng.randrange(head - 1)
-            return [first, *after[turn:], *after[:turn]]
+        if distinct == 1:  # all equal: the others in a random order
+            others = [*range(first), *range(first + 1, head)]
+            rng.shuffle(others)
+            return [first, *others]
         if distinct < head:  # some equal: in a random order among themselves
             ties = {i: rng.random() for i in range(head)}
             by_weight = sorted(range(head), key=lambda i: (-weights[i], ties[i]))
@@ -147,8 +148,13 @@ class LeastLatency:
         for p in providers[:head]:
             name = provider_name(p)
             last = heard.get(name)
-            if last is None or last <= stale:
+            if last is None:
                 scores.append(-1.0)  # without data: first
+            elif last < stale:
+                # Forgotten: this call measures it anew; the calls meanwhile wait for that.
+                heard[name] = calls
+                ewma.pop(name, None)
+                scores.append(-1.0)
             else:
                 scores.append(ewma.get(name, math.inf))  # only failures: after the measured
         return sorted(range(head), key=scores.__getitem__)
@@ -159,14 +165,15 @@ class LeastLatency:
         A failure is no latency: it only tells that ``name`` was tried.
         """
         heard = self._heard
-        stale = heard.get(name, -1) <= self._calls - self.forget_after
+        last = heard.get(name)
+        stale = last is not None and last < self._calls - self.forget_after
         heard[name] = self._calls
+        if stale:
+            self._ewma.pop(name, None)  # forgotten: what it answered long ago says nothing
         if ok:
-            old = None if stale else self._ewma.get(name)
+            old = self._ewma.get(name)
             # A lost update between two threads only drops one sample from an average.
             self._ewma[name] = seconds if old is None else old + self.alpha * (seconds - old)
-        elif stale:
-            self._ewma.pop(name, None)  # forgotten: what it answered long ago says nothing
 
 
 class LeastBusy:

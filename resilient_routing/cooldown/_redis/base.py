@@ -29,11 +29,12 @@ from .client import (
     check_prefix,
     database,
     make_client,
+    server_of,
     text,
 )
 from .cluster import is_cluster, listener_class
 from .sentinel import make_sentinel_client
-from .view import View
+from .view import View, family_of
 
 __all__ = ["Call", "RedisTrackerBase"]
 
@@ -81,6 +82,10 @@ class RedisTrackerBase(Generic[ClientT]):
         self._client = client
         self._keys = keys = scripts.Keys(self.prefix, database(client))
         self._view = View()
+        server = server_of(client)
+        self._view.join(
+            family_of(None if server is None else (*server, keys.channel)), self._clock.now
+        )
         self._breaker = Breaker(
             _validate.seconds("retry_interval", retry_interval),
             self._logger,
@@ -285,7 +290,7 @@ class RedisTrackerBase(Generic[ClientT]):
 
     def _failure_done(self, name: str, reply: Any, now: float) -> bool:
         started, remaining_ms, seq = (int(v) for v in reply)
-        self._view.apply(name, seq, True, remaining_ms / 1000.0, now)
+        self._view.tell(name, seq, True, remaining_ms / 1000.0, now)
         return started == 1
 
     def _peek_done(self, name: str, reply: Any, now: float) -> float:
@@ -296,7 +301,7 @@ class RedisTrackerBase(Generic[ClientT]):
 
     def _claim_done(self, name: str, reply: Any, now: float) -> int:
         admitted, left_ms, seq, exists = (int(v) for v in reply)
-        self._view.apply(name, seq, bool(exists), left_ms / 1000.0, now)
+        self._view.tell(name, seq, bool(exists), left_ms / 1000.0, now)
         # Polling, the claim is the read that lets a clean provider's success skip Redis.
         self._view.note_checked(name)
         return admitted
@@ -315,10 +320,10 @@ class RedisTrackerBase(Generic[ClientT]):
 
     def _clear_done(self, name: str, reply: Any, now: float) -> None:
         _, seq = (int(v) for v in reply)
-        self._view.apply(name, seq, False, 0.0, now)
+        self._view.tell(name, seq, False, 0.0, now)
 
     def _clear_all_done(self, reply: Any) -> None:
-        self._view.clear_all(int(reply))
+        self._view.tell_cleared(int(reply))
 
     @staticmethod
     def _states_done(reply: Any) -> list[ProviderState]:

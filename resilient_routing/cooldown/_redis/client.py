@@ -38,6 +38,7 @@ __all__ = [
     "drop_idle",
     "drop_idle_async",
     "make_client",
+    "server_of",
     "socket_timeout",
     "subscribed",
     "text",
@@ -162,6 +163,19 @@ def advise_on_client(
 def database(client: object) -> int:
     """Return the database number the client talks to (pub/sub spans databases)."""
     return int(connection_kwargs(client).get("db", 0) or 0)
+
+
+def server_of(client: object) -> tuple[object, ...] | None:
+    """Return what tells the server ``client`` talks to apart (None: it cannot tell).
+
+    Trackers of one process on one server and prefix share what their replies teach them.
+    """
+    kwargs = connection_kwargs(client)
+    pool = getattr(client, "connection_pool", None)
+    where = kwargs.get("path") or kwargs.get("host") or getattr(pool, "service_name", None)
+    if where is None:
+        return None
+    return (type(client).__name__, where, kwargs.get("port"), kwargs.get("db", 0) or 0)
 
 
 def socket_timeout(client: object) -> float:

@@ -125,7 +125,8 @@ class ListenerBase:
             return self.event(message["data"])
         if kind in _SUBSCRIBED:
             # First subscription, or redis-py's own reconnection: either way events may have
-            # been missed.
+            # been missed, and what was heard before may be history the server lost.
+            self.begin()
             return True
         if kind == "sunsubscribe":
             raise ChannelMoved(self.keys.channel)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from .client import text
 
-__all__ = ["View", "parse_snapshot"]
+__all__ = ["View", "family_of", "parse_snapshot"]
 
 #: In polling mode, a read of a provider found clean lets its success skip Redis this long.
 _CHECKED_FOR: Final = 1.0
@@ -36,11 +37,14 @@ class View:
     """
 
     __slots__ = (
+        "__weakref__",
         "_clean",
         "_held",
         "checked",
+        "clock",
         "deadlines",
         "dirty",
+        "family",
         "floor",
         "highest",
         "incomplete",
@@ -56,6 +60,9 @@ class View:
         self.ready = threading.Event()
         self.live = False
         self.floor = 0
+        #: The views of this process's other trackers on the same server and prefix.
+        self.family: weakref.WeakSet[View] = weakref.WeakSet()
+        self.clock: Callable[[], float] = time.monotonic
         #: The newest state heard of, and what it was when the listener's session began.
         self.highest = self.session_high = 0
         self.incomplete = False
@@ -154,6 +161,35 @@ class View:
         self.checked.clear()
         self.incomplete = False
 
+    def join(self, family: weakref.WeakSet[View], clock: Callable[[], float]) -> None:
+        """Join the views of the trackers of this process on the same server and prefix.
+
+        ``clock``: the tracker's, which the view's deadlines are on.
+        """
+        self.clock = clock
+        with _families_lock:
+            family.add(self)
+            self.family = family
+
+    def tell(self, name: str, seq: int, dirty: bool, remaining: float, now: float) -> None:
+        """Apply what a reply of this tracker's taught, here and in the family's other views.
+
+        Another tracker of the process then sees it at once, not when the event comes back.
+        """
+        self.apply(name, seq, dirty, remaining, now)
+        for view in self._relatives():
+            view.apply(name, seq, dirty, remaining, view.clock())
+
+    def tell_cleared(self, seq: int) -> None:
+        """:meth:`clear_all`, here and in the family's other views."""
+        self.clear_all(seq)
+        for view in self._relatives():
+            view.clear_all(seq)
+
+    def _relatives(self) -> list[View]:
+        with _families_lock:
+            return [view for view in self.family if view is not self]
+
     def clear_all(self, seq: int) -> None:
         """Every provider was reset as of ``seq`` (what is newer stays)."""
         with self.lock:
@@ -213,6 +249,25 @@ class View:
             return True
         checked = self.checked.get(name)
         return checked is not None and time.monotonic() - checked < _CHECKED_FOR
+
+
+#: The views of each (server, prefix) in this process, held weakly: a family lives as long as
+#: one of its views (each holds it), a view as long as its tracker.
+_families: weakref.WeakValueDictionary[tuple[object, ...], weakref.WeakSet[View]] = (
+    weakref.WeakValueDictionary()
+)
+_families_lock = threading.Lock()
+
+
+def family_of(key: tuple[object, ...] | None) -> weakref.WeakSet[View]:
+    """Return the family of views of ``key`` (a new one, alone, when ``key`` is None)."""
+    if key is None:
+        return weakref.WeakSet()
+    with _families_lock:
+        family = _families.get(key)
+        if family is None:
+            family = _families[key] = weakref.WeakSet()
+        return family
 
 
 def parse_snapshot(reply: Any) -> tuple[int, list[str], dict[str, float]]:
