@@ -13,7 +13,7 @@ from typing import Any
 
 from ._exceptions import InvalidConfigError
 
-__all__ = ["code_returning", "kind_of", "visible_signature"]
+__all__ = ["code_returning", "kind_of", "spelled_out", "visible_signature"]
 
 #: The code flags saying what calling a function returns (a generator, a coroutine...).
 _RETURNS = (
@@ -88,3 +88,14 @@ def visible_signature(target: Callable[..., Any], kind: str) -> tuple[inspect.Si
             f"positional parameter (after self or cls for methods), got {signature}"
         )
     return signature.replace(parameters=params), kind == "function" and index == 1
+
+
+def spelled_out(target: Any, options: Sequence[inspect.Parameter]) -> None:
+    """Give ``target`` a signature listing ``options`` where it takes ``**options``.
+
+    What ``help()``, IDEs and ``inspect.signature`` show: each keyword and its default, as
+    the typed ``Unpack[...]`` options alone would not. ``target``: a function or a class.
+    """
+    signature = inspect.signature(target)
+    own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    target.__signature__ = signature.replace(parameters=[*own, *options])

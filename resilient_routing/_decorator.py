@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from ._binding import bind_first, routed_class
-from ._callables import kind_of, visible_signature
+from ._callables import kind_of, spelled_out, visible_signature
 from ._exceptions import InvalidConfigError
-from ._routing.options import CommonOptions, Options, RoutingOptions
+from ._routing.options import CommonOptions, Options, RoutingOptions, parameters
 from ._routing.providers import ProviderSource
 from ._routing.route import Route
 from ._routing.runners import runner
@@ -153,3 +153,6 @@ def routed(*, providers: ProviderSource, **options: Unpack[RoutingOptions]) -> A
     # Checked now so a typo fails at import time, not at the first call in production; what
     # depends on the function (sync or async) is checked when it is decorated.
     return _Decorator(Options.of(providers, options, "routed"))
+
+
+spelled_out(routed, parameters())

@@ -15,7 +15,6 @@ they propagate unchanged, with a note naming the provider.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -223,6 +222,8 @@ def portable(failures: tuple[tuple[str, Exception], ...]) -> tuple[tuple[str, Ex
 
     Called only as an error is pickled: each exception is pickled and rebuilt once to know.
     """
+    import pickle  # here: only an error being pickled needs it (it costs import time)
+
     kept: list[tuple[str, Exception]] = []
     for name, exc in failures:
         try:

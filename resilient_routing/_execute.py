@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-from ._callables import kind_of
+from ._callables import kind_of, spelled_out
 from ._exceptions import InvalidConfigError
-from ._routing.options import Options, RoutingOptions
+from ._routing.options import Options, RoutingOptions, parameters
 from ._routing.route import Route
 from ._routing.runners import awaiting, runner
 
@@ -73,3 +73,7 @@ async def execute_async(
     # A stream's attempts await what needs awaiting themselves.
     result: RouteResult[T] = await runner(route)(fn if route.stream else awaiting(fn), (), {}, True)
     return result
+
+
+spelled_out(execute, parameters())
+spelled_out(execute_async, parameters())

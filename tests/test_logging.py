@@ -51,6 +51,7 @@ def test_structlog_renders_fields_as_keys(clock: FakeClock) -> None:
     failed, cooling, ok = lines
     assert failed["provider"] == "a" and failed["attempt"] == 1 and failed["is_terminus"] is False
     assert failed["error_type"] == "Down" and failed["error"] == "503 from upstream"
+    assert failed["latency"] >= 0  # the failed attempt's seconds
     assert failed["level"] == "warning"
     assert cooling["cooldown_remaining"] == 30
     assert ok["provider"] == "b" and ok["attempt"] == 2 and ok["latency"] >= 0

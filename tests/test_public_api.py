@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import inspect
 import multiprocessing
 import pickle
 import subprocess
@@ -22,6 +23,7 @@ from resilient_routing import (
     SlowCallError,
 )
 from resilient_routing._exceptions import UnpicklableFailure
+from resilient_routing.cooldown import RedisCooldownTracker
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -152,6 +154,25 @@ def test_a_copy_of_a_routing_error_keeps_its_failures_as_they_are() -> None:
         made = copy.copy(error)
         assert made.failures[0][1] is http and made.__notes__ == ["job 42"]
         assert str(made) == str(error)
+
+
+def test_signatures_spell_out_every_option_and_its_default() -> None:
+    """help(), IDEs and inspect show the keywords themselves, not ``**options``."""
+    for function in (resilient_routing.execute, resilient_routing.execute_async):
+        parameters = inspect.signature(function).parameters
+        assert list(parameters)[:2] == ["providers", "fn"]
+        assert parameters["strategy"].default == "fallback"
+        assert parameters["fallback_on"].default is Exception
+        assert parameters["exempt"].default is None and parameters["logger"].default is None
+        assert parameters["cooldown"].default is resilient_routing.UNSET
+        assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    assert "timeout" in inspect.signature(resilient_routing.routed).parameters
+    for tracker in (resilient_routing.InMemoryCooldownTracker, RedisCooldownTracker):
+        parameters = inspect.signature(tracker).parameters
+        assert parameters["failure_threshold"].default == 3
+        assert parameters["cooldown"].default == 30.0
+        assert parameters["max_cooldown"].default == 300.0
+        assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def test_version_is_the_distributions() -> None:

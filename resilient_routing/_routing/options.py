@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from resilient_routing.events import Listener
     from resilient_routing.strategies import Strategy
 
-__all__ = ["CommonOptions", "Options", "RoutingOptions"]
+__all__ = ["CommonOptions", "Options", "RoutingOptions", "parameters"]
 
 
 class CommonOptions(TypedDict, total=False):
@@ -133,3 +134,22 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "slow_call": _optional(_validate.seconds),
 }
 _NAMES = frozenset(_CHECKS)
+
+
+#: What a default means, where the kept form says it otherwise (``fallback_on``: every
+#: Exception; ``cooldown``: the global tracker, read at each call).
+_SHOWN_DEFAULTS: dict[str, object] = {"fallback_on": Exception, "listeners": None}
+
+
+def parameters() -> list[inspect.Parameter]:
+    """The routing options as keyword-only parameters with their defaults (for signatures)."""
+    fields = Options.__dataclass_fields__
+    return [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=_SHOWN_DEFAULTS.get(name, fields[name].default),
+            annotation=getattr(annotation, "__forward_arg__", annotation),
+        )
+        for name, annotation in RoutingOptions.__annotations__.items()
+    ]

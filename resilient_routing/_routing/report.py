@@ -291,8 +291,7 @@ def failed(
     """An attempt failed: judged by ``exc``, with what the routing made of it."""
     caps = d.route.caps
     if logged:
-        error = bounded(describe(exc), ERROR_TEXT_LIMIT)
-        kind = type(exc).__name__
+        error, kind = bounded(describe(exc), ERROR_TEXT_LIMIT), type(exc).__name__
         args: tuple[object, ...]
         if caps.single_attempt:
             message, args = f"{caps.failure_message}: %r: %s: %s", (kind, error)
@@ -306,6 +305,7 @@ def failed(
             i,
             args,
             attempt=d.number(i),
+            latency=latency,
             error_type=kind,
             error=error,
         )

@@ -11,6 +11,7 @@ from collections.abc import Callable, Container
 from typing import TYPE_CHECKING, Unpack
 
 from resilient_routing import _validate
+from resilient_routing._callables import spelled_out
 
 from ._policy import (
     ADMITTED,
@@ -20,6 +21,7 @@ from ._policy import (
     PolicyOptions,
     Standing,
     policy_of,
+    policy_parameters,
 )
 
 if TYPE_CHECKING:
@@ -243,3 +245,6 @@ def names_with_state(tracker: object) -> Container[str] | None:
         if getattr(cls, name) is not method or name in own:
             return None
     return tracker._state
+
+
+spelled_out(InMemoryCooldownTracker, policy_parameters())

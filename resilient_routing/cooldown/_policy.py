@@ -7,6 +7,7 @@ script is its atomic mirror on the server, held to it by the tracker contract su
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -241,6 +242,11 @@ class PolicyOptions(TypedDict, total=False):
     wall_clock: Callable[[], float]
     half_open: bool
     probe_timeout: float
+
+
+def policy_parameters() -> list[inspect.Parameter]:
+    """The options of a policy as keyword-only parameters (for the trackers' signatures)."""
+    return list(inspect.signature(CooldownPolicy).parameters.values())
 
 
 def policy_of(policy: CooldownPolicy | None, owner: str, options: PolicyOptions) -> CooldownPolicy:

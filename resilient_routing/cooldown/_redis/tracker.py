@@ -9,8 +9,9 @@ from typing import Any, Final, Self
 import redis
 import redis.asyncio
 
+from resilient_routing._callables import spelled_out
 from resilient_routing._exceptions import error_text
-from resilient_routing.cooldown._policy import ADMITTED, REFUSED
+from resilient_routing.cooldown._policy import ADMITTED, REFUSED, policy_parameters
 from resilient_routing.cooldown._state import ProviderState
 
 from .base import Call, RedisTrackerBase
@@ -416,3 +417,7 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
             self._scripts.snapshot, self._snapshot_call(self._clock.now()), False
         )
         return {} if reply is None else _cooling(parse_snapshot(reply)[2])
+
+
+spelled_out(RedisCooldownTracker, policy_parameters())
+spelled_out(AsyncRedisCooldownTracker, policy_parameters())
