@@ -229,9 +229,13 @@ class View:
                 self._hold(name, s, was_dirty, deadline)
 
     def wipe(self) -> None:
-        """Forget everything (the server's sequence went back)."""
+        """Forget everything (the server's sequence went back): not live until reloaded.
+
+        Meanwhile checks ask Redis: an empty view would answer "available" for all.
+        """
         with self.lock:
             self._reset(0)
+            self.set_live(False)
 
     def note_checked(self, name: str) -> None:
         """``name`` was just read clean from Redis (polling mode)."""
