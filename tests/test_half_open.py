@@ -334,11 +334,15 @@ def test_a_tracker_loading_the_prefix_takes_an_expired_state_for_clean(clock: Fa
         redis_support.delete_prefix(prefix, url)
 
 
-def test_a_claimed_probe_keeps_its_provider_known_while_the_claim_lasts(clock: FakeClock) -> None:
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["alone", "a failure elsewhere"])
+def test_a_claimed_probe_keeps_its_provider_known_while_the_claim_lasts(
+    clock: FakeClock, elsewhere: bool
+) -> None:
     """A claim extends a state about to expire: the prefix still lists it until the claim ends.
 
     Operators see the provider (``states()``, ``status``), and a tracker loading the prefix
-    meanwhile is refused like everyone else instead of taking it for clean.
+    meanwhile is refused like everyone else instead of taking it for clean; also after a
+    failure of another provider, which prunes old cooldowns (never one whose probe is out).
     """
     url = redis_support.require_redis()
     prefix = redis_support.unique_prefix("claimed")
@@ -353,37 +357,10 @@ def test_a_claimed_probe_keeps_its_provider_known_while_the_claim_lasts(clock: F
         clock.advance(1.0)
         assert prober.is_available("a") is True  # the probe, claimed for 30 s
         time.sleep(0.2)  # past the state's own expiry (Redis's real time: 10 ms + 50 ms)
-        [state] = prober.states()
-        assert state.name == "a" and state.probe_remaining > 20.0
-        loader = RedisCooldownTracker(writer, prefix=prefix, clock=clock, **policy)
-        assert loader.wait_synced(5.0)
-        assert loader.is_available("a") is False
-    finally:
-        prober.close()
-        if loader is not None:
-            loader.close()
-        writer.close()
-        redis_support.delete_prefix(prefix, url)
-
-
-def test_a_tracker_loading_the_prefix_is_refused_during_a_probe_a_failure_elsewhere_or_not(
-    clock: FakeClock,
-) -> None:
-    """A failure of another provider prunes old cooldowns: never one whose probe is out."""
-    url = redis_support.require_redis()
-    prefix = redis_support.unique_prefix("pruned")
-    policy: dict[str, Any] = {"failure_threshold": 1, "cooldown": 0.01, "half_open": True}
-    writer = redis_support.sync_client(url)
-    prober = RedisCooldownTracker(
-        writer, prefix=prefix, clock=clock, state_ttl=0.05, probe_timeout=30.0, **policy
-    )
-    loader = None
-    try:
-        assert prober.record_failure("a", Boom()) is True
-        clock.advance(1.0)
-        assert prober.is_available("a") is True  # the probe, claimed for 30 s
-        time.sleep(0.2)  # past the state's own expiry (Redis's real time: 10 ms + 50 ms)
-        assert prober.record_failure("b", Boom()) is True  # prunes what ended before now - 50 ms
+        if elsewhere:
+            assert prober.record_failure("b", Boom()) is True  # prunes what ended before
+        state = {s.name: s for s in prober.states()}["a"]
+        assert state.probe_remaining > 20.0
         loader = RedisCooldownTracker(writer, prefix=prefix, clock=clock, **policy)
         assert loader.wait_synced(5.0)
         assert loader.is_available("a") is False
