@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -277,3 +278,59 @@ async def test_execute_async_needs_awaitables(fresh_config: InMemoryCooldownTrac
         return provider.upper()
 
     assert (await execute_async(["a"], lambda p: fetch(p))).response == "A"
+
+
+async def test_a_provider_using_a_task_group_falls_over_on_its_failure() -> None:
+    """A child's plain failure in a provider's TaskGroup falls over: no cancellation.
+
+    (Python 3.11's TaskGroup leaves its task's cancellation count raised after it.)
+    """
+    calls: list[str] = []
+
+    @routed(providers=["a", "b"], cooldown=None, timeout=5)
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        if provider == "a":
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_fails())
+        return provider
+
+    assert await call() == "b" and calls == ["a", "b"]
+
+
+async def _fails() -> None:
+    raise ConnectionError("a child request failed")
+
+
+@pytest.mark.parametrize("options", [{}, {"timeout": 5}, {"strategy": "hedged"}])
+async def test_a_routed_call_in_cancellation_cleanup_still_falls_over(
+    options: dict[str, Any],
+) -> None:
+    """A routed call in ``except CancelledError: await release(); raise`` falls over.
+
+    It is not the cancelled one: a provider's plain failure there is a failure.
+    """
+    calls: list[str] = []
+
+    @routed(providers=["a", "b"], cooldown=None, **options)
+    async def release(provider: str) -> str:
+        calls.append(provider)
+        if provider == "a":
+            raise ConnectionError("a is down")
+        return provider
+
+    released: list[str] = []
+
+    async def worker() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            released.append(await release())
+            raise
+
+    task = asyncio.create_task(worker())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert released == ["b"] and calls[:2] == ["a", "b"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -58,11 +59,12 @@ def runner(route: Route) -> Runner:
                     else await tracker.cooldown_remaining(name)
                 )
             else:
+                outer = sys.exception()  # see cancelling()
                 start = clock()
                 try:
                     response = await fn(providers[i], *args, **kwargs)
                 except Exception as exc:
-                    if cancelling():
+                    if cancelling(exc, outer):
                         raise asyncio.CancelledError() from exc
                     attempted, failed = 1, (i, exc, clock() - start)
                 else:
@@ -111,6 +113,7 @@ async def drive(
                 i = d.index
                 budget = d.budget
                 scope: asyncio.Timeout | None = None
+                outer = sys.exception()
                 start = clock()
                 try:
                     if budget is None:
@@ -119,7 +122,7 @@ async def drive(
                         async with asyncio.timeout(budget) as scope:
                             response = await fn(providers[i], *args, **kwargs)
                 except Exception as exc:
-                    if cancelling():
+                    if cancelling(exc, outer):
                         d.abandoned(i, clock() - start)
                         raise asyncio.CancelledError() from exc
                     expired = scope is not None and scope.expired()

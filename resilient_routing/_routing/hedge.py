@@ -277,7 +277,7 @@ async def drive_async(
                 if ok:
                     step = d.succeeded(i, value, latency)
                     continue
-                if cancelling():
+                if cancelling(value):
                     d.abandoned(i, latency)
                     raise asyncio.CancelledError() from value
                 step = d.failed(i, value, latency, expired)

@@ -69,11 +69,25 @@ async def ask_tracker_async(d: Decision, step: int, tracker: Any) -> int:
     return d.tallied([await tracker.cooldown_remaining(n) for n in names])
 
 
-def cancelling() -> bool:
-    """Whether the running task is being cancelled.
+def cancelling(exc: BaseException | None = None, outer: BaseException | None = None) -> bool:
+    """Whether the running task is being cancelled (and ``exc``, if given, stands for that).
 
     Some client wrappers turn ``CancelledError`` into an ordinary exception; taking that for a
-    provider failure (and falling over) would defeat the cancellation.
+    provider failure (and falling over) would defeat the cancellation. Such an exception was
+    raised while a ``CancelledError`` was handled: it is in its chain, before ``outer`` (what
+    the caller was handling when the attempt began: a cleanup after a cancellation it took).
+    A task's count of cancellations alone says too much: Python 3.11's TaskGroup leaves it
+    raised after a child's plain failure, and so does such a cleanup.
     """
     task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+    if task is None or task.cancelling() == 0:
+        return False
+    if exc is None:
+        return True
+    seen: set[int] = set()
+    while exc is not None and exc is not outer and id(exc) not in seen:
+        if isinstance(exc, asyncio.CancelledError):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

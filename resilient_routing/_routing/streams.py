@@ -344,7 +344,7 @@ async def _async_stream(
         raise
     except BaseException as exc:
         await _finishing_async(d, _aclose, it, made)  # cancelled while closing: as in sync
-        if cancelling() and isinstance(exc, Exception):  # a client's stand-in for it
+        if isinstance(exc, Exception) and cancelling(exc):  # a client's stand-in for it
             d.finish(asyncio.CancelledError())
             raise asyncio.CancelledError() from exc
         if thrown or not isinstance(exc, Exception):
