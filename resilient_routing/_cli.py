@@ -144,9 +144,12 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise _UsageError(
                 "--plot needs matplotlib: pip install 'resilient-routing[plot]'"
             ) from exc
-        folder = Path(args.plot).resolve().parent
+        target = Path(args.plot).resolve()
+        folder = target.parent
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise _UsageError(f"--plot {args.plot}: cannot write in {folder}")
+        if target.is_dir():
+            raise _UsageError(f"--plot {args.plot}: a folder, not a file to write")
     try:
         results = simulate(scenario, _Progress(err, not args.no_progress))
     except Exception as exc:
@@ -160,7 +163,10 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         out.write(table(scenario, results) + "\n")
     if args.plot:
-        plot(scenario, results, args.plot)
+        try:
+            plot(scenario, results, args.plot)
+        except OSError as exc:
+            raise _Failure(f"--plot {args.plot}: cannot write it ({exc.strerror})") from exc
         err.write(f"timelines written to {args.plot}\n")
     return 0
 

@@ -594,3 +594,47 @@ def test_a_password_in_any_url_form_never_reaches_a_message(url: str) -> None:
     """In the query, in a unix socket URL, or with characters that cut a parsed address."""
     code, out, err = run("status", "--redis", url)
     assert code != 0 and "hunter2" not in out + err and "unter" not in out + err
+
+
+THREE = """
+duration = "30s"
+rate = 1.0
+[[providers]]
+name = "a"
+latency = "constant"
+latency_median = 1.0
+[[providers]]
+name = "b"
+latency = "constant"
+latency_median = 1.0
+[[providers]]
+name = "c"
+latency = "constant"
+latency_median = 1.0
+"""
+
+
+@pytest.mark.parametrize(
+    "options",
+    ["{ weights = [1, 2] }", "{ weights = { gemni = 2 } }"],
+    ids=["weights of the wrong type", "a weight naming no provider"],
+)
+def test_strategy_options_the_strategy_refuses_are_a_scenario_error(
+    tmp_path: Path, options: str
+) -> None:
+    """One line naming the key, exit 2, before anything runs: not a traceback nor a failed run."""
+    path = tmp_path / "s.toml"
+    config = f'[[configs]]\nname = "w"\nstrategy = "weighted"\nstrategy_options = {options}\n'
+    path.write_text(THREE + config, encoding="utf-8")
+    code, _, err = run("simulate", str(path), "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and "configs[0].strategy_options" in err
+
+
+def test_a_plot_path_that_is_a_folder_is_refused_before_running(tmp_path: Path) -> None:
+    (tmp_path / "out.png").mkdir()
+    path = tmp_path / "s.toml"
+    path.write_text(THREE, encoding="utf-8")
+    code, out, err = run(
+        "simulate", str(path), "--no-progress", "--plot", str(tmp_path / "out.png")
+    )
+    assert code == 2 and out == "" and "a folder, not a file" in err

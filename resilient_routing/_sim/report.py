@@ -88,7 +88,10 @@ def _main(configs: list[dict[str, Any]]) -> list[str]:
         rows.append(row)
     out = [_render(header, rows)]
     if any(c["stream"] for c in configs):
-        out.append("(latency: to the answer; for a streaming config, to the end of its stream)")
+        out.append(
+            "(latency: of every call, to its answer or its failure; for a streaming config, to "
+            "the end of its stream; wasted: attempts that failed)"
+        )
     return out
 
 

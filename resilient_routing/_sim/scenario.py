@@ -220,8 +220,11 @@ def _config(
         idle_timeout=idle_timeout,
     )
     try:
-        strategy_factory(spec.strategy)(**spec.strategy_options)
-    except (TypeError, ValueError) as exc:
+        strategy = strategy_factory(spec.strategy)(**spec.strategy_options)
+        check = getattr(strategy, "check_providers", None)
+        if callable(check):  # e.g. a weight naming no provider of the config's
+            check(list(spec.providers or names))
+    except Exception as exc:  # the strategy's own words: a wrong type, an unknown name...
         raise r.fail(
             "strategy_options", f"options that {spec.strategy!r} takes ({exc})", options
         ) from exc
