@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -193,3 +194,57 @@ async def test_async_attempt_timeout_bounded_by_whole_timeout() -> None:
 
     with pytest.raises(RoutingTimeoutError):
         await call()
+
+
+class StalledTracker:
+    """An async tracker one of whose methods does not answer (a stalled connection)."""
+
+    def __init__(self, stalls: str) -> None:
+        self.inner = InMemoryCooldownTracker()
+        self.stalls = stalls
+
+    async def _answer(self, method: str) -> None:
+        if method == self.stalls:
+            await asyncio.sleep(30)
+
+    async def is_available(self, name: str) -> bool:
+        await self._answer("is_available")
+        return self.inner.is_available(name)
+
+    async def cooldown_remaining(self, name: str) -> float:
+        await self._answer("cooldown_remaining")
+        return self.inner.cooldown_remaining(name)
+
+    async def record_failure(self, name: str, exc: BaseException) -> bool:
+        await self._answer("record_failure")
+        return self.inner.record_failure(name, exc)
+
+    async def record_success(self, name: str) -> None:
+        await self._answer("record_success")
+        self.inner.record_success(name)
+
+    async def reset(self, name: str | None = None) -> None:
+        self.inner.reset(name)
+
+
+@pytest.mark.parametrize("stalls", ["is_available", "record_failure", "record_success"])
+async def test_timeout_bounds_an_async_tracker_that_does_not_answer(stalls: str) -> None:
+    """The call ends at its deadline: timed out, or with the answer it had.
+
+    (When only recording that answer's success stalled, the success goes unrecorded.)
+    """
+
+    @routed(providers=["a", "b"], timeout=0.2, cooldown=StalledTracker(stalls))
+    async def call(provider: str) -> str:
+        if provider == "a":
+            raise ConnectionError("a is down")
+        return provider
+
+    started = time.monotonic()
+    async with asyncio.timeout(5):  # the bound the test itself never needs
+        if stalls == "record_success":
+            assert await call() == "b"
+        else:
+            with pytest.raises(RoutingTimeoutError):
+                await call()
+    assert time.monotonic() - started < 1.0

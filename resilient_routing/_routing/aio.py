@@ -17,7 +17,7 @@ from resilient_routing import _config
 from . import report
 from .decision import ATTEMPT, RAISE, RETURN, Decision
 from .route import Route
-from .steps import Args, AsyncFn, Kwargs, ask_tracker_async, cancelling
+from .steps import Args, AsyncFn, Kwargs, ask_tracker_within, cancelling
 
 __all__ = ["drive", "runner"]
 
@@ -136,7 +136,7 @@ async def drive(
                 raise d.error
             if step is RETURN:
                 return d.value
-            step = await ask_tracker_async(d, step, tracker)
+            step = await ask_tracker_within(d, step, tracker)
     except BaseException as exc:
         d.finish(exc)
         raise

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from resilient_routing._exceptions import (
     AllProvidersFailedError,
-    RoutingTimeoutError,
     SlowCallError,
 )
 
 from . import report
+from .deadlines import Deadlines
 from .failures import judge
 from .providers import read_providers
 from .racing import WAIT, Racing
@@ -68,7 +68,7 @@ _last_here = report.last_here
 _last_in_task = report.last_in_task
 
 
-class Decision(Racing):
+class Decision(Racing, Deadlines):
     """The decision state of one routed call (see the module docstring for its steps).
 
     Args:
@@ -254,19 +254,6 @@ class Decision(Racing):
             report.attempting(self, i, cooling)
         return ATTEMPT
 
-    def _budget(self, route: Route, i: int) -> bool:
-        """Set the budget of provider ``i``'s attempt; return False when the deadline is over."""
-        budget = route.attempt_limit
-        if self.deadline is not None:
-            left = self.deadline - route.clock()
-            if left <= 0:
-                return False
-            if budget is None or left <= budget:
-                budget = left
-                self.deadline_bound += (i,)
-        self.budget = budget
-        return True
-
     # -- outcomes --------------------------------------------------------------------------
 
     def succeeded(self, i: int, response: Any, latency: float) -> int:
@@ -428,12 +415,12 @@ class Decision(Racing):
             report.exhausted(self, error)
         return self._raise(error)
 
-    def _timed_out(self) -> RoutingTimeoutError:
-        timeout = self.route.options.timeout
-        assert timeout is not None
-        error = RoutingTimeoutError(timeout, self.failures)
-        error.__cause__ = self.failures[-1][1] if self.failures else None
-        return error
+    def tracker_late(self, step: int) -> int:
+        """The tracker did not answer ``step`` before the call's deadline.
+
+        An answer in hand stands (its success goes unrecorded); otherwise the call timed out.
+        """
+        return self.returns() if step is CLEAR else self._raise(self._timed_out())
 
     def _raise(self, error: BaseException) -> int:
         self.error = error

@@ -28,7 +28,15 @@ from resilient_routing._exceptions import SlowCallError
 from . import report
 from .decision import ATTEMPT, RAISE, RETURN, WAIT, Decision
 from .route import Route
-from .steps import Args, AsyncFn, Fn, Kwargs, ask_tracker, ask_tracker_async, cancelling
+from .steps import (
+    Args,
+    AsyncFn,
+    Fn,
+    Kwargs,
+    ask_tracker,
+    ask_tracker_within,
+    cancelling,
+)
 
 __all__ = ["async_runner", "default_executor", "drive_async", "sync_runner"]
 
@@ -287,7 +295,7 @@ async def drive_async(
                 won = True
                 return d.value
             else:
-                step = await ask_tracker_async(d, step, tracker)
+                step = await ask_tracker_within(d, step, tracker)
     except BaseException as exc:
         d.finish(exc)
         raise

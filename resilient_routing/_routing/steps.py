@@ -10,7 +10,16 @@ from resilient_routing.cooldown._policy import PROBE
 
 from .decision import CHECK, CLEAR, RECORD, TALLY, Decision
 
-__all__ = ["Args", "AsyncFn", "Fn", "Kwargs", "ask_tracker", "ask_tracker_async", "cancelling"]
+__all__ = [
+    "Args",
+    "AsyncFn",
+    "Fn",
+    "Kwargs",
+    "ask_tracker",
+    "ask_tracker_async",
+    "ask_tracker_within",
+    "cancelling",
+]
 
 #: What drivers call: the provider function (async: a coroutine function), and the arguments
 #: after the provider.
@@ -67,6 +76,23 @@ async def ask_tracker_async(d: Decision, step: int, tracker: Any) -> int:
         return d.returns()
     assert step is TALLY
     return d.tallied([await tracker.cooldown_remaining(n) for n in names])
+
+
+async def ask_tracker_within(d: Decision, step: int, tracker: Any) -> int:
+    """:func:`ask_tracker_async` within the call's ``timeout``, when it has one.
+
+    An async tracker that does not answer (a stalled connection) must not hold the call past
+    its deadline: what the decision makes of that is :meth:`Decision.tracker_late`.
+    """
+    if d.route.plain or d.deadline is None:
+        return await ask_tracker_async(d, step, tracker)
+    try:
+        async with asyncio.timeout(max(d.deadline - d.route.clock(), 0.0)) as scope:
+            return await ask_tracker_async(d, step, tracker)
+    except TimeoutError:
+        if not scope.expired():
+            raise  # the tracker's own
+        return d.tracker_late(step)
 
 
 def cancelling(exc: BaseException | None = None, outer: BaseException | None = None) -> bool:
