@@ -89,6 +89,14 @@ OUTAGE = "[[outages]]\nprovider='a'\nstart=1\nend=2\n"
             "configs[0].half_open: expected false when track_cooldown = false",
         ),
         (
+            PROV + CONF + "track_cooldown=false\ncooldown=5",
+            "configs[0].cooldown: only with a tracker (track_cooldown = true)",
+        ),
+        (
+            PROV + CONF + "track_cooldown=false\nexempt=['a']",
+            "configs[0].exempt: only with a tracker (track_cooldown = true)",
+        ),
+        (
             PROV + CONF + "slow_call=-1",
             "configs[0].slow_call: expected seconds: a finite number > 0",
         ),

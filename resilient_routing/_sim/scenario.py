@@ -179,6 +179,10 @@ def _config(
     half_open = r.boolean("half_open", False)
     if half_open and not track:
         raise r.fail("half_open", "false when track_cooldown = false (no tracker, no probes)", True)
+    if not track:  # what only a tracker reads would change nothing: a mistake to say so
+        keys = ("failure_threshold", "cooldown", "max_cooldown", "growth", "exempt", "cooldown_on")
+        for key in keys:
+            r.refuse(key, "only with a tracker (track_cooldown = true)")
     if half_open:
         probe_timeout = r.seconds("probe_timeout", 30.0, positive=True)
     else:
