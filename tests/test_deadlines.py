@@ -248,3 +248,37 @@ async def test_timeout_bounds_an_async_tracker_that_does_not_answer(stalls: str)
             with pytest.raises(RoutingTimeoutError):
                 await call()
     assert time.monotonic() - started < 1.0
+
+
+async def test_a_hung_first_choice_cut_by_the_deadline_past_slow_call_cools_down() -> None:
+    """Cut by the call's deadline past ``slow_call``: a slow call, recorded.
+
+    The call times out; the next one does not wait on that provider again (as hedged losers).
+    """
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=60)
+    calls: list[str] = []
+
+    @routed(providers=["a", "b"], timeout=0.2, slow_call=0.05, cooldown=tracker)
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        if provider == "a":
+            await asyncio.sleep(30)
+        return provider
+
+    with pytest.raises(RoutingTimeoutError):
+        await call()
+    assert not tracker.is_available("a")
+    assert await call() == "b" and calls == ["a", "b"]
+
+
+async def test_a_first_choice_cut_by_the_deadline_within_slow_call_is_not_recorded() -> None:
+    tracker = InMemoryCooldownTracker(failure_threshold=1, cooldown=60)
+
+    @routed(providers=["a", "b"], timeout=0.1, slow_call=5, cooldown=tracker)
+    async def call(provider: str) -> str:
+        await asyncio.sleep(30)
+        return provider
+
+    with pytest.raises(RoutingTimeoutError):
+        await call()
+    assert tracker.is_available("a")

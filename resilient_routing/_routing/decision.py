@@ -99,7 +99,7 @@ class Decision(Racing, Deadlines):
     # One line per few names: the slots read as a list, not a column.
     __slots__ = tuple(
         (  # noqa: SIM905
-            "_plan asks attempt budget call_id deadline deadline_bound error exempt failures "
+            "_plan asks attempt budget call_id cut deadline deadline_bound error exempt failures "
             "finished hedges in_flight index judged latency listeners logger loud names numbers "
             "probes providers raised response result route skipped slow_answer started tracked "
             "value wait want_result winner"
@@ -278,7 +278,7 @@ class Decision(Racing, Deadlines):
         if counted:
             self.index = i
             self.judged = self.raised = error  # type: ignore[assignment]
-            self.slow_answer = True
+            self.slow_answer, self.cut = True, False
             return RECORD
         return CLEAR if self.names[i] in self.asks else self.returns()
 
@@ -312,10 +312,16 @@ class Decision(Racing, Deadlines):
             self._ended(i, latency, False)
             if expired:
                 if i in self.deadline_bound:
-                    # The caller's deadline, not the provider, ended this attempt: not recorded.
+                    # The caller's deadline, not the provider, ended this attempt: not recorded
+                    # as its failure; but past slow_call unanswered, it was a slow call.
                     error = self._timed_out()
                     error.__cause__ = raised
-                    return self._raise(error)
+                    slow = self.outran(i, latency)
+                    if slow is None:
+                        return self._raise(error)
+                    self.index, self.judged, self.raised = i, slow, error
+                    self.slow_answer, self.cut = False, True
+                    return RECORD
                 # asyncio's TimeoutError says nothing: the failure tells which limit it was.
                 timeout = TimeoutError(
                     f"provider {self.names[i]!r} did not answer within "
@@ -335,7 +341,7 @@ class Decision(Racing, Deadlines):
             self.judged = exc
             self.raised = raised
             self.latency = latency
-            self.slow_answer = False
+            self.slow_answer = self.cut = False
             return RECORD
         if self.loud:
             report.failed(self, i, exc, "fell_over", latency)
@@ -354,10 +360,10 @@ class Decision(Racing, Deadlines):
         """The failure of ``RECORD`` was recorded; ``started``: it started a cooldown."""
         i = self.index
         exc, raised = self.judged, self.raised
-        if self.slow_answer:  # the call returns it
+        if self.slow_answer or self.cut:  # the call returns it, or times out
             if started and self.loud:
                 report.cooldown_started(self, i, remaining)
-            return self.returns()
+            return self._raise(raised) if self.cut else self.returns()
         if self.loud:
             report.failed(self, i, exc, "counted", self.latency)
             if started:

@@ -84,7 +84,8 @@ async def ask_tracker_within(d: Decision, step: int, tracker: Any) -> int:
     An async tracker that does not answer (a stalled connection) must not hold the call past
     its deadline: what the decision makes of that is :meth:`Decision.tracker_late`.
     """
-    if d.route.plain or d.deadline is None:
+    if d.route.plain or d.deadline is None or (step is RECORD and d.cut):
+        # (A slow call the deadline cut is recorded after it: within the tracker's own limits.)
         return await ask_tracker_async(d, step, tracker)
     try:
         async with asyncio.timeout(max(d.deadline - d.route.clock(), 0.0)) as scope:
