@@ -636,3 +636,24 @@ async def test_async_a_success_that_cannot_be_recorded_is_no_success() -> None:
         await call()
     assert rec.last("call_finished").outcome == "propagated"
     assert last_route() is None  # a new task: nothing returned in it
+
+
+class Maintenance(InMemoryCooldownTracker):
+    """A tracker whose ``is_available`` alone takes a provider out (a maintenance window)."""
+
+    def is_available(self, name: str) -> bool:
+        return name != "a" and super().is_available(name)
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["quiet", "a listener"])
+def test_a_tracker_replacing_is_available_alone_is_asked_that_with_or_without_listeners(
+    listening: bool,
+) -> None:
+    """Listeners hear of probes through ``admit``: never the base one, going round the override."""
+    listeners = [EventRecorder()] if listening else []
+
+    @routed(providers=["a", "b"], cooldown=Maintenance(), listeners=listeners)
+    def call(provider: str) -> str:
+        return provider
+
+    assert call() == "b"

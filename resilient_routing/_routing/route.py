@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, SupportsIndex, cast
 from resilient_routing._exceptions import InvalidConfigError
 from resilient_routing._validate import UNSET, AnyTracker
 from resilient_routing.cooldown._memory import names_with_state
+from resilient_routing.cooldown._protocol import telling_admit
 from resilient_routing.strategies._protocol import capabilities
 from resilient_routing.strategies._registry import get_strategy, registered_name
 
@@ -66,7 +67,7 @@ class AsyncAdapter:
         self.tracker.record_success(name)
 
     async def admit(self, name: str) -> int:
-        admit = getattr(self.tracker, "admit", None)
+        admit = telling_admit(self.tracker)
         if admit is None:  # a tracker of the protocol alone: no half-open probes to tell
             return int(bool(self.tracker.is_available(name)))
         return int(admit(name))

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from resilient_routing.cooldown._policy import PROBE
+from resilient_routing.cooldown._protocol import telling_admit
 
 from .decision import CHECK, CLEAR, RECORD, TALLY, Decision
 
@@ -35,7 +36,7 @@ def ask_tracker(d: Decision, step: int, tracker: Any) -> int:
     if step is CHECK:
         name = names[d.index]
         # Listeners hear of half-open probes: a tracker that can tell is asked with admit().
-        admit = getattr(tracker, "admit", None) if d.listeners else None
+        admit = telling_admit(tracker) if d.listeners else None
         if admit is not None:
             admitted = admit(name)
             if admitted:
@@ -59,7 +60,7 @@ async def ask_tracker_async(d: Decision, step: int, tracker: Any) -> int:
     names = d.names
     if step is CHECK:
         name = names[d.index]
-        admit = getattr(tracker, "admit", None) if d.listeners else None
+        admit = telling_admit(tracker) if d.listeners else None
         if admit is not None:
             admitted = await admit(name)
             if admitted:

@@ -234,8 +234,9 @@ def names_with_state(tracker: object) -> Container[str] | None:
     neither asks about it nor records its success: on a routed call whose provider answers,
     that is most of the tracker's cost. Only for an InMemoryCooldownTracker (or subclass)
     whose ``is_available``, ``admit`` and ``record_success`` are the ones defined here, neither
-    overridden, patched on the class, nor replaced on the instance (read when a routed
-    function first uses the tracker); None otherwise: every name is asked about.
+    overridden, patched on the class, nor replaced on the instance (read when the routing
+    first reads the tracker: at decoration for one given to ``routed``, at the first call
+    for the global one); None otherwise: every name is asked about.
     """
     if not isinstance(tracker, InMemoryCooldownTracker):
         return None

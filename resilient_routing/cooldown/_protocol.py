@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["AsyncCooldownTracker", "CooldownTracker"]
+__all__ = ["AsyncCooldownTracker", "CooldownTracker", "telling_admit"]
 
 
 @runtime_checkable
@@ -60,3 +61,34 @@ class AsyncCooldownTracker(Protocol):
     async def reset(self, name: str | None = None) -> None:
         """Forget the state of ``name``, or of every provider when ``name`` is None."""
         ...
+
+
+def telling_admit(tracker: object) -> Callable[[str], Any] | None:
+    """The tracker's ``admit``, when it answers what its ``is_available`` would.
+
+    Not a base class's ``admit`` under a subclass (or an instance) that replaced
+    ``is_available`` alone: asking it would go round the replacement.
+    """
+    admit = getattr(tracker, "admit", None)
+    if admit is None:
+        return None
+    own = getattr(tracker, "__dict__", {})
+    if "is_available" in own and "admit" not in own:
+        return None
+    return admit if _admit_at_least_as_derived(type(tracker)) else None
+
+
+#: By class: whether its ``admit`` is defined at least as far down as its ``is_available``.
+_ADMIT_TELLS: dict[type, bool] = {}
+
+
+def _admit_at_least_as_derived(cls: type) -> bool:
+    tells = _ADMIT_TELLS.get(cls)
+    if tells is None:
+        mro = cls.__mro__
+
+        def defined(attr: str) -> int:
+            return next((i for i, c in enumerate(mro) if attr in vars(c)), len(mro))
+
+        tells = _ADMIT_TELLS[cls] = defined("admit") <= defined("is_available")
+    return tells
