@@ -591,6 +591,30 @@ def test_open_spans_are_bounded(
         OpenTelemetryListener(max_open_calls=0)
 
 
+def test_a_call_whose_span_was_dropped_still_detaches_its_context(
+    tracer_provider: TracerProvider, meter_provider: MeterProvider
+) -> None:
+    """Over max_open_calls the outer span ends early; its call still restores the context.
+
+    Otherwise the ended span stays current, and later spans of the thread nest in it.
+    """
+    listener = OpenTelemetryListener(tracer_provider, meter_provider, max_open_calls=1)
+
+    @routed(providers=["i"], listeners=[listener], cooldown=None)
+    def inner(provider: str) -> str:
+        return provider
+
+    @routed(providers=["o"], listeners=[listener], cooldown=None)
+    def outer(provider: str) -> str:
+        return inner()
+
+    def run() -> object:
+        outer()
+        return trace.get_current_span()
+
+    assert contextvars.copy_context().run(run) is trace.INVALID_SPAN
+
+
 def test_events_of_unknown_calls_are_only_measured(
     listener: OpenTelemetryListener, exporter: InMemorySpanExporter, reader: Any
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -158,6 +159,30 @@ async def test_fault_injector_async_under_routed() -> None:
     result = await call.execute(1)
     assert result.response == "b1" and isinstance(result.failures[0][1], InjectedTimeoutError)
     assert slept == [3, 1]
+
+
+async def test_fault_injector_on_an_async_stream_awaits_its_waits() -> None:
+    """An async generator route: the injected waits are awaited, never the loop put to sleep."""
+    slept: list[float] = []
+    blocked: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    chaos = FaultInjector(
+        {"a": Fault(timeout_rate=1, timeout_after=3), "b": Fault(slow_rate=1, slow_by=1)},
+        sleep=blocked.append,
+        async_sleep=no_sleep,
+    )
+
+    @routed(providers=["a", "b"], cooldown=None)
+    @chaos
+    async def chat(provider: str) -> AsyncIterator[str]:
+        yield f"{provider}1"
+        yield f"{provider}2"
+
+    assert [item async for item in chat()] == ["b1", "b2"]
+    assert (slept, blocked) == ([3, 1], [])
 
 
 @pytest.mark.parametrize(

@@ -190,6 +190,9 @@ class OpenTelemetryListener:
         )
         self._lock = threading.Lock()
         self._open: OrderedDict[int, _Call] = OrderedDict()
+        #: The calls whose span ended early (over max_open_calls): their context is still
+        #: attached where they run, for their own finish to detach (as many, at most).
+        self._dropped: OrderedDict[int, _Call] = OrderedDict()
 
     def on_event(self, event: RoutingEvent) -> None:
         """Turn one routing event into span changes and measurements."""
@@ -236,9 +239,12 @@ class OpenTelemetryListener:
         call = _Call(span, context.attach(trace.set_span_in_context(span)), _owner())
         with self._lock:
             self._open[event.call_id] = call
-            evicted = (
-                self._open.popitem(last=False)[1] if len(self._open) > self._max_open else None
-            )
+            evicted = None
+            if len(self._open) > self._max_open:
+                evicted_id, evicted = self._open.popitem(last=False)
+                self._dropped[evicted_id] = evicted
+                if len(self._dropped) > self._max_open:
+                    self._dropped.popitem(last=False)
         if evicted is not None:
             # Its context stays attached where it was: only its own thread or task may detach.
             evicted.span.set_attribute(_OUTCOME, "abandoned")
@@ -247,6 +253,9 @@ class OpenTelemetryListener:
     def _finished(self, event: CallFinished) -> None:
         with self._lock:
             call = self._open.pop(event.call_id, None)
+            dropped = self._dropped.pop(event.call_id, None) if call is None else None
+        if dropped is not None:
+            self._detach(dropped)  # its span ended already: only its context is left
         outcome = event.outcome
         error = _CALL_ERRORS.get(outcome)
         if outcome == "propagated":
@@ -261,10 +270,7 @@ class OpenTelemetryListener:
         self._call_duration.record(event.duration, attributes)
         if call is None:
             return
-        if call.token is not None and call.owner == _owner():
-            # Elsewhere the token would not belong to the current context: leave it.
-            context.detach(call.token)
-        call.token = None
+        self._detach(call)
         span = call.span
         span.set_attribute(_OUTCOME, outcome)
         span.set_attribute(_ATTEMPTS, event.attempt)
@@ -274,6 +280,13 @@ class OpenTelemetryListener:
             span.set_attribute(_ERROR_TYPE, error)
             span.set_status(trace.Status(trace.StatusCode.ERROR, error))
         span.end()
+
+    @staticmethod
+    def _detach(call: _Call) -> None:
+        if call.token is not None and call.owner == _owner():
+            # Elsewhere the token would not belong to the current context: leave it.
+            context.detach(call.token)
+        call.token = None
 
     def _get(self, call_id: int) -> _Call | None:
         with self._lock:

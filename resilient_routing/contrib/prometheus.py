@@ -65,7 +65,8 @@ class PrometheusListener:
     - ``resilient_routing_cooldowns_started_total{provider}``: cooldowns started;
     - ``resilient_routing_providers_in_cooldown``: providers cooling down now, computed at
       scrape time from the cooldowns started (a provider leaves when its cooldown runs out
-      or when it next answers, which ends a cooldown);
+      or when it next answers, which ends a cooldown; a streaming provider at its first item,
+      although its success is recorded only when its stream ends well);
     - ``resilient_routing_time_to_first_item_seconds{function, provider}``: streaming calls'
       time from their start to their first item (failed attempts included);
     - ``resilient_routing_streams_total{function, outcome}``: streams that ended, by how

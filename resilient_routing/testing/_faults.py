@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import random
@@ -148,7 +149,21 @@ class FaultInjector:
         return fault.slow_by, None
 
     def __call__(self, fn: F) -> F:
-        """Wrap ``fn(provider, ...)`` (sync or async) with the faults."""
+        """Wrap ``fn(provider, ...)`` (sync or async, a generator too) with the faults."""
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            async def async_stream(provider: Any, *args: Any, **kwargs: Any) -> Any:
+                wait, error = self._act(provider)
+                if wait:
+                    await self._async_sleep(wait)  # never the event loop's thread asleep
+                if error is not None:
+                    raise error
+                async with contextlib.aclosing(fn(provider, *args, **kwargs)) as items:
+                    async for item in items:
+                        yield item
+
+            return async_stream  # type: ignore[return-value]
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
