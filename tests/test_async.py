@@ -334,3 +334,71 @@ async def test_a_routed_call_in_cancellation_cleanup_still_falls_over(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert released == ["b"] and calls[:2] == ["a", "b"]
+
+
+class ClientError(Exception):
+    """What a client wrapper raises in place of the cancellation it caught."""
+
+
+async def _client_read() -> None:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        raise ClientError("connection closed") from None
+
+
+async def _fanned_out() -> None:
+    async with asyncio.TaskGroup() as group:  # a child turns the cancellation into an error
+        group.create_task(_client_read())
+
+
+@pytest.mark.parametrize("provider_a", [_client_read, _fanned_out], ids=["wrapper", "task group"])
+@pytest.mark.parametrize("options", [{}, {"timeout": 5}], ids=["plain", "timeout"])
+def test_a_cancellation_a_client_turned_into_an_error_still_cancels(
+    provider_a: Any, options: dict[str, Any]
+) -> None:
+    """Raised in its place, directly or in a TaskGroup's group: the call is cancelled."""
+    calls: list[str] = []
+
+    @routed(providers=["a", "b"], cooldown=None, **options)
+    async def call(provider: str) -> str:
+        calls.append(provider)
+        if provider == "a":
+            await provider_a()
+        return provider
+
+    async def main() -> None:
+        task = asyncio.create_task(call())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert calls == ["a"]
+
+
+async def test_an_attempt_timeout_in_cancellation_cleanup_falls_over() -> None:
+    """The attempt's own timeout is no cancellation, in a cleanup after one or not."""
+
+    @routed(providers=["a", "b"], cooldown=None, attempt_timeout=0.05)
+    async def release(provider: str) -> str:
+        if provider == "a":
+            await asyncio.sleep(30)
+        return provider
+
+    released: list[str] = []
+
+    async def worker() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            released.append(await release())
+            raise
+
+    task = asyncio.create_task(worker())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert released == ["b"]

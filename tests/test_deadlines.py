@@ -282,3 +282,30 @@ async def test_a_first_choice_cut_by_the_deadline_within_slow_call_is_not_record
     with pytest.raises(RoutingTimeoutError):
         await call()
     assert tracker.is_available("a")
+
+
+class LateRecorder(StalledTracker):
+    """Records failures only after the call's deadline (a slow backend)."""
+
+    def __init__(self) -> None:
+        super().__init__("record_failure")
+
+
+async def test_a_failure_whose_record_the_deadline_cut_is_still_in_the_timeout_error() -> None:
+    @routed(providers=["a", "b"], timeout=0.2, cooldown=LateRecorder())
+    async def call(provider: str) -> str:
+        raise ConnectionError(f"{provider} is down")
+
+    with pytest.raises(RoutingTimeoutError) as info:
+        await call()
+    assert [name for name, _ in info.value.failures] == ["a"]
+    assert isinstance(info.value.__cause__, ConnectionError)
+
+
+async def test_a_slow_answer_in_hand_stands_when_its_record_is_cut() -> None:
+    @routed(providers=["a", "b"], timeout=0.3, slow_call=0.01, cooldown=LateRecorder())
+    async def call(provider: str) -> str:
+        await asyncio.sleep(0.05)
+        return provider
+
+    assert await call() == "a"

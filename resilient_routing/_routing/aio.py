@@ -122,10 +122,10 @@ async def drive(
                         async with asyncio.timeout(budget) as scope:
                             response = await fn(providers[i], *args, **kwargs)
                 except Exception as exc:
-                    if cancelling(exc, outer):
+                    expired = scope is not None and scope.expired()  # ours: no cancellation
+                    if not expired and cancelling(exc, outer):
                         d.abandoned(i, clock() - start)
                         raise asyncio.CancelledError() from exc
-                    expired = scope is not None and scope.expired()
                     step = d.failed(i, exc, clock() - start, expired)
                     continue
                 except BaseException:

@@ -426,7 +426,13 @@ class Decision(Racing, Deadlines):
 
         An answer in hand stands (its success goes unrecorded); otherwise the call timed out.
         """
-        return self.returns() if step is CLEAR else self._raise(self._timed_out())
+        if step is CLEAR or (step is RECORD and self.slow_answer):
+            return self.returns()
+        if step is RECORD and self.cut:
+            return self._raise(self.raised)
+        if step is RECORD:  # its failure goes unrecorded, not untold
+            self.failures += ((self.names[self.index], self.judged),)
+        return self._raise(self._timed_out())
 
     def _raise(self, error: BaseException) -> int:
         self.error = error

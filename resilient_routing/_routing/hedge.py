@@ -285,7 +285,7 @@ async def drive_async(
                 if ok:
                     step = d.succeeded(i, value, latency)
                     continue
-                if cancelling(value):
+                if not expired and cancelling(value):  # an attempt's own timeout is no cancel
                     d.abandoned(i, latency)
                     raise asyncio.CancelledError() from value
                 step = d.failed(i, value, latency, expired)

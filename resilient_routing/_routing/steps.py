@@ -112,10 +112,17 @@ def cancelling(exc: BaseException | None = None, outer: BaseException | None = N
         return False
     if exc is None:
         return True
-    seen: set[int] = set()
+    return _stands_for_a_cancel(exc, outer, set())
+
+
+def _stands_for_a_cancel(exc: BaseException | None, outer: object, seen: set[int]) -> bool:
     while exc is not None and exc is not outer and id(exc) not in seen:
         if isinstance(exc, asyncio.CancelledError):
             return True
         seen.add(id(exc))
+        if isinstance(exc, BaseExceptionGroup) and any(
+            _stands_for_a_cancel(inner, outer, seen) for inner in exc.exceptions
+        ):
+            return True  # a TaskGroup's child that turned its cancellation into an error
         exc = exc.__cause__ or exc.__context__
     return False
