@@ -302,6 +302,25 @@ async def _fails() -> None:
     raise ConnectionError("a child request failed")
 
 
+async def _called_in_cancellation_cleanup(call: Any) -> Any:
+    """What ``call()`` returns in ``except CancelledError: await call(); raise`` of a task."""
+    answers: list[Any] = []
+
+    async def worker() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            answers.append(await call())
+            raise
+
+    task = asyncio.create_task(worker())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return answers[0]
+
+
 @pytest.mark.parametrize("options", [{}, {"timeout": 5}, {"strategy": "hedged"}])
 async def test_a_routed_call_in_cancellation_cleanup_still_falls_over(
     options: dict[str, Any],
@@ -319,21 +338,7 @@ async def test_a_routed_call_in_cancellation_cleanup_still_falls_over(
             raise ConnectionError("a is down")
         return provider
 
-    released: list[str] = []
-
-    async def worker() -> None:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            released.append(await release())
-            raise
-
-    task = asyncio.create_task(worker())
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert released == ["b"] and calls[:2] == ["a", "b"]
+    assert await _called_in_cancellation_cleanup(release) == "b" and calls[:2] == ["a", "b"]
 
 
 class ClientError(Exception):
@@ -387,18 +392,4 @@ async def test_an_attempt_timeout_in_cancellation_cleanup_falls_over() -> None:
             await asyncio.sleep(30)
         return provider
 
-    released: list[str] = []
-
-    async def worker() -> None:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            released.append(await release())
-            raise
-
-    task = asyncio.create_task(worker())
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert released == ["b"]
+    assert await _called_in_cancellation_cleanup(release) == "b"
