@@ -42,18 +42,17 @@ def runner(route: Route) -> Runner:
         if context.config is not config:
             context = route.resolve(config)
         local, tracker, asks = context.local, context.tracker, context.asks
-        failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
-        cooling: float | None = None  # the seconds left of its first choice's cooldown
         if static is not None and not context.listeners and not context.logger.isEnabledFor(_DEBUG):
             plan = None if rest is not None else plan_of(providers)
             i = 0 if plan is None else next(plan)
             name = names[i]
             ask = name in asks
+            # The lane hands the call over with what it learned: the decision's first step.
             if ask and not (
                 local.is_available(name) if local is not None else await tracker.is_available(name)
             ):
-                attempted = 0
-                cooling = (
+                d = Decision(route, context, want_result, static, plan, i)
+                step = d.cooling(
                     local.cooldown_remaining(name)
                     if local is not None
                     else await tracker.cooldown_remaining(name)
@@ -66,7 +65,8 @@ def runner(route: Route) -> Runner:
                 except Exception as exc:
                     if cancelling(exc, outer):
                         raise asyncio.CancelledError() from exc
-                    attempted, failed = 1, (i, exc, clock() - start)
+                    d = Decision(route, context, want_result, static, plan, i, 1)
+                    step = d.failed(i, exc, clock() - start)
                 else:
                     latency = clock() - start
                     if ask:
@@ -79,13 +79,13 @@ def runner(route: Route) -> Runner:
                     if report.running_loop() is not None:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
-            d = Decision(route, context, want_result, static, plan, i, attempted)
         else:
             d = Decision(route, context, want_result)
+            step = None
         try:
-            return await drive(d, tracker, fn, args, kwargs, failed, cooling)
+            return await drive(d, tracker, fn, args, kwargs, step)
         finally:
-            del d, failed  # as in the sync driver
+            del d  # as in the sync driver
 
     return run
 
@@ -96,17 +96,17 @@ async def drive(
     fn: AsyncFn,
     args: Args,
     kwargs: Kwargs,
-    failed: tuple[int, Exception, float] | None = None,
-    cooling: float | None = None,
+    step: int | None = None,
 ) -> Any:
     """Perform the steps of ``d`` until the call returns or raises; return what it returns.
 
-    Each attempt is bounded by ``d.budget``. ``failed`` and ``cooling``: what a fast lane
-    learned before handing the call over (see the sync driver's ``drive``).
+    Each attempt is bounded by ``d.budget``. ``step``: the first step, when a fast lane handed
+    the call over (None: ``d.start()``).
     """
     clock = d.route.clock
     try:
-        step = d.start(failed, cooling)
+        if step is None:
+            step = d.start()
         providers = d.providers
         while True:
             if step is ATTEMPT:

@@ -81,9 +81,9 @@ class Decision(Racing, Deadlines):
             (None: it took index 0 of the route's ``rest`` without drawing a plan).
         drawn: the index that lane drew (-1: no lane; the strategy's plan is drawn at the
             first step).
-        attempted: 1 when that lane attempted ``drawn`` (its failure is handed to
-            :meth:`start`); 0 when it found ``drawn`` cooling down (its cooldown is handed to
-            :meth:`start`: the tracker is not asked twice).
+        attempted: 1 when that lane attempted ``drawn`` (it reports the failure with
+            :meth:`failed`); 0 when it found ``drawn`` cooling down (it reports the cooldown
+            with :meth:`cooling`: the tracker is not asked twice).
 
     Attributes:
         index: the provider the current step is about.
@@ -166,20 +166,12 @@ class Decision(Racing, Deadlines):
 
     # -- entry points ----------------------------------------------------------------------
 
-    def start(
-        self, failed: tuple[int, Exception, float] | None = None, cooling: float | None = None
-    ) -> int:
+    def start(self) -> int:
         """Return the first step of the call (drivers call it first).
 
-        Args:
-            failed: a fast lane's attempt of its first choice failed: ``(i, raised,
-                latency)``, as :meth:`failed` takes them.
-            cooling: the lane found its first choice cooling down for these seconds.
+        A driver's fast lane that attempted the first choice, or found it cooling down, hands
+        the call over by reporting that instead (:meth:`failed`, :meth:`cooling`).
         """
-        if failed is not None:
-            return self.failed(*failed)
-        if cooling is not None:
-            return self.cooling(cooling)
         return self._next()
 
     # -- which provider next ---------------------------------------------------------------

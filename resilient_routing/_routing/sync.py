@@ -44,15 +44,15 @@ def runner(route: Route) -> Runner:
         if context.config is not config:
             context = route.resolve(config)
         tracker, asks = context.tracker, context.asks
-        failed: tuple[int, Exception, float] | None = None  # the fast lane's failed attempt
-        cooling: float | None = None  # the seconds left of its first choice's cooldown
         if static is not None and not context.listeners and not context.logger.isEnabledFor(_DEBUG):
             plan = None if rest is not None else plan_of(providers)
             i = 0 if plan is None else next(plan)
             name = names[i]
             ask = name in asks
+            # The lane hands the call over with what it learned: the decision's first step.
             if ask and not tracker.is_available(name):
-                attempted, cooling = 0, tracker.cooldown_remaining(name)
+                d = Decision(route, context, want_result, static, plan, i)
+                step = d.cooling(tracker.cooldown_remaining(name))
             else:
                 start = clock()
                 try:
@@ -63,7 +63,8 @@ def runner(route: Route) -> Runner:
                     else:
                         response = fn(providers[i], *args)
                 except Exception as exc:
-                    attempted, failed = 1, (i, exc, clock() - start)
+                    d = Decision(route, context, want_result, static, plan, i, 1)
+                    step = d.failed(i, exc, clock() - start)
                 else:
                     latency = clock() - start
                     if ask:
@@ -75,16 +76,16 @@ def runner(route: Route) -> Runner:
                     if report.running_loop() is not None:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
-            d = Decision(route, context, want_result, static, plan, i, attempted)
         else:
             d = Decision(route, context, want_result)
+            step = None
         call = fn if instance is None else MethodType(fn, instance)
         try:
-            return drive(d, tracker, call, args, kwargs, failed, cooling)
+            return drive(d, tracker, call, args, kwargs, step)
         finally:
             # A failure's traceback holds this frame: it must not keep the decision (which
             # holds the failures) alive, or every fallback would leave a cycle to collect.
-            del d, failed
+            del d
 
     return run
 
@@ -95,17 +96,16 @@ def drive(
     call: Fn,
     args: Args,
     kwargs: Kwargs,
-    failed: tuple[int, Exception, float] | None = None,
-    cooling: float | None = None,
+    step: int | None = None,
 ) -> Any:
     """Perform the steps of ``d`` until the call returns or raises; return what it returns.
 
-    What a fast lane learned before handing the call over: ``failed``, its attempt, which
-    failed; ``cooling``, the seconds left of the cooldown of its first choice (``d.index``).
+    ``step``: the first step, when a fast lane handed the call over (None: ``d.start()``).
     """
     clock = d.route.clock
     try:
-        step = d.start(failed, cooling)
+        if step is None:
+            step = d.start()
         providers = d.providers
         while True:
             if step is ATTEMPT:
