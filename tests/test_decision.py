@@ -21,6 +21,7 @@ from resilient_routing import (
     InvalidConfigError,
     RoutingTimeoutError,
 )
+from resilient_routing._routing import failures
 from resilient_routing._routing.decision import (
     ATTEMPT,
     CHECK,
@@ -186,6 +187,24 @@ def test_configuration_errors_and_recursion_never_fall_over(error: Exception) ->
     """InvalidConfigError and RecursionError propagate, whatever fallback_on says."""
     _, raised = play(make("ab", tracked=False), {"a": error})
     assert raised is error
+
+
+def test_failures_are_judged_by_their_class_however_many_classes_came_before() -> None:
+    """Many ordinary failure classes (remembered to judge them faster) change no verdict."""
+    for n in range(300):
+        ordinary = type(f"Ordinary{n}", (Exception,), {})
+        for _ in range(2):
+            steps, result = play(make("ab", tracked=False), {"a": ordinary()})
+            assert result == "ok:b" and steps[-1] == ("attempt", "b")
+
+    class StillAConfigError(InvalidConfigError):
+        pass
+
+    for _ in range(2):
+        error = StillAConfigError("x")
+        _, raised = play(make("ab", tracked=False), {"a": error})
+        assert raised is error
+    assert len(failures._ORDINARY) <= failures._ORDINARY_MAX  # classes made at run time
 
 
 def test_single_attempt_reraises_the_providers_own_exception_with_a_note() -> None:

@@ -144,7 +144,7 @@ class Decision(Racing, Deadlines):
         self.exempt = context.exempt
         self.logger = logger = context.logger
         self.listeners = listeners = context.listeners
-        self.loud = bool(listeners) or logger.isEnabledFor(route.loudest)
+        self.loud = True if listeners else logger.isEnabledFor(route.loudest)
         if not route.plain:
             options = route.options
             self.in_flight = 0

@@ -17,6 +17,10 @@ _NEVER_FALL_OVER = (InvalidConfigError, RecursionError)
 # Failures that need a closer look than fallback_on: those above, and a tenacity.RetryError
 # (judged by its last attempt's exception).
 _UNUSUAL = (tenacity.RetryError, *_NEVER_FALL_OVER)
+# The exception classes seen that are not _UNUSUAL: a set lookup costs a third of isinstance()
+# over that tuple, on every failure. Bounded, so classes made at run time are not all kept.
+_ORDINARY: set[type[Exception]] = set()
+_ORDINARY_MAX = 256
 
 
 def judged(exc: Exception) -> Exception:
@@ -37,10 +41,13 @@ def judge(
 
     ``fallback_on``: the route's predicate; None when every Exception falls over.
     """
-    if isinstance(raised, _UNUSUAL):
-        exc = judged(raised)
-        if isinstance(exc, _NEVER_FALL_OVER):
-            return exc, False
-    else:
-        exc = raised
+    exc = raised
+    kind = type(raised)
+    if kind not in _ORDINARY:
+        if isinstance(raised, _UNUSUAL):
+            exc = judged(raised)
+            if isinstance(exc, _NEVER_FALL_OVER):
+                return exc, False
+        elif len(_ORDINARY) < _ORDINARY_MAX:
+            _ORDINARY.add(kind)
     return exc, fallback_on is None or fallback_on(exc)
