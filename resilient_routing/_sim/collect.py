@@ -9,21 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resilient_routing.events import (
-    AttemptFailed,
-    AttemptStarted,
-    AttemptSucceeded,
-    CallFinished,
-    CallStarted,
-    CooldownStarted,
-    FirstItem,
-    ProbeFailed,
-    ProbeStarted,
-    ProbeSucceeded,
-    RoutingEvent,
-    SlowCall,
-    StreamEnded,
-)
+from resilient_routing import events
 
 from .scenario import OutageSpec, Scenario
 
@@ -121,16 +107,16 @@ class Collector:
         self.buckets: dict[int, Counter[str]] = defaultdict(Counter)
         self.bucket_latencies: dict[int, list[float]] = defaultdict(list)
 
-    def on_event(self, event: RoutingEvent) -> None:
+    def on_event(self, event: events.RoutingEvent) -> None:
         """Keep what ``event`` tells (the simulator's listener)."""
         now = self.loop.time()
         result = self.result
         provider = event.provider
-        if isinstance(event, AttemptStarted) and provider is not None:
+        if isinstance(event, events.AttemptStarted) and provider is not None:
             self.attempts[provider].append(now)
-        elif isinstance(event, CallStarted):
+        elif isinstance(event, events.CallStarted):
             self.started[event.call_id] = now
-        elif isinstance(event, CallFinished):
+        elif isinstance(event, events.CallFinished):
             result.calls += 1
             result.attempts += event.attempt
             latency = now - self.started.pop(event.call_id, now)
@@ -144,26 +130,26 @@ class Collector:
                 result.served[provider] += 1
                 bucket["ok"] += 1
                 bucket[provider] += 1
-        elif isinstance(event, AttemptFailed):
+        elif isinstance(event, events.AttemptFailed):
             result.wasted += 1
-        elif isinstance(event, AttemptSucceeded) and provider is not None:
+        elif isinstance(event, events.AttemptSucceeded) and provider is not None:
             self.successes[provider].append(now)
             result.provider_latencies.setdefault(provider, []).append(event.latency)
-        elif isinstance(event, CooldownStarted) and provider is not None:
+        elif isinstance(event, events.CooldownStarted) and provider is not None:
             self.cooldowns[provider].append(now)
-        elif isinstance(event, FirstItem):
+        elif isinstance(event, events.FirstItem):
             result.first_items.append(event.latency)
             self.bucket_latencies[int(now // BUCKET)].append(event.latency)
-        elif isinstance(event, StreamEnded):
+        elif isinstance(event, events.StreamEnded):
             result.streams[event.outcome] += 1
-        elif isinstance(event, ProbeStarted) and provider is not None:
+        elif isinstance(event, events.ProbeStarted) and provider is not None:
             result.probes["started"] += 1
             self.probes[provider].append(now)
-        elif isinstance(event, ProbeSucceeded):
+        elif isinstance(event, events.ProbeSucceeded):
             result.probes["succeeded"] += 1
-        elif isinstance(event, ProbeFailed):
+        elif isinstance(event, events.ProbeFailed):
             result.probes["failed"] += 1
-        elif isinstance(event, SlowCall):
+        elif isinstance(event, events.SlowCall):
             result.slow_calls["seen"] += 1
             result.slow_calls["counted"] += event.counted
 
