@@ -43,6 +43,10 @@ __all__ = ["async_runner", "default_executor", "drive_async", "sync_runner"]
 #: What an attempt in flight gives back: whether it answered, its response or exception, its
 #: latency, and whether its time budget ran out.
 Outcome = tuple[bool, Any, float, bool]
+#: A sync attempt's outcome, in a box its reader empties. The pool thread's frame that ran the
+#: attempt keeps what it returned, and a failure's traceback keeps that frame (Python links a
+#: kept frame to its caller's): a bare outcome would make a reference cycle of each failure.
+Boxed = list[Outcome]
 
 _A = TypeVar("_A")  # an attempt in flight: a future, a task
 
@@ -88,13 +92,13 @@ class _InFlight(Generic[_A]):
 
 def _attempt_sync(
     fn: Fn, provider: Any, args: Args, kwargs: Kwargs, clock: Callable[[], float]
-) -> Outcome:
+) -> Boxed:
     start = clock()
     try:
         response = fn(provider, *args, **kwargs)
     except Exception as exc:
-        return (False, exc, clock() - start, False)
-    return (True, response, clock() - start, False)
+        return [(False, exc, clock() - start, False)]
+    return [(True, response, clock() - start, False)]
 
 
 def sync_runner(route: Route) -> Callable[..., Any]:
@@ -102,13 +106,12 @@ def sync_runner(route: Route) -> Callable[..., Any]:
 
     def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool, instance: object = None) -> Any:
         context = route.context_of(_config._current)
-        tracker = context.tracker
-        d = Decision(route, context, want_result)
-        try:
-            call = fn if instance is None else MethodType(fn, instance)
-            return _drive_sync(d, tracker, call, args, kwargs)
-        finally:
-            del d  # a failure's traceback holds the driver's frame, whose caller this is
+        call = fn if instance is None else MethodType(fn, instance)
+        # The decision is no local here: a failure's traceback holds this frame, and the
+        # decision (which holds the failures) would make a cycle of it.
+        return _drive_sync(
+            Decision(route, context, want_result), context.tracker, call, args, kwargs
+        )
 
     return run
 
@@ -117,7 +120,7 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
     executor = d.route.caps.executor or default_executor()
     clock = d.route.clock
     providers = d.providers
-    flight: _InFlight[concurrent.futures.Future[Outcome]] = _InFlight()
+    flight: _InFlight[concurrent.futures.Future[Boxed]] = _InFlight()
     won = False
     try:
         step = d.start()
@@ -151,7 +154,7 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
                     flight.land(done)
                 future, i, start = flight.next()
                 try:
-                    ok, value, latency, _ = future.result()
+                    ok, value, latency, _ = future.result().pop()
                 except BaseException:  # raised past Exception in its thread: not judged
                     d.abandoned(i, clock() - start)
                     raise
@@ -178,21 +181,21 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
         del d
 
 
-def _ran(outcome: Outcome) -> concurrent.futures.Future[Outcome]:
+def _ran(outcome: Boxed) -> concurrent.futures.Future[Boxed]:
     """Return the outcome of an attempt that ran in the caller's thread, as a future's."""
-    future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+    future: concurrent.futures.Future[Boxed] = concurrent.futures.Future()
     future.set_result(outcome)
     return future
 
 
 def _abandoned(
     d: Decision, i: int, start: float, tracker: Any, won: bool
-) -> Callable[[concurrent.futures.Future[Outcome]], None]:
-    def done(future: concurrent.futures.Future[Outcome]) -> None:
+) -> Callable[[concurrent.futures.Future[Boxed]], None]:
+    def done(future: concurrent.futures.Future[Boxed]) -> None:
         if future.cancelled() or future.exception() is not None:
             d.abandoned(i, d.route.clock() - start)  # cancelled by its executor, or interrupted
             return
-        ok, _, latency, _ = future.result()
+        ok, _, latency, _ = future.result().pop()
         d.abandoned(i, latency, ok)
         error = d.outran(i, latency) if won else None
         if error is not None:  # beaten, and slower than slow_call: a slow call
@@ -229,12 +232,10 @@ def async_runner(route: Route) -> Callable[..., Awaitable[Any]]:
 
     async def run(fn: AsyncFn, args: Args, kwargs: Kwargs, want_result: bool) -> Any:
         context = route.context_of(_config._current)
-        tracker = context.tracker
-        d = Decision(route, context, want_result)
-        try:
-            return await drive_async(d, tracker, fn, args, kwargs)
-        finally:
-            del d  # as in the sync runner
+        # The decision is no local, as in the sync runner.
+        return await drive_async(
+            Decision(route, context, want_result), context.tracker, fn, args, kwargs
+        )
 
     return run
 
