@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import weakref
+from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 import redis
@@ -49,30 +50,25 @@ class ChannelMoved(RedisError):
     """
 
 
+@dataclass(eq=False, repr=False)
 class ListenerBase:
     """The listener's decisions, shared by the thread (sync) and the task (async) runners."""
 
-    def __init__(
-        self,
-        client: Any,
-        scripts: Registered,
-        view: View,
-        breaker: Breaker,
-        keys: Keys,
-        clock: ServerClock,
-        health_interval: float,
-    ) -> None:
-        self.client = client
-        self.scripts = scripts
-        self.view = view
-        self.breaker = breaker
-        self.keys = keys
-        self.clock = clock
-        self.health_interval = health_interval
-        self.answer_within = socket_timeout(client)
-        self.last_event_seq = 0
-        self.went_live = False
-        self.moved_at = -math.inf
+    client: Any
+    scripts: Registered
+    view: View
+    breaker: Breaker
+    keys: Keys
+    clock: ServerClock
+    health_interval: float
+    #: How long the client waits for a reply (its socket timeout).
+    answer_within: float = field(init=False)
+    last_event_seq: int = field(default=0, init=False)
+    went_live: bool = field(default=False, init=False)
+    moved_at: float = field(default=-math.inf, init=False)
+
+    def __post_init__(self) -> None:
+        self.answer_within = socket_timeout(self.client)
 
     def begin(self) -> None:
         """A session begins: events are numbered anew, and what the view held is older."""
