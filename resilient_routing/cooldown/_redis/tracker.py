@@ -259,26 +259,16 @@ class AsyncRedisCooldownTracker(RedisTrackerBase[redis.asyncio.Redis]):
     is a task started on first use in the running loop: use one tracker per event loop and
     close it with ``await tracker.aclose()`` (or ``async with``).
 
+    Its keyword options (``prefix``, ``failure_threshold``, ``cooldown``, ``max_cooldown``,
+    ``growth``, ``backoff``, ``clock``, ``wall_clock``, ``state_ttl``, ``listen``,
+    ``retry_interval``, ``health_check_interval``, ``logger``, ``half_open``,
+    ``probe_timeout``, ``policy``) mean what they mean for :class:`RedisCooldownTracker`, with
+    the same defaults; ``listen`` starts a task instead of a thread.
+
     Args:
         client: a ``redis.asyncio.Redis`` (Sentinel-managed or not) or a
             ``redis.asyncio.cluster.RedisCluster``, configured as advised for
             :class:`RedisCooldownTracker` (no retries, short socket timeouts).
-        prefix: see :class:`RedisCooldownTracker`.
-        failure_threshold: see :class:`RedisCooldownTracker`.
-        cooldown: see :class:`RedisCooldownTracker`.
-        max_cooldown: see :class:`RedisCooldownTracker`.
-        growth: see :class:`RedisCooldownTracker`.
-        backoff: see :class:`RedisCooldownTracker`.
-        clock: see :class:`RedisCooldownTracker`.
-        wall_clock: see :class:`RedisCooldownTracker`.
-        state_ttl: see :class:`RedisCooldownTracker`.
-        listen: see :class:`RedisCooldownTracker` (a task instead of a thread).
-        retry_interval: see :class:`RedisCooldownTracker`.
-        health_check_interval: see :class:`RedisCooldownTracker`.
-        logger: see :class:`RedisCooldownTracker`.
-        half_open: see :class:`RedisCooldownTracker`.
-        probe_timeout: see :class:`RedisCooldownTracker`.
-        policy: see :class:`RedisCooldownTracker`.
 
     Raises:
         InvalidConfigError: an option is invalid.
