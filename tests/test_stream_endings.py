@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -320,3 +322,68 @@ def test_the_calls_last_events_come_when_it_is_cancelled_while_the_stream_closes
 
     asyncio.run(main())
     assert rec.last("call_finished").outcome == "cancelled"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("when", ["before the first item", "mid-stream", "every provider"])
+@pytest.mark.parametrize("mode", ["sync", "async", "async hedged"])
+def test_a_streams_failures_leave_nothing_to_the_cycle_collector(mode: str, when: str) -> None:
+    """A stream's failures are freed once it has ended and nothing holds its error.
+
+    A failure's traceback keeps the stream's frame, locals and all, past its end: a decision
+    left there (it holds the failures) would make a cycle for the garbage collector.
+    """
+    refs: list[weakref.ref[Down]] = []
+
+    def tracked(error: Down) -> Down:
+        refs.append(weakref.ref(error))
+        return error  # no local: the provider's frame must not hold it
+
+    failing = {"before the first item": "a", "mid-stream": "", "every provider": "ab"}[when]
+
+    def sync_provider(provider: str) -> Iterator[str]:
+        if provider in failing:
+            raise tracked(Down(provider))
+        yield provider
+        if when == "mid-stream":
+            raise tracked(Down(provider))
+
+    async def async_provider(provider: str) -> AsyncIterator[str]:
+        if provider in failing:
+            raise tracked(Down(provider))
+        yield provider
+        if when == "mid-stream":
+            raise tracked(Down(provider))
+
+    options: dict[str, Any] = {
+        "providers": ["a", "b"],
+        "stream": True,
+        "cooldown": InMemoryCooldownTracker(),
+    }
+    if mode == "async hedged":
+        options["strategy"] = Hedged(delay=60.0)  # a failure starts the next attempt at once
+    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
+    if mode == "sync":
+        stream = routed(**options)(sync_provider)
+
+        def call() -> None:
+            with contextlib.suppress(Exception):
+                list(stream())
+
+    else:
+        astream = routed(**options)(async_provider)
+
+        async def consume() -> None:
+            with contextlib.suppress(Exception):
+                [item async for item in astream()]
+
+        def call() -> None:
+            asyncio.run(consume())
+
+    gc.collect()
+    gc.disable()
+    try:
+        call()
+        healthy()  # replaces last_route()
+        assert refs and [ref() for ref in refs] == [None] * len(refs)
+    finally:
+        gc.enable()

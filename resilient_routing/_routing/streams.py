@@ -156,6 +156,7 @@ def _sync_stream(
         won = _won(d)
         if won is not None:
             _close(won[1], won[0])
+        del d  # see the end
         raise
     d.deliver(ref[0])
     # What the consumer throws in at a yield (throw(), close()) is not the provider's doing.
@@ -210,6 +211,10 @@ def _sync_stream(
         d.ended()
     finally:
         d.released()
+        # A failure's traceback keeps this frame, with its locals, past the stream's end
+        # (Python links the frame of the driver that caught it to this one): the decision,
+        # which holds the failures, would make a cycle of it.
+        del d
 
 
 def _cleared(d: StreamDecision, tracker: Any) -> None:
@@ -290,6 +295,7 @@ async def _async_stream(
         won = _won(d)
         if won is not None:
             await _aclose(won[1], won[0])
+        del d  # as in the sync stream
         raise
     d.deliver(ref[0])
     idle = route.options.idle_timeout
@@ -360,6 +366,7 @@ async def _async_stream(
         d.ended()
     finally:
         d.released()
+        del d, stalled  # as in the sync stream
 
 
 async def _next_item(it: AsyncIterator[Any], idle: float | None) -> Any:
