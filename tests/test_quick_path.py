@@ -665,3 +665,75 @@ def test_a_tracker_replacing_is_available_alone_is_asked_that_with_or_without_li
         return provider
 
     assert call() == "b"
+
+
+class PredicateBug(Exception):
+    """What a buggy fallback_on or cooldown_on raises."""
+
+
+def _predicate_bug(exc: Exception) -> bool:
+    raise PredicateBug("the predicate failed")
+
+
+@pytest.mark.parametrize("option", ["fallback_on", "cooldown_on"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_error_judging_the_first_failure_is_raised_as_it_is(mode: str, option: str) -> None:
+    """A predicate that raises on the lane's failure: its error, not chained to that failure.
+
+    The same as when the decision core judges a later failure: what the caller sees does not
+    depend on which path took the call.
+    """
+    options: dict[str, Any] = {option: _predicate_bug, "logger": QUIET}
+    options["cooldown"] = InMemoryCooldownTracker() if option == "cooldown_on" else None
+
+    def fail_first(provider: str) -> str:
+        if provider == "a":
+            raise Down("a")
+        return provider
+
+    if mode == "sync":
+        routed_fn = routed(providers=["a", "b"], **options)(fail_first)
+        with pytest.raises(PredicateBug) as info:
+            routed_fn()
+    else:
+
+        @routed(providers=["a", "b"], **options)
+        async def afail_first(provider: str) -> str:
+            return fail_first(provider)
+
+        with pytest.raises(PredicateBug) as info:
+            asyncio.run(afail_first())
+    assert info.value.__context__ is None
+
+
+class _BadSecondChoice:
+    """A buggy strategy: its second choice is no provider's index."""
+
+    def order(self, providers: Sequence[Any]) -> list[int]:
+        return [0, 7]
+
+
+def test_a_strategy_error_after_the_first_failure_leaves_no_cycle() -> None:
+    """The decision raising on the lane's failure frees that failure with the error."""
+    refs: list[weakref.ref[Down]] = []
+
+    def tracked(error: Down) -> Down:
+        refs.append(weakref.ref(error))
+        return error
+
+    @routed(providers=["a", "b", "c"], strategy=_BadSecondChoice(), cooldown=None, logger=QUIET)
+    def call(provider: str) -> str:
+        if provider == "a":
+            raise tracked(Down("a"))  # no local: this frame must not hold the error
+        return provider
+
+    gc.collect()
+    gc.disable()
+    try:
+        with pytest.raises(InvalidConfigError, match="7") as info:
+            call()
+        assert info.value.__context__ is None
+        del info
+        assert refs and refs[0]() is None
+    finally:
+        gc.enable()

@@ -47,12 +47,11 @@ def runner(route: Route) -> Runner:
             i = 0 if plan is None else next(plan)
             name = names[i]
             ask = name in asks
-            # The lane hands the call over with what it learned: the decision's first step.
             if ask and not (
                 local.is_available(name) if local is not None else await tracker.is_available(name)
             ):
-                d = Decision(route, context, want_result, static, plan, i)
-                step = d.cooling(
+                attempted, raised = 0, None
+                seconds = (
                     local.cooldown_remaining(name)
                     if local is not None
                     else await tracker.cooldown_remaining(name)
@@ -65,8 +64,7 @@ def runner(route: Route) -> Runner:
                 except Exception as exc:
                     if cancelling(exc, outer):
                         raise asyncio.CancelledError() from exc
-                    d = Decision(route, context, want_result, static, plan, i, 1)
-                    step = d.failed(i, exc, clock() - start)
+                    attempted, raised, seconds = 1, exc, clock() - start  # as in the sync lane
                 else:
                     latency = clock() - start
                     if ask:
@@ -79,13 +77,14 @@ def runner(route: Route) -> Runner:
                     if report.running_loop() is not None:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
+            d = Decision(route, context, want_result, static, plan, i, attempted)
         else:
             d = Decision(route, context, want_result)
-            step = None
+            raised = seconds = None
         try:
-            return await drive(d, tracker, fn, args, kwargs, step)
+            return await drive(d, tracker, fn, args, kwargs, raised, seconds)
         finally:
-            del d  # as in the sync driver
+            del d, raised  # as in the sync driver
 
     return run
 
@@ -96,17 +95,17 @@ async def drive(
     fn: AsyncFn,
     args: Args,
     kwargs: Kwargs,
-    step: int | None = None,
+    raised: Exception | None = None,
+    seconds: float | None = None,
 ) -> Any:
     """Perform the steps of ``d`` until the call returns or raises; return what it returns.
 
-    Each attempt is bounded by ``d.budget``. ``step``: the first step, when a fast lane handed
-    the call over (None: ``d.start()``).
+    Each attempt is bounded by ``d.budget``. ``raised`` and ``seconds``: what a fast lane
+    learned before handing the call over (see the sync driver's ``drive``).
     """
     clock = d.route.clock
     try:
-        if step is None:
-            step = d.start()
+        step = d.start(raised, seconds)
         providers = d.providers
         while True:
             if step is ATTEMPT:
@@ -141,4 +140,4 @@ async def drive(
         d.finish(exc)
         raise
     finally:
-        del d  # as in the runner
+        del d, raised  # as in the runner

@@ -49,10 +49,8 @@ def runner(route: Route) -> Runner:
             i = 0 if plan is None else next(plan)
             name = names[i]
             ask = name in asks
-            # The lane hands the call over with what it learned: the decision's first step.
             if ask and not tracker.is_available(name):
-                d = Decision(route, context, want_result, static, plan, i)
-                step = d.cooling(tracker.cooldown_remaining(name))
+                attempted, raised, seconds = 0, None, tracker.cooldown_remaining(name)
             else:
                 start = clock()
                 try:
@@ -63,8 +61,8 @@ def runner(route: Route) -> Runner:
                     else:
                         response = fn(providers[i], *args)
                 except Exception as exc:
-                    d = Decision(route, context, want_result, static, plan, i, 1)
-                    step = d.failed(i, exc, clock() - start)
+                    # Judged after this block: what judging raises is not chained to it.
+                    attempted, raised, seconds = 1, exc, clock() - start
                 else:
                     latency = clock() - start
                     if ask:
@@ -76,16 +74,17 @@ def runner(route: Route) -> Runner:
                     if report.running_loop() is not None:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
+            d = Decision(route, context, want_result, static, plan, i, attempted)
         else:
             d = Decision(route, context, want_result)
-            step = None
+            raised = seconds = None
         call = fn if instance is None else MethodType(fn, instance)
         try:
-            return drive(d, tracker, call, args, kwargs, step)
+            return drive(d, tracker, call, args, kwargs, raised, seconds)
         finally:
             # A failure's traceback holds this frame: it must not keep the decision (which
             # holds the failures) alive, or every fallback would leave a cycle to collect.
-            del d
+            del d, raised
 
     return run
 
@@ -96,16 +95,18 @@ def drive(
     call: Fn,
     args: Args,
     kwargs: Kwargs,
-    step: int | None = None,
+    raised: Exception | None = None,
+    seconds: float | None = None,
 ) -> Any:
     """Perform the steps of ``d`` until the call returns or raises; return what it returns.
 
-    ``step``: the first step, when a fast lane handed the call over (None: ``d.start()``).
+    What a fast lane learned of its first choice (``d.index``) before handing the call over:
+    it raised ``raised`` after ``seconds``, or (``raised`` None) it is cooling down for
+    ``seconds``.
     """
     clock = d.route.clock
     try:
-        if step is None:
-            step = d.start()
+        step = d.start(raised, seconds)
         providers = d.providers
         while True:
             if step is ATTEMPT:
@@ -133,4 +134,4 @@ def drive(
         d.finish(exc)
         raise
     finally:
-        del d  # as in the runner
+        del d, raised  # as in the runner
