@@ -189,8 +189,11 @@ def test_configuration_errors_and_recursion_never_fall_over(error: Exception) ->
     assert raised is error
 
 
-def test_failures_are_judged_by_their_class_however_many_classes_came_before() -> None:
+def test_failures_are_judged_by_their_class_however_many_classes_came_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Many ordinary failure classes (remembered to judge them faster) change no verdict."""
+    monkeypatch.setattr(failures, "_ORDINARY", set())
     for n in range(300):
         ordinary = type(f"Ordinary{n}", (Exception,), {})
         for _ in range(2):
@@ -205,6 +208,46 @@ def test_failures_are_judged_by_their_class_however_many_classes_came_before() -
         _, raised = play(make("ab", tracked=False), {"a": error})
         assert raised is error
     assert len(failures._ORDINARY) <= failures._ORDINARY_MAX  # classes made at run time
+
+
+class _EqualityMeta(type):
+    """A metaclass defining __eq__ alone: its classes cannot be hashed."""
+
+    def __eq__(cls, other: object) -> bool:
+        return cls is other
+
+
+class UnhashableClassError(Exception, metaclass=_EqualityMeta):
+    pass
+
+
+class Posing(Exception):
+    """An exception that isinstance() sees as the class of the one it wraps."""
+
+    def __init__(self, inner: Exception) -> None:
+        super().__init__(inner)
+        self.inner = inner
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return type(self.inner)
+
+
+def test_a_failure_of_an_unhashable_class_falls_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(failures, "_ORDINARY", set())
+    for _ in range(2):
+        _, result = play(make("ab", tracked=False), {"a": UnhashableClassError()})
+        assert result == "ok:b"
+
+
+def test_each_failure_is_judged_as_isinstance_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception posing as another class is judged by the class it poses as, each time."""
+    monkeypatch.setattr(failures, "_ORDINARY", set())
+    _, result = play(make("ab", tracked=False), {"a": Posing(ValueError("x"))})
+    assert result == "ok:b"
+    posing = Posing(InvalidConfigError("bad"))
+    _, raised = play(make("ab", tracked=False), {"a": posing})
+    assert raised is posing
 
 
 def test_single_attempt_reraises_the_providers_own_exception_with_a_note() -> None:

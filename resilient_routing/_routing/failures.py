@@ -18,10 +18,10 @@ _NEVER_FALL_OVER = (InvalidConfigError, RecursionError)
 # (judged by its last attempt's exception).
 _UNUSUAL = (tenacity.RetryError, *_NEVER_FALL_OVER)
 # The exception classes seen that are not _UNUSUAL: a set lookup costs a third of isinstance()
-# over that tuple, on every failure. Bounded, so classes made at run time are not all kept.
-_ORDINARY: set[type[Exception]] = set()
+# over that tuple, on every failure. Bounded (it keeps the classes alive: a few made at run
+# time are kept, not all); a class that isinstance() may see as another is never added.
+_ORDINARY: set[type[BaseException]] = set()
 _ORDINARY_MAX = 256
-
 
 def judged(exc: Exception) -> Exception:
     """Return the exception a failure is judged by: a tenacity.RetryError's last one."""
@@ -43,11 +43,28 @@ def judge(
     """
     exc = raised
     kind = type(raised)
-    if kind not in _ORDINARY:
+    try:
+        seen = kind in _ORDINARY
+    except TypeError:  # an unhashable class (its metaclass defines __eq__ alone)
+        seen = False
+    if not seen:
         if isinstance(raised, _UNUSUAL):
             exc = judged(raised)
             if isinstance(exc, _NEVER_FALL_OVER):
                 return exc, False
-        elif len(_ORDINARY) < _ORDINARY_MAX:
+        elif len(_ORDINARY) < _ORDINARY_MAX and _judged_by_its_type(kind):
             _ORDINARY.add(kind)
     return exc, fallback_on is None or fallback_on(exc)
+
+
+def _judged_by_its_type(kind: type[BaseException]) -> bool:
+    """Whether isinstance() judges every instance of ``kind`` by ``kind`` alone.
+
+    Not when ``kind`` can't be hashed, nor when it (or a base) overrides ``__class__``: a
+    proxy's instances may each claim another class.
+    """
+    try:
+        hash(kind)
+    except TypeError:
+        return False
+    return not any("__class__" in vars(base) for base in kind.__mro__ if base is not object)
