@@ -122,6 +122,9 @@ async def drive(
                             response = await fn(providers[i], *args, **kwargs)
                 except Exception as exc:
                     expired = scope is not None and scope.expired()  # ours: no cancellation
+                    if expired:
+                        # Its traceback holds Timeout.__aexit__'s frame: the Timeout, its task.
+                        exc.__traceback__ = None
                     if not expired and cancelling(exc, outer):
                         d.abandoned(i, clock() - start)
                         raise asyncio.CancelledError() from exc
@@ -141,3 +144,4 @@ async def drive(
         raise
     finally:
         del d, raised  # as in the runner
+        scope = None  # an asyncio.Timeout holds its task, which holds the call

@@ -23,6 +23,7 @@ _UNUSUAL = (tenacity.RetryError, *_NEVER_FALL_OVER)
 _ORDINARY: set[type[BaseException]] = set()
 _ORDINARY_MAX = 256
 
+
 def judged(exc: Exception) -> Exception:
     """Return the exception a failure is judged by: a tenacity.RetryError's last one."""
     if isinstance(exc, tenacity.RetryError):

@@ -121,6 +121,10 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
     clock = d.route.clock
     providers = d.providers
     flight: _InFlight[concurrent.futures.Future[Boxed]] = _InFlight()
+    # Cleared at the end: a failure raised from here keeps this frame in its traceback.
+    future: concurrent.futures.Future[Boxed] | None = None
+    done: set[concurrent.futures.Future[Boxed]] | None = None
+    value: Any = None
     won = False
     try:
         step = d.start()
@@ -173,12 +177,15 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
         # An attempt still queued never calls its provider: the call is over. The losers
         # that run go on: when each ends, the strategy hears of it (nothing is recorded, but
         # that it was slower than slow_call).
+        if flight.running:
+            d = d.detached()
         for future, (i, start) in flight.running.items():
             if future.cancel():
                 d.abandoned(i, clock() - start)
             else:
                 future.add_done_callback(_abandoned(d, i, start, tracker, won))
         del d
+        future = done = value = None
 
 
 def _ran(outcome: Boxed) -> concurrent.futures.Future[Boxed]:
@@ -223,7 +230,12 @@ async def _attempt_async(
             async with asyncio.timeout(budget) as scope:
                 response = await fn(provider, *args, **kwargs)
     except Exception as exc:
-        return (False, exc, clock() - start, scope is not None and scope.expired())
+        expired = scope is not None and scope.expired()
+        if expired:
+            exc.__traceback__ = None  # as in aio.drive
+        return (False, exc, clock() - start, expired)
+    finally:
+        scope = None  # its Timeout holds this task, whose result holds the failure
     return (True, response, clock() - start, False)
 
 
@@ -256,6 +268,9 @@ async def drive_async(
     clock = d.route.clock
     providers = d.providers
     flight: _InFlight[asyncio.Task[Outcome]] = _InFlight()
+    task: asyncio.Task[Outcome] | None = None  # these three: as in the sync driver
+    done: set[asyncio.Task[Outcome]] | None = None
+    value: Any = None
     won = False
     memory = report.remembered()
     try:
@@ -316,6 +331,7 @@ async def drive_async(
                     report.restore(memory, d)
                 raise
         del d
+        task = done = value = None
 
 
 #: Settling tasks cancelled callers left behind: held until done (the loop holds tasks weakly).

@@ -7,7 +7,9 @@ attempt that ran past ``slow_call`` tells about its provider.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import contextlib
+import copy
+from typing import TYPE_CHECKING, Final, Self
 
 from resilient_routing._exceptions import SlowCallError
 
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from .route import Route
 
 __all__ = ["WAIT", "Racing"]
+
+#: What a decision holds of its call's outcome: the response, the error, the failures judged.
+_OUTCOME: Final = ("response", "value", "result", "error", "judged", "raised")
 
 #: A step: wait up to ``wait`` seconds for an outcome of the attempts in flight.
 WAIT: Final = 5
@@ -33,6 +38,7 @@ class Racing:
         route: Route
         names: tuple[str, ...]
         in_flight: int
+        failures: tuple[tuple[str, Exception], ...]
         deadline: float | None
         wait: float | None
         tracked: bool
@@ -82,3 +88,17 @@ class Racing:
         """The slow call of :meth:`outran` was recorded; ``started``: it began a cooldown."""
         if started and self.loud:
             report.cooldown_started(self, i, remaining)  # type: ignore[arg-type]
+
+    def detached(self) -> Self:
+        """A copy for the attempts that outlive the call (sync hedged losers run on).
+
+        It keeps what their ends need (the route, names, listeners, the call's identity) and
+        not the call's outcome: a loser that runs for minutes must not keep the winner's
+        response and the failures alive.
+        """
+        other = copy.copy(self)
+        other.failures = ()  # type: ignore[misc]  # a slot of Decision's
+        for name in _OUTCOME:
+            with contextlib.suppress(AttributeError):  # a slot never set
+                delattr(other, name)
+        return other

@@ -373,10 +373,13 @@ async def _next_item(it: AsyncIterator[Any], idle: float | None) -> Any:
     """Return the stream's next item, or ``_STALLED`` if none came within ``idle`` seconds."""
     if idle is None:
         return await it.__anext__()
+    scope = asyncio.timeout(idle)
     try:
-        async with asyncio.timeout(idle) as scope:
+        async with scope:
             return await it.__anext__()
     except TimeoutError:
         if not scope.expired():
             raise
         return _STALLED
+    finally:
+        del scope  # it holds the consumer's task; a failure's traceback holds this frame

@@ -158,7 +158,10 @@ class FaultInjector:
                 if wait:
                     await self._async_sleep(wait)  # never the event loop's thread asleep
                 if error is not None:
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # its traceback holds this frame
                 async with contextlib.aclosing(fn(provider, *args, **kwargs)) as items:
                     async for item in items:
                         yield item
@@ -172,7 +175,10 @@ class FaultInjector:
                 if wait:
                     await self._async_sleep(wait)
                 if error is not None:
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # its traceback holds this frame
                 return await fn(provider, *args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
@@ -183,7 +189,10 @@ class FaultInjector:
             if wait:
                 self._sleep(wait)
             if error is not None:
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # its traceback holds this frame
             return fn(provider, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -84,6 +84,9 @@ class ScriptedProvider:
         if isinstance(outcome, BaseException) or (
             isinstance(outcome, type) and issubclass(outcome, BaseException)
         ):
+            if isinstance(outcome, BaseException):
+                # Raised again, an instance would keep every earlier raise's traceback.
+                raise outcome.with_traceback(None)
             raise outcome
         return outcome
 
