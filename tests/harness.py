@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
+import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from resilient_routing import RouteResult, routed
 
@@ -52,3 +55,35 @@ class Harness:
             return self._outcome(provider, script)
 
         return lambda: asyncio.run(acall.execute())
+
+
+def assert_freed(call: Callable[[], object], refs: list[weakref.ref[Any]]) -> None:
+    """Run ``call`` with the garbage collector off; assert what ``refs`` point to is gone.
+
+    A failure freed only by the collector was left in a reference cycle. The thread's
+    ``last_route()`` is replaced by another call first; a pool thread that ran an attempt is
+    given a moment to let go of it (it does just after handing its outcome over).
+    """
+    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
+    gc.collect()
+    gc.disable()
+    try:
+        call()
+        healthy()
+        deadline = time.monotonic() + 10
+        while any(ref() is not None for ref in refs) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert refs and [ref() for ref in refs] == [None] * len(refs)
+    finally:
+        gc.enable()
+
+
+_T = TypeVar("_T")
+
+
+class Kept(list["weakref.ref[Any]"]):
+    """Weak references to what a test expects freed: ``kept(obj)`` notes ``obj``, returns it."""
+
+    def __call__(self, obj: _T) -> _T:
+        self.append(weakref.ref(obj))
+        return obj

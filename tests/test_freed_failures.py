@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import gc
 import threading
-import time
-import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -30,6 +28,8 @@ from resilient_routing import (
 from resilient_routing.strategies import Hedged
 from resilient_routing.testing import Fault, FaultInjector, ScriptedProvider
 
+from .harness import Kept, assert_freed
+
 
 class Down(Exception):
     """A provider's failure."""
@@ -43,54 +43,25 @@ class Response:
     """A winner's response."""
 
 
-def _freed(call: Callable[[], object], refs: list[weakref.ref[Any]]) -> None:
-    """Run ``call`` with the collector off; assert what ``refs`` point to is gone."""
-    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
-    gc.collect()
-    gc.disable()
-    try:
-        call()
-        healthy()  # replaces the thread's last_route()
-        assert refs and [ref() for ref in refs] == [None] * len(refs)
-    finally:
-        gc.enable()
-
-
 def test_execute_frees_the_failures_of_a_call_that_fell_over() -> None:
-    refs: list[weakref.ref[Down]] = []
-
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error
+    refs = Kept()
 
     def fail(provider: str) -> str:
         if provider == "a":
-            raise tracked(Down(provider))  # no local: the provider's frame must not hold it
+            raise refs(Down(provider))  # no local: the provider's frame must not hold it
         return provider
 
-    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
-    gc.collect()
-    gc.disable()
-    try:
-        execute(["a", "b"], fail, cooldown=None)  # the result dropped at once
-        healthy()  # replaces last_route()
-        assert refs and [ref() for ref in refs] == [None] * len(refs)
-    finally:
-        gc.enable()
+    assert_freed(lambda: execute(["a", "b"], fail, cooldown=None), refs)  # the result dropped
 
 
 @pytest.mark.parametrize("form", ["routed", "routed .execute()", "execute_async()"])
 @pytest.mark.parametrize("budget", [{"timeout": 5.0}, {"attempt_timeout": 5.0}], ids=str)
 def test_a_failure_under_a_time_budget_is_freed(form: str, budget: dict[str, float]) -> None:
-    refs: list[weakref.ref[BaseException]] = []
-
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error
+    refs = Kept()
 
     async def provider(name: str) -> str:
         if name == "a":
-            raise tracked(Down(name))  # no local: the provider's frame must not hold it
+            raise refs(Down(name))  # no local: the provider's frame must not hold it
         return name
 
     options: dict[str, Any] = {"cooldown": None, **budget}
@@ -104,38 +75,34 @@ def test_a_failure_under_a_time_budget_is_freed(form: str, budget: dict[str, flo
         else:
             await execute_async(["a", "b"], provider, **options)
 
-    _freed(lambda: asyncio.run(main()), refs)
+    assert_freed(lambda: asyncio.run(main()), refs)
 
 
 def test_an_attempt_cut_by_attempt_timeout_is_freed() -> None:
-    refs: list[weakref.ref[BaseException]] = []
+    refs = Kept()
 
     async def provider(name: str) -> str:
         if name == "a":
             try:
                 await asyncio.sleep(10)
             except asyncio.CancelledError as cancelled:  # what the cut attempt leaves behind
-                refs.append(weakref.ref(cancelled))
+                refs(cancelled)
                 raise
         return name
 
     slow_then_ok = routed(providers=["a", "b"], cooldown=None, attempt_timeout=0.01)(provider)
-    _freed(lambda: asyncio.run(slow_then_ok()), refs)
+    assert_freed(lambda: asyncio.run(slow_then_ok()), refs)
 
 
 @pytest.mark.parametrize("budget", [{"timeout": 5.0}, {"first_item_timeout": 5.0}], ids=str)
 def test_a_streams_failure_before_its_first_item_under_a_budget_is_freed(
     budget: dict[str, float],
 ) -> None:
-    refs: list[weakref.ref[BaseException]] = []
-
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error
+    refs = Kept()
 
     async def provider(name: str) -> Any:
         if name == "a":
-            raise tracked(Down(name))  # no local: the provider's frame must not hold it
+            raise refs(Down(name))  # no local: the provider's frame must not hold it
         yield name
 
     stream = routed(providers=["a", "b"], cooldown=None, **budget)(provider)
@@ -143,7 +110,7 @@ def test_a_streams_failure_before_its_first_item_under_a_budget_is_freed(
     async def main() -> None:
         [item async for item in stream()]
 
-    _freed(lambda: asyncio.run(main()), refs)
+    assert_freed(lambda: asyncio.run(main()), refs)
 
 
 @pytest.mark.parametrize("outcome", ["answered", "exhausted"])
@@ -151,15 +118,11 @@ def test_a_streams_failure_before_its_first_item_under_a_budget_is_freed(
 def test_a_hedged_failure_under_a_time_budget_is_freed(
     budget: dict[str, float], outcome: str
 ) -> None:
-    refs: list[weakref.ref[BaseException]] = []
-
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error
+    refs = Kept()
 
     async def provider(name: str) -> str:
         if name == "a" or outcome == "exhausted":
-            raise tracked(Down(name))  # no local
+            raise refs(Down(name))  # no local
         return name
 
     fn = routed(providers=["a", "b"], cooldown=None, strategy=Hedged(delay=1.0), **budget)(provider)
@@ -168,56 +131,52 @@ def test_a_hedged_failure_under_a_time_budget_is_freed(
         with contextlib.suppress(AllProvidersFailedError):
             await fn()
 
-    _freed(lambda: asyncio.run(main()), refs)
+    assert_freed(lambda: asyncio.run(main()), refs)
 
 
 def test_a_cancelled_loser_under_a_time_budget_is_freed() -> None:
-    refs: list[weakref.ref[BaseException]] = []
+    refs = Kept()
 
     async def provider(name: str) -> str:
         if name == "a":
             try:
                 await asyncio.sleep(10)
             except asyncio.CancelledError as cancelled:  # the loser, cancelled by the hedge
-                refs.append(weakref.ref(cancelled))
+                refs(cancelled)
                 raise
         return name
 
     fn = routed(providers=["a", "b"], cooldown=None, strategy=Hedged(delay=0.01), timeout=5.0)(
         provider
     )
-    _freed(lambda: asyncio.run(fn()), refs)
+    assert_freed(lambda: asyncio.run(fn()), refs)
 
 
 def test_a_hedged_attempt_cut_by_attempt_timeout_is_freed() -> None:
     """The cut attempt's asyncio TimeoutError keeps Timeout.__aexit__'s frame, and its Timeout."""
-    refs: list[weakref.ref[BaseException]] = []
+    refs = Kept()
 
     async def provider(name: str) -> str:
         if name == "a":
             try:
                 await asyncio.sleep(10)
             except asyncio.CancelledError as cancelled:  # cut by attempt_timeout
-                refs.append(weakref.ref(cancelled))
+                refs(cancelled)
                 raise
         return name
 
     fn = routed(
         providers=["a", "b"], cooldown=None, strategy=Hedged(delay=5.0), attempt_timeout=0.01
     )(provider)
-    _freed(lambda: asyncio.run(fn()), refs)
+    assert_freed(lambda: asyncio.run(fn()), refs)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_propagated_hedged_failure_is_freed(mode: str) -> None:
-    refs: list[weakref.ref[Bad]] = []
-
-    def tracked(error: Bad) -> Bad:
-        refs.append(weakref.ref(error))
-        return error
+    refs = Kept()
 
     def fail(name: str) -> str:
-        raise tracked(Bad(name))  # no local
+        raise refs(Bad(name))  # no local
 
     options = {
         "providers": ["a", "b"],
@@ -225,7 +184,6 @@ def test_a_propagated_hedged_failure_is_freed(mode: str) -> None:
         "fallback_on": TimeoutError,
         "strategy": Hedged(delay=5.0),
     }
-    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
     if mode == "sync":
         sync_fn = routed(**options)(fail)
 
@@ -246,63 +204,45 @@ def test_a_propagated_hedged_failure_is_freed(mode: str) -> None:
         def call() -> None:
             asyncio.run(main())
 
-    gc.collect()
-    gc.disable()
-    try:
-        call()
-        healthy()
-        assert refs and [ref() for ref in refs] == [None] * len(refs)
-    finally:
-        gc.enable()
+    assert_freed(call, refs)
 
 
 def test_a_sync_hedged_timeout_with_attempts_running_frees_its_failures() -> None:
-    refs: list[weakref.ref[Down]] = []
+    refs = Kept()
     release = threading.Event()
-
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error
 
     def provider(name: str) -> str:
         if name == "a":
-            raise tracked(Down(name))  # no local
+            raise refs(Down(name))  # no local
         release.wait(5)  # still running when the call times out
         return name
 
     fn = routed(providers=["a", "b"], cooldown=None, timeout=0.05, strategy=Hedged(delay=5.0))(
         provider
     )
-    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
-    gc.collect()
-    gc.disable()
-    try:
+
+    def call() -> None:
         with contextlib.suppress(RoutingTimeoutError):
             fn()
         release.set()  # the loser ends (and its callback runs)
-        time.sleep(0.1)
-        healthy()
-        assert refs and [ref() for ref in refs] == [None] * len(refs)
+
+    try:
+        assert_freed(call, refs)
     finally:
         release.set()
-        gc.enable()
 
 
 def test_a_hanging_loser_does_not_keep_the_calls_failures_nor_its_response() -> None:
-    refs: list[weakref.ref[object]] = []
+    refs = Kept()
     hang = threading.Event()
     answered = threading.Event()
 
-    def tracked(obj: object) -> object:
-        refs.append(weakref.ref(obj))
-        return obj
-
     def provider(name: str) -> object:
         if name == "a":
-            raise tracked(Down(name))  # type: ignore[misc]  # no local
+            raise refs(Down(name))  # no local
         if name == "b":
             answered.wait(5)  # answers once c runs
-            return tracked(Response())
+            return refs(Response())
         answered.set()
         hang.wait(5)  # c: the loser, still running after the call returned
         return name
@@ -325,40 +265,28 @@ def test_a_hanging_loser_does_not_keep_the_calls_failures_nor_its_response() -> 
 
 
 def test_a_mid_stream_failure_under_idle_timeout_is_freed() -> None:
-    refs: list[weakref.ref[Down]] = []
-
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error
+    refs = Kept()
 
     async def provider(name: str) -> AsyncIterator[str]:
         yield name
-        raise tracked(Down(name))  # no local
+        raise refs(Down(name))  # no local
 
     stream = routed(providers=["a", "b"], cooldown=None, idle_timeout=5.0)(provider)
-    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
 
     async def consume() -> None:
         with contextlib.suppress(Down):
             [item async for item in stream()]
 
-    gc.collect()
-    gc.disable()
-    try:
-        asyncio.run(consume())
-        healthy()
-        assert refs and [ref() for ref in refs] == [None] * len(refs)
-    finally:
-        gc.enable()
+    assert_freed(lambda: asyncio.run(consume()), refs)
 
 
 @pytest.mark.parametrize("kind", ["sync", "async", "async stream"])
 def test_an_injected_failure_is_freed(kind: str) -> None:
-    refs: list[weakref.ref[Down]] = []
+    refs = Kept()
 
     def made() -> Down:
         error = Down("injected")
-        refs.append(weakref.ref(error))
+        refs(error)
         return error
 
     chaos = FaultInjector({"a": Fault(failure_rate=1.0, error=made)})
@@ -398,13 +326,7 @@ def test_an_injected_failure_is_freed(kind: str) -> None:
         def call() -> None:
             asyncio.run(consume())
 
-    gc.collect()
-    gc.disable()
-    try:
-        call()
-        assert refs and [ref() for ref in refs] == [None] * len(refs)
-    finally:
-        gc.enable()
+    assert_freed(call, refs)
 
 
 def test_a_scripted_exception_does_not_accumulate_tracebacks() -> None:

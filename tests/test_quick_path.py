@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-import time
 import unittest.mock
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,6 +33,8 @@ from resilient_routing import (
 from resilient_routing._routing import report, steps, sync
 from resilient_routing.strategies import Hedged
 from resilient_routing.testing import EventRecorder, FakeClock
+
+from .harness import Kept, assert_freed
 
 NAMES = ("a", "b", "c", "d")
 
@@ -309,32 +309,26 @@ def test_failures_leave_nothing_to_the_cycle_collector(
     A frame that keeps a failure its traceback points back to would leave a reference cycle
     per fallback, for the garbage collector to find later.
     """
-    refs: list[weakref.ref[Down]] = []
+    refs = Kept()
     tracker = InMemoryCooldownTracker(failure_threshold=1, clock=clock)
     failing = {"fallback": "a", "handover": "a", "exhausted": "abc"}[scenario]
     if scenario == "handover":
         tracker.record_failure("b", Down())  # a fails, b is skipped, c answers
 
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error
-
     def fail(provider: str) -> str:
         if provider in failing:
-            raise tracked(Down(provider))  # no local: its frame must not hold the error
+            raise refs(Down(provider))  # no local: its frame must not hold the error
         return provider
 
     options: dict[str, Any] = {"providers": ["a", "b", "c"], "cooldown": tracker}
     if mode.endswith("hedged"):  # a failure starts the next attempt at once
         options["strategy"] = Hedged(delay=60.0)
-    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
     if mode.startswith("sync"):
         routed_fail = routed(logger=logger, **options)(fail)
 
         def call() -> None:
             with contextlib.suppress(AllProvidersFailedError):
                 routed_fail()
-            healthy()  # replaces last_route()
 
     else:
 
@@ -347,20 +341,9 @@ def test_failures_leave_nothing_to_the_cycle_collector(
                 await afail()
 
         def call() -> None:
-            asyncio.run(suppressed())
-            healthy()  # replaces last_route(), the thread's since the loop ran in it
+            asyncio.run(suppressed())  # (then the thread's last_route() is the loop's last)
 
-    gc.collect()
-    gc.disable()
-    try:
-        call()
-        # A pool thread lets go of the attempt it ran just after handing its outcome over.
-        deadline = time.monotonic() + 10
-        while any(ref() is not None for ref in refs) and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert refs and [ref() for ref in refs] == [None] * len(refs)
-    finally:
-        gc.enable()
+    assert_freed(call, refs)
 
 
 @pytest.mark.parametrize("logger", [QUIET, VERBOSE], ids=["quick", "general"])
@@ -715,16 +698,12 @@ class _BadSecondChoice:
 
 def test_a_strategy_error_after_the_first_failure_leaves_no_cycle() -> None:
     """The decision raising on the lane's failure frees that failure with the error."""
-    refs: list[weakref.ref[Down]] = []
-
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error
+    refs = Kept()
 
     @routed(providers=["a", "b", "c"], strategy=_BadSecondChoice(), cooldown=None, logger=QUIET)
     def call(provider: str) -> str:
         if provider == "a":
-            raise tracked(Down("a"))  # no local: this frame must not hold the error
+            raise refs(Down("a"))  # no local: this frame must not hold the error
         return provider
 
     gc.collect()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,6 +17,7 @@ from resilient_routing import InMemoryCooldownTracker, InvalidConfigError, last_
 from resilient_routing.strategies import Hedged
 from resilient_routing.testing import EventRecorder
 
+from .harness import Kept, assert_freed
 from .test_streams import AsyncSDKStream, Down, SDKStream
 
 
@@ -332,27 +331,23 @@ def test_a_streams_failures_leave_nothing_to_the_cycle_collector(mode: str, when
     A failure's traceback keeps the stream's frame, locals and all, past its end: a decision
     left there (it holds the failures) would make a cycle for the garbage collector.
     """
-    refs: list[weakref.ref[Down]] = []
-
-    def tracked(error: Down) -> Down:
-        refs.append(weakref.ref(error))
-        return error  # no local: the provider's frame must not hold it
+    refs = Kept()
 
     failing = {"before the first item": "a", "mid-stream": "", "every provider": "ab"}[when]
 
     def sync_provider(provider: str) -> Iterator[str]:
         if provider in failing:
-            raise tracked(Down(provider))
+            raise refs(Down(provider))
         yield provider
         if when == "mid-stream":
-            raise tracked(Down(provider))
+            raise refs(Down(provider))
 
     async def async_provider(provider: str) -> AsyncIterator[str]:
         if provider in failing:
-            raise tracked(Down(provider))
+            raise refs(Down(provider))
         yield provider
         if when == "mid-stream":
-            raise tracked(Down(provider))
+            raise refs(Down(provider))
 
     options: dict[str, Any] = {
         "providers": ["a", "b"],
@@ -361,7 +356,6 @@ def test_a_streams_failures_leave_nothing_to_the_cycle_collector(mode: str, when
     }
     if mode == "async hedged":
         options["strategy"] = Hedged(delay=60.0)  # a failure starts the next attempt at once
-    healthy = routed(providers=["z"], cooldown=None)(lambda provider: provider)
     if mode == "sync":
         stream = routed(**options)(sync_provider)
 
@@ -379,11 +373,4 @@ def test_a_streams_failures_leave_nothing_to_the_cycle_collector(mode: str, when
         def call() -> None:
             asyncio.run(consume())
 
-    gc.collect()
-    gc.disable()
-    try:
-        call()
-        healthy()  # replaces last_route()
-        assert refs and [ref() for ref in refs] == [None] * len(refs)
-    finally:
-        gc.enable()
+    assert_freed(call, refs)
