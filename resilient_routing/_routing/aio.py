@@ -82,7 +82,14 @@ def runner(route: Route) -> Runner:
             d = Decision(route, context, want_result)
             raised = seconds = None
         try:
-            return await drive(d, tracker, fn, args, kwargs, raised, seconds)
+            # What the lane saw of its first choice is the decision's first step.
+            if seconds is None:
+                step = None
+            elif raised is None:
+                step = d.cooling(seconds)
+            else:
+                step = d.failed(i, raised, seconds)
+            return await drive(d, tracker, fn, args, kwargs, step)
         finally:
             del d, raised  # as in the sync driver
 
@@ -95,17 +102,17 @@ async def drive(
     fn: AsyncFn,
     args: Args,
     kwargs: Kwargs,
-    raised: Exception | None = None,
-    seconds: float | None = None,
+    step: int | None = None,
 ) -> Any:
     """Perform the steps of ``d`` until the call returns or raises; return what it returns.
 
-    Each attempt is bounded by ``d.budget``. ``raised`` and ``seconds``: what a fast lane
-    learned before handing the call over (see the sync driver's ``drive``).
+    Each attempt is bounded by ``d.budget``. ``step``: the first step, when a fast lane handed
+    the call over (None: ``d.start()``).
     """
     clock = d.route.clock
     try:
-        step = d.start(raised, seconds)
+        if step is None:
+            step = d.start()
         providers = d.providers
         while True:
             if step is ATTEMPT:
@@ -143,5 +150,5 @@ async def drive(
         d.finish(exc)
         raise
     finally:
-        del d, raised  # as in the runner
+        del d  # as in the runner
         scope = None  # an asyncio.Timeout holds its task, which holds the call

@@ -81,9 +81,9 @@ class Decision(Racing, Deadlines):
             (None: it took index 0 of the route's ``rest`` without drawing a plan).
         drawn: the index that lane drew (-1: no lane; the strategy's plan is drawn at the
             first step).
-        attempted: 1 when that lane attempted ``drawn`` (its failure is handed to
-            :meth:`start`); 0 when it found ``drawn`` cooling down (its cooldown is handed to
-            :meth:`start`: the tracker is not asked twice).
+        attempted: 1 when that lane attempted ``drawn`` (it reports the failure with
+            :meth:`failed`); 0 when it found ``drawn`` cooling down (it reports the cooldown
+            with :meth:`cooling`: the tracker is not asked twice).
 
     Attributes:
         index: the provider the current step is about.
@@ -166,18 +166,13 @@ class Decision(Racing, Deadlines):
 
     # -- entry points ----------------------------------------------------------------------
 
-    def start(self, raised: Exception | None = None, seconds: float | None = None) -> int:
+    def start(self) -> int:
         """Return the first step of the call (drivers call it first).
 
-        A driver's fast lane hands over what it learned of its first choice (``drawn``): it
-        raised ``raised`` after ``seconds`` (as :meth:`failed` takes them), or, ``raised``
-        None, it is cooling down for ``seconds`` (as :meth:`cooling` takes them).
+        A driver's fast lane that attempted its first choice, or found it cooling down, hands
+        the call over by reporting that instead (:meth:`failed`, :meth:`cooling`).
         """
-        if seconds is None:
-            return self._next()
-        if raised is not None:
-            return self.failed(self.index, raised, seconds)
-        return self.cooling(seconds)
+        return self._next()
 
     # -- which provider next ---------------------------------------------------------------
 

@@ -80,7 +80,14 @@ def runner(route: Route) -> Runner:
             raised = seconds = None
         call = fn if instance is None else MethodType(fn, instance)
         try:
-            return drive(d, tracker, call, args, kwargs, raised, seconds)
+            # What the lane saw of its first choice is the decision's first step.
+            if seconds is None:
+                step = None
+            elif raised is None:
+                step = d.cooling(seconds)
+            else:
+                step = d.failed(i, raised, seconds)
+            return drive(d, tracker, call, args, kwargs, step)
         finally:
             # A failure's traceback holds this frame: it must not keep the decision (which
             # holds the failures) alive, or every fallback would leave a cycle to collect.
@@ -95,18 +102,16 @@ def drive(
     call: Fn,
     args: Args,
     kwargs: Kwargs,
-    raised: Exception | None = None,
-    seconds: float | None = None,
+    step: int | None = None,
 ) -> Any:
     """Perform the steps of ``d`` until the call returns or raises; return what it returns.
 
-    What a fast lane learned of its first choice (``d.index``) before handing the call over:
-    it raised ``raised`` after ``seconds``, or (``raised`` None) it is cooling down for
-    ``seconds``.
+    ``step``: the first step, when a fast lane handed the call over (None: ``d.start()``).
     """
     clock = d.route.clock
     try:
-        step = d.start(raised, seconds)
+        if step is None:
+            step = d.start()
         providers = d.providers
         while True:
             if step is ATTEMPT:
@@ -134,4 +139,4 @@ def drive(
         d.finish(exc)
         raise
     finally:
-        del d, raised  # as in the runner
+        del d  # as in the runner
