@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, cast
 
 from ._callables import kind_of, spelled_out
 from ._exceptions import InvalidConfigError
@@ -52,7 +52,7 @@ def execute(
         generator=generator,
     )
     # No local: a failure's traceback keeps this frame (see sync.runner).
-    return runner(route)(fn, (), {}, True)  # type: ignore[no-any-return]
+    return cast("RouteResult[T]", runner(route)(fn, (), {}, True))
 
 
 async def execute_async(
