@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
+import pytest
 import structlog
 
 from resilient_routing import InMemoryCooldownTracker, routed
@@ -106,3 +109,108 @@ def test_a_huge_error_message_makes_a_bounded_line(clock: FakeClock) -> None:
     assert line.startswith("provider failed: 'a' (attempt 1 of 2): Down: xxx")
     assert len(line) < 600 and line.endswith("...")
     assert len(seen[0].error) <= 500  # type: ignore[attr-defined]
+
+
+class _Lines(logging.Handler):
+    """Keeps each record's message."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _listening(logger: logging.Logger) -> _Lines:
+    lines = _Lines()
+    logger.addHandler(lines)
+    logger.propagate = False
+    return lines
+
+
+def _sometimes_failing() -> tuple[Callable[..., str], Callable[..., Awaitable[str]], list[bool]]:
+    """A provider function (sync and async) whose first provider fails while ``down[0]``."""
+    down = [False]
+
+    def call(provider: str) -> str:
+        if provider == "a" and down[0]:
+            raise Down("503")
+        return provider
+
+    async def acall(provider: str) -> str:
+        return call(provider)
+
+    return call, acall, down
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_level_set_between_calls_holds_from_the_next_call(mode: str) -> None:
+    """Calls ask the logger afresh: setLevel, logging.disable and ``disabled`` act at once.
+
+    (Calls read the verdicts a Logger caches; each of these changes must still be seen.)
+    """
+    logger = logging.getLogger(f"test.levels.{mode}")
+    lines = _listening(logger)
+    logger.setLevel(logging.WARNING)
+    call, acall, down = _sometimes_failing()
+    fn = routed(providers=["a", "b"], cooldown=None, logger=logger)(call)
+    afn = routed(providers=["a", "b"], cooldown=None, logger=logger)(acall)
+
+    def run(times: int = 3) -> list[str]:
+        del lines.lines[:]
+        for _ in range(times):
+            assert (fn() if mode == "sync" else asyncio.run(afn())) == ("b" if down[0] else "a")
+        return lines.lines[:]
+
+    assert run() == []  # WARNING: a success logs nothing
+    logger.setLevel(logging.DEBUG)
+    assert run(1) == ["attempting provider: 'a' (attempt 1 of 2)"]
+    logging.disable(logging.DEBUG)
+    try:
+        assert run() == []
+    finally:
+        logging.disable(logging.NOTSET)
+    assert run(1) == ["attempting provider: 'a' (attempt 1 of 2)"]
+    logger.setLevel(logging.WARNING)
+    down[0] = True
+    failed = "provider failed: 'a' (attempt 1 of 2): Down: 503"
+    assert run(1) == [failed]
+    logger.disabled = True
+    try:
+        assert run() == []
+    finally:
+        logger.disabled = False
+    assert run(1)[0] == failed
+    logger.setLevel(logging.ERROR)
+    assert run() == []
+
+
+class _Switched(logging.Logger):
+    """A logger that decides by a switch of its own, not by its level (nor logging's cache)."""
+
+    verbose = False
+
+    def isEnabledFor(self, level: int) -> bool:
+        return self.verbose or super().isEnabledFor(level)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_logger_deciding_by_its_own_rule_is_asked_at_every_call(mode: str) -> None:
+    """A Logger subclass overriding isEnabledFor() is asked, not read from logging's cache."""
+    logger = _Switched(f"test.switched.{mode}", logging.WARNING)
+    lines = _listening(logger)
+    call, acall, _ = _sometimes_failing()
+    fn = routed(providers=["a", "b"], cooldown=None, logger=logger)(call)
+    afn = routed(providers=["a", "b"], cooldown=None, logger=logger)(acall)
+
+    def run() -> list[str]:
+        del lines.lines[:]
+        assert (fn() if mode == "sync" else asyncio.run(afn())) == "a"
+        return lines.lines[:]
+
+    assert run() == []
+    logger.verbose = True  # no level changes: logging's caches still say WARNING
+    assert run() == ["attempting provider: 'a' (attempt 1 of 2)"]
+    logger.verbose = False
+    assert run() == []

@@ -144,7 +144,11 @@ class Decision(Racing, Deadlines):
         self.exempt = context.exempt
         self.logger = logger = context.logger
         self.listeners = listeners = context.listeners
-        self.loud = True if listeners else logger.isEnabledFor(route.loudest)
+        loudest = route.loudest
+        # A verdict the logger cached saves asking it (see Context.levels).
+        self.loud = bool(listeners) or (
+            context.levels.get(loudest) is not False and logger.isEnabledFor(loudest)
+        )
         if not route.plain:
             options = route.options
             self.in_flight = 0
