@@ -30,7 +30,7 @@ from resilient_routing import (
     last_route,
     routed,
 )
-from resilient_routing._routing import report, steps, sync
+from resilient_routing._routing import report, sync
 from resilient_routing.strategies import Hedged
 from resilient_routing.testing import EventRecorder, FakeClock
 
@@ -374,7 +374,7 @@ def test_plain_successes_build_no_decision(monkeypatch: pytest.MonkeyPatch) -> N
         raise AssertionError("the decision core ran")
 
     monkeypatch.setattr(sync, "Decision", no_decision)
-    monkeypatch.setattr(steps, "Decision", no_decision)  # the fast lane's hand-over
+    monkeypatch.setattr(sync, "new_decision", no_decision)  # the fast lane's hand-over
 
     def fail_a(provider: str) -> str:
         if provider == "a":

@@ -18,7 +18,7 @@ from resilient_routing import _config
 from . import report
 from .decision import ATTEMPT, RAISE, RETURN, Decision
 from .route import Route
-from .steps import Args, Fn, Kwargs, ask_tracker
+from .steps import Args, Fn, Kwargs, ask_tracker, init_decision, new_decision
 
 __all__ = ["drive", "runner"]
 
@@ -76,7 +76,8 @@ def runner(route: Route) -> Runner:
                     if report.running_loop() is not None:
                         report.last_in_task.set(last)
                     return report.quick_result(*last) if want_result else response
-            d = Decision(route, context, want_result, static, plan, i, attempted)
+            d = new_decision(Decision)  # Decision(...) without the class call (see there)
+            init_decision(d, route, context, want_result, static, plan, i, attempted)
         else:
             d = Decision(route, context, want_result)
             raised = seconds = None
