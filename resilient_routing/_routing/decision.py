@@ -146,8 +146,10 @@ class Decision(Racing, Deadlines):
         self.listeners = listeners = context.listeners
         loudest = route.loudest
         # A verdict the logger cached saves asking it (see Context.levels).
-        self.loud = bool(listeners) or (
-            context.levels.get(loudest) is not False and logger.isEnabledFor(loudest)
+        self.loud = (
+            True
+            if listeners
+            else context.levels.get(loudest) is not False and logger.isEnabledFor(loudest)
         )
         if not route.plain:
             options = route.options
