@@ -6,7 +6,9 @@ import asyncio
 import io
 import json
 import logging
+import unittest.mock
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import structlog
@@ -214,3 +216,54 @@ def test_a_logger_deciding_by_its_own_rule_is_asked_at_every_call(mode: str) -> 
     assert run() == ["attempting provider: 'a' (attempt 1 of 2)"]
     logger.verbose = False
     assert run() == []
+
+
+ATTEMPTING = ["attempting provider: 'a' (attempt 1 of 2)"]
+
+
+@pytest.mark.parametrize("where", ["instance", "logging.Logger"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_isenabledfor_patched_before_the_calls_is_asked(mode: str, where: str) -> None:
+    """A logger whose isEnabledFor() is replaced is asked, not read from logging's cache."""
+    logger = logging.getLogger(f"test.patched.{where}.{mode}")
+    lines = _listening(logger)
+    logger.setLevel(logging.ERROR)
+    logger.isEnabledFor(logging.DEBUG)  # logging's cache now says: not at DEBUG
+    call, acall, _ = _sometimes_failing()
+    target = logger if where == "instance" else logging.Logger
+    with unittest.mock.patch.object(target, "isEnabledFor", return_value=True):
+        fn = routed(providers=["a", "b"], cooldown=None, logger=logger)(call)
+        afn = routed(providers=["a", "b"], cooldown=None, logger=logger)(acall)
+        assert (fn() if mode == "sync" else asyncio.run(afn())) == "a"
+    assert lines.lines == ATTEMPTING
+
+
+class _Counting(logging.Logger):
+    """A logger that notes each level it is asked about (and so is never read from a cache)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, logging.WARNING)
+        self.asked: list[int] = []
+
+    def isEnabledFor(self, level: int) -> bool:
+        self.asked.append(level)
+        return super().isEnabledFor(level)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_call_asks_its_logger_once_per_level(mode: str) -> None:
+    """A route without a fast lane (providers from a callable) asks nothing for the lane."""
+    logger = _Counting(f"test.counting.{mode}")
+
+    def call(provider: str) -> str:
+        return provider
+
+    async def acall(provider: str) -> str:
+        return provider
+
+    options: dict[str, Any] = {"providers": lambda: ["a", "b"], "cooldown": None, "logger": logger}
+    fn = routed(**options)(call)
+    afn = routed(**options)(acall)
+    assert (fn() if mode == "sync" else asyncio.run(afn())) == "a"
+    # The decision asks about its loudest record (WARNING), then the DEBUG one it would write.
+    assert logger.asked == [logging.WARNING, logging.DEBUG]

@@ -30,7 +30,7 @@ from resilient_routing import (
     last_route,
     routed,
 )
-from resilient_routing._routing import report, sync
+from resilient_routing._routing import aio, report, sync
 from resilient_routing.strategies import Hedged
 from resilient_routing.testing import EventRecorder, FakeClock
 
@@ -388,6 +388,27 @@ def test_plain_successes_build_no_decision(monkeypatch: pytest.MonkeyPatch) -> N
         _quiet(providers=["a", "b", "c"])(fail_a)()
     with pytest.raises(AssertionError, match="decision core"):
         routed(providers=["b", "c"], logger=VERBOSE)(fail_a)()
+
+
+async def test_async_plain_successes_build_no_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the sync lane: a failure of the first choice goes to the decision core."""
+
+    def no_decision(*args: object) -> None:
+        raise AssertionError("the decision core ran")
+
+    monkeypatch.setattr(aio, "Decision", no_decision)
+    monkeypatch.setattr(aio, "new_decision", no_decision)  # the fast lane's hand-over
+
+    async def fail_a(provider: str) -> str:
+        if provider == "a":
+            raise Down(provider)
+        return provider
+
+    assert (await _quiet(providers=["b", "c"])(fail_a).execute()).attempt == 1
+    with pytest.raises(AssertionError, match="decision core"):
+        await _quiet(providers=["a", "b", "c"])(fail_a)()
+    with pytest.raises(AssertionError, match="decision core"):
+        await routed(providers=["b", "c"], logger=VERBOSE)(fail_a)()
 
 
 @pytest.mark.parametrize("logger", [QUIET, VERBOSE], ids=["quick", "general"])

@@ -117,6 +117,7 @@ def _among(listener: object, listeners: tuple[object, ...]) -> bool:
 
 _logger = logging.getLogger("resilient_routing")
 _NOTHING_KNOWN: Mapping[int, bool] = MappingProxyType({})
+_IS_ENABLED_FOR = logging.Logger.isEnabledFor  # logging's own, before anyone patches it
 
 
 def _levels(logger: logging.Logger) -> Mapping[int, bool]:
@@ -125,11 +126,17 @@ def _levels(logger: logging.Logger) -> Mapping[int, bool]:
     ``isEnabledFor()`` is a Python call on every routed call (~7 % of a call that succeeds).
     A standard Logger keeps each verdict in a cache it empties whenever a level changes: a
     verdict found there (``levels.get(level)``) is the one ``isEnabledFor()`` would give, and
-    only a missing one needs the call. A logger that decides otherwise (one whose class
-    overrides ``isEnabledFor()``, or keeps no such cache) is always asked: its record is empty.
+    only a missing one needs the call. A logger that decides otherwise is always asked: its
+    record is empty. That is one whose ``isEnabledFor()`` is not logging's own (its class's
+    override, a patch on it or on ``logging.Logger``), or that keeps no such cache. It is
+    judged when the route resolves the configuration: a method patched later is not seen.
     """
     cache = getattr(logger, "_cache", None)
-    if type(logger).isEnabledFor is logging.Logger.isEnabledFor and type(cache) is dict:
+    if (
+        type(logger).isEnabledFor is _IS_ENABLED_FOR
+        and "isEnabledFor" not in vars(logger)
+        and type(cache) is dict
+    ):
         return cache
     return _NOTHING_KNOWN
 

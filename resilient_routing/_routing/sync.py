@@ -44,9 +44,12 @@ def runner(route: Route) -> Runner:
         if context.config is not config:
             context = route.resolve(config)
         tracker, asks = context.tracker, context.asks
-        # Quiet at DEBUG: a verdict the logger cached saves asking it (see Context.levels).
-        quiet = context.levels.get(_DEBUG) is False or not context.logger.isEnabledFor(_DEBUG)
-        if static is not None and quiet and not context.listeners:
+        if (
+            static is not None
+            and not context.listeners
+            # Quiet at DEBUG: a verdict the logger cached saves asking it (see Context.levels).
+            and (context.levels.get(_DEBUG) is False or not context.logger.isEnabledFor(_DEBUG))
+        ):
             plan = None if rest is not None else plan_of(providers)
             i = 0 if plan is None else next(plan)
             name = names[i]
