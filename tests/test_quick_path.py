@@ -367,6 +367,37 @@ def test_bound_method_routes_with_its_instance(logger: logging.Logger) -> None:
     assert (one.seen, two.seen) == (["a", "b"], ["a", "b"])
 
 
+ARGUMENTS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), {}),
+    ((1,), {}),
+    ((1, 2), {}),
+    (((3, 4),), {}),  # one argument that is a tuple: passed as it is
+    ((1,), {"y": 2}),
+    ((), {"x": 1, "y": 2}),
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs"), ARGUMENTS)
+@pytest.mark.parametrize("first", ["answers", "fails"])
+@pytest.mark.parametrize("logger", [QUIET, VERBOSE], ids=["quick", "general"])
+def test_every_provider_gets_the_arguments_as_given(
+    args: tuple[Any, ...], kwargs: dict[str, Any], first: str, logger: logging.Logger
+) -> None:
+    """Whatever the call's shape, each attempt gets the provider and exactly its arguments."""
+    seen: list[tuple[Any, ...]] = []
+
+    @routed(providers=["a", "b"], cooldown=None, logger=logger)
+    def call(provider: str, *args: Any, **kwargs: Any) -> str:
+        seen.append((provider, args, kwargs))
+        if provider == "a" and first == "fails":
+            raise Down(provider)
+        return provider
+
+    assert call(*args, **kwargs) == ("a" if first == "answers" else "b")
+    tried = ["a"] if first == "answers" else ["a", "b"]
+    assert seen == [(name, args, kwargs) for name in tried]
+
+
 def test_plain_successes_build_no_decision(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast lane serves a first choice that answers; a failure goes to the decision core."""
 

@@ -63,6 +63,8 @@ def runner(route: Route) -> Runner:
                         response = fn(instance, providers[i], *args, **kwargs)
                     elif kwargs:
                         response = fn(providers[i], *args, **kwargs)
+                    elif len(args) == 1:  # the usual call (see drive())
+                        response = fn(providers[i], args[0])
                     else:
                         response = fn(providers[i], *args)
                 except Exception as exc:
@@ -124,9 +126,12 @@ def drive(
                 i = d.index
                 start = clock()
                 try:
-                    # Without keywords, no **kwargs: it would build an empty dict per call.
+                    # Without keywords, no **kwargs: it would build an empty dict per call; with
+                    # one argument, no *args: the provider before it builds a list and a tuple.
                     if kwargs:
                         response = call(providers[i], *args, **kwargs)
+                    elif len(args) == 1:
+                        response = call(providers[i], args[0])
                     else:
                         response = call(providers[i], *args)
                 except Exception as exc:
