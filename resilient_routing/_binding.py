@@ -343,8 +343,10 @@ def routed_class(
     if not is_async and type(wrapped) is types.FunctionType:
         wrapt_get = RoutedFunction.__get__
 
+        bind = types.MethodType
+
         def bound_call(self: _BoundRoutedMethod, *args: Any, **kwargs: Any) -> Any:
-            return run(wrapped, args, kwargs, False, self.__self__)
+            return run(bind(wrapped, self.__self__), args, kwargs, False)
 
         bound = type(
             _BoundRoutedMethod.__name__,

@@ -19,7 +19,6 @@ import functools
 import os
 import threading
 from collections.abc import Awaitable, Callable
-from types import MethodType
 from typing import Any, Generic, TypeVar
 
 from resilient_routing import _config
@@ -104,14 +103,11 @@ def _attempt_sync(
 def sync_runner(route: Route) -> Callable[..., Any]:
     """Return the runner of a sync hedged route (attempts on a thread pool)."""
 
-    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool, instance: object = None) -> Any:
+    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool) -> Any:
         context = route.context_of(_config._current)
-        call = fn if instance is None else MethodType(fn, instance)
         # The decision is no local here: a failure's traceback holds this frame, and the
         # decision (which holds the failures) would make a cycle of it.
-        return _drive_sync(
-            Decision(route, context, want_result), context.tracker, call, args, kwargs
-        )
+        return _drive_sync(Decision(route, context, want_result), context.tracker, fn, args, kwargs)
 
     return run
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from types import MethodType
 from typing import Any
 
 from resilient_routing import _config
@@ -24,9 +23,8 @@ __all__ = ["drive", "runner"]
 
 _DEBUG = logging.DEBUG
 
-#: What a route's runner is: ``run(fn, args, kwargs, want_result, instance=None)`` returns the
-#: response (or its RouteResult); ``instance``, when given, is passed before the provider (a
-#: bound routed method passes it rather than make a bound method per call).
+#: What a route's runner is: ``run(fn, args, kwargs, want_result)`` returns the response (or
+#: its RouteResult) of ``fn`` routed with these arguments.
 Runner = Callable[..., Any]
 
 
@@ -38,7 +36,7 @@ def runner(route: Route) -> Runner:
     static = route.lane
     providers, names = static or ((), ())
 
-    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool, instance: object = None) -> Any:
+    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool) -> Any:
         config = _config._current
         context = route.context
         if context.config is not config:
@@ -59,9 +57,7 @@ def runner(route: Route) -> Runner:
             else:
                 start = clock()
                 try:
-                    if instance is not None:
-                        response = fn(instance, providers[i], *args, **kwargs)
-                    elif kwargs:
+                    if kwargs:
                         response = fn(providers[i], *args, **kwargs)
                     elif len(args) == 1:  # the usual call (see drive())
                         response = fn(providers[i], args[0])
@@ -86,7 +82,6 @@ def runner(route: Route) -> Runner:
         else:
             d = Decision(route, context, want_result)
             raised = seconds = None
-        call = fn if instance is None else MethodType(fn, instance)
         try:
             # What the lane saw of its first choice is the decision's first step.
             if seconds is None:
@@ -95,7 +90,7 @@ def runner(route: Route) -> Runner:
                 step = d.cooling(seconds)
             else:
                 step = d.failed(i, raised, seconds)
-            return drive(d, tracker, call, args, kwargs, step)
+            return drive(d, tracker, fn, args, kwargs, step)
         finally:
             # A failure's traceback holds this frame: it must not keep the decision (which
             # holds the failures) alive, or every fallback would leave a cycle to collect.
