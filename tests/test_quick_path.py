@@ -380,20 +380,36 @@ ARGUMENTS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
 @pytest.mark.parametrize(("args", "kwargs"), ARGUMENTS)
 @pytest.mark.parametrize("first", ["answers", "fails"])
 @pytest.mark.parametrize("logger", [QUIET, VERBOSE], ids=["quick", "general"])
+@pytest.mark.parametrize("mode", ["sync", "async", "method"])
 def test_every_provider_gets_the_arguments_as_given(
-    args: tuple[Any, ...], kwargs: dict[str, Any], first: str, logger: logging.Logger
+    mode: str, args: tuple[Any, ...], kwargs: dict[str, Any], first: str, logger: logging.Logger
 ) -> None:
     """Whatever the call's shape, each attempt gets the provider and exactly its arguments."""
     seen: list[tuple[Any, ...]] = []
+    route = routed(providers=["a", "b"], cooldown=None, logger=logger)
 
-    @routed(providers=["a", "b"], cooldown=None, logger=logger)
-    def call(provider: str, *args: Any, **kwargs: Any) -> str:
+    def answer(provider: str, *args: Any, **kwargs: Any) -> str:
         seen.append((provider, args, kwargs))
         if provider == "a" and first == "fails":
             raise Down(provider)
         return provider
 
-    assert call(*args, **kwargs) == ("a" if first == "answers" else "b")
+    async def aanswer(provider: str, *args: Any, **kwargs: Any) -> str:
+        return answer(provider, *args, **kwargs)
+
+    class Client:
+        @route
+        def call(self, provider: str, *args: Any, **kwargs: Any) -> str:
+            assert isinstance(self, Client)
+            return answer(provider, *args, **kwargs)
+
+    if mode == "sync":
+        got = route(answer)(*args, **kwargs)
+    elif mode == "async":
+        got = asyncio.run(route(aanswer)(*args, **kwargs))
+    else:
+        got = Client().call(*args, **kwargs)
+    assert got == ("a" if first == "answers" else "b")
     tried = ["a"] if first == "answers" else ["a", "b"]
     assert seen == [(name, args, kwargs) for name in tried]
 

@@ -73,7 +73,12 @@ def runner(route: Route) -> Runner:
                 outer = sys.exception()  # see cancelling()
                 start = clock()
                 try:
-                    response = await fn(providers[i], *args, **kwargs)
+                    if kwargs:
+                        response = await fn(providers[i], *args, **kwargs)
+                    elif len(args) == 1:  # as in the sync driver
+                        response = await fn(providers[i], args[0])
+                    else:
+                        response = await fn(providers[i], *args)
                 except Exception as exc:
                     if cancelling(exc, outer):
                         raise asyncio.CancelledError() from exc
