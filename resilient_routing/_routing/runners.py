@@ -15,8 +15,8 @@ from .route import Route
 __all__ = ["Runner", "awaiting", "runner"]
 
 #: Routes the calls of one route: ``run(fn, args, kwargs, want_result)`` returns the response
-#: (or its RouteResult), or for an async route the coroutine of it. A sync runner takes a fifth
-#: argument, ``instance``, to call ``fn`` as that instance's method.
+#: (or its RouteResult), or for an async route the coroutine of it. A method is routed bound
+#: (``fn`` a bound method).
 Runner = Callable[..., Any]
 
 

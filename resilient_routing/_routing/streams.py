@@ -18,7 +18,6 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from types import MethodType
 from typing import Any, Final
 
 from resilient_routing import _config
@@ -110,10 +109,9 @@ def sync_runner(route: Route, drive: Callable[..., Any]) -> Callable[..., Any]:
     arrived.
     """
 
-    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool, instance: object = None) -> Any:
-        call = fn if instance is None else MethodType(fn, instance)
+    def run(fn: Fn, args: Args, kwargs: Kwargs, want_result: bool) -> Any:
         ref: Ref = []
-        stream = _sync_stream(route, drive, call, args, kwargs, ref, want_result)
+        stream = _sync_stream(route, drive, fn, args, kwargs, ref, want_result)
         ref.append(weakref.ref(stream))
         return next(stream) if want_result else stream
 

@@ -23,8 +23,7 @@ __all__ = ["drive", "runner"]
 
 _DEBUG = logging.DEBUG
 
-#: What a route's runner is: ``run(fn, args, kwargs, want_result)`` returns the response (or
-#: its RouteResult) of ``fn`` routed with these arguments.
+#: The runner of a sync, sequential route (see :data:`.runners.Runner`).
 Runner = Callable[..., Any]
 
 
