@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         AsyncRouted,
         AsyncRoutedClassmethod,
         AsyncStreamRouted,
+        OnClass,
         Routed,
         RoutedClassmethod,
         StreamDecorator,
@@ -39,20 +40,12 @@ class _Decorator:
 
     @overload
     def __call__(  # type: ignore[overload-overlap]
-        self, fn: classmethod[Any, Concatenate[Any, P], Coroutine[Any, Any, T]]
-    ) -> AsyncRoutedClassmethod[P, T]: ...
-
-    @overload
-    def __call__(self, fn: classmethod[Any, Concatenate[Any, P], T]) -> RoutedClassmethod[P, T]: ...
-
-    @overload
-    def __call__(  # type: ignore[overload-overlap]
-        self, fn: staticmethod[Concatenate[Any, P], Coroutine[Any, Any, T]]
+        self, fn: OnClass[P, Coroutine[Any, Any, T]]
     ) -> AsyncRoutedClassmethod[P, T]: ...
 
     @overload
     def __call__(  # type: ignore[overload-overlap]
-        self, fn: staticmethod[Concatenate[Any, P], T]
+        self, fn: OnClass[P, T]
     ) -> RoutedClassmethod[P, T]: ...
 
     @overload

@@ -7,7 +7,7 @@ costs import time that a program which never names them should not pay.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine, Generator, Iterable
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar, overload
 
 from ._result import RouteResult
 
@@ -25,6 +25,12 @@ __all__ = [
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
 T = TypeVar("T")
+R = TypeVar("R")
+
+#: A classmethod or staticmethod under ``@routed``, its provider the first parameter left.
+OnClass: TypeAlias = (
+    "classmethod[Any, Concatenate[Any, P], R] | staticmethod[Concatenate[Any, P], R]"
+)
 
 
 class Routed(Protocol[P, T]):

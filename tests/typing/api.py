@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from typing import Any, assert_type
 
 import tenacity
@@ -11,7 +18,9 @@ import tenacity
 import resilient_routing
 from resilient_routing import (
     AllProvidersFailedError,
+    AsyncRoutedClassmethod,
     InMemoryCooldownTracker,
+    RoutedClassmethod,
     RouteResult,
     configure,
     execute,
@@ -173,6 +182,48 @@ class Service:
     async def amethod(self, provider: str, x: int) -> str:
         return provider * x
 
+    @routed(providers=["a"])
+    @classmethod
+    async def acmethod(cls, provider: str, x: int) -> str:
+        return provider * x
+
+    @routed(providers=["a"])
+    @staticmethod
+    async def asmethod(provider: str, x: int) -> str:
+        return provider * x
+
+
+def _cls_provider(cls: Any, provider: str, x: int) -> str:
+    return provider * x
+
+
+async def _async_cls_provider(cls: Any, provider: str, x: int) -> str:
+    return provider * x
+
+
+def _provider(provider: str, x: int) -> str:
+    return provider * x
+
+
+async def _async_provider(provider: str, x: int) -> str:
+    return provider * x
+
+
+# @routed given a classmethod or staticmethod object: binding keeps what follows the provider.
+_one = routed(providers=["a"])
+_cm: RoutedClassmethod[[int], str] = _one(classmethod(_cls_provider))
+_acm: AsyncRoutedClassmethod[[int], str] = _one(classmethod(_async_cls_provider))
+_sm: RoutedClassmethod[[int], str] = _one(staticmethod(_provider))
+_asm: AsyncRoutedClassmethod[[int], str] = _one(staticmethod(_async_provider))
+assert_type(_cm(1), str)
+assert_type(_sm.__get__(None, object)(1), str)
+
+
+async def use_wrapped_methods() -> None:
+    assert_type(await _acm(1), str)
+    assert_type(await _asm.execute(1), RouteResult[str])
+    await _asm("bad")  # type: ignore[arg-type]
+
 
 async def use_methods(service: Service) -> None:
     assert_type(service.method(1), str)
@@ -188,6 +239,12 @@ async def use_methods(service: Service) -> None:
     assert_type(await service.amethod(1), str)
     assert_type(await service.amethod.execute(1), RouteResult[str])
     await service.amethod("bad")  # type: ignore[arg-type]
+    assert_type(await Service.acmethod(1), str)
+    assert_type(await service.acmethod.execute(2), RouteResult[str])
+    await Service.acmethod("bad")  # type: ignore[call-overload]
+    assert_type(await Service.asmethod(2), str)
+    assert_type(await Service.asmethod.execute(2), RouteResult[str])
+    await Service.asmethod("bad")  # type: ignore[call-overload]
 
 
 # -- streaming routes ----------------------------------------------------------------------
