@@ -6,14 +6,17 @@ import asyncio
 import io
 import json
 import logging
+import re
 import unittest.mock
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
 from resilient_routing import InMemoryCooldownTracker, routed
+from resilient_routing._routing import report
 from resilient_routing.testing import FakeClock
 
 
@@ -267,3 +270,16 @@ def test_a_call_asks_its_logger_once_per_level(mode: str) -> None:
     assert (fn() if mode == "sync" else asyncio.run(afn())) == "a"
     # The decision asks about its loudest record (WARNING), then the DEBUG one it would write.
     assert logger.asked == [logging.WARNING, logging.DEBUG]
+
+
+def test_every_log_line_is_in_the_documented_table() -> None:
+    """docs/observability.md lists each line a routed call logs, with its level."""
+    table = (Path(__file__).parent.parent / "docs" / "observability.md").read_text()
+    rows = re.findall(r"^\| [^|]+ \| `([^`]+)` \| ([A-Z]+) \|$", table, re.MULTILINE)
+    lines = [v for k, v in vars(report).items() if k.isupper() and isinstance(v, tuple)]
+    assert len(lines) >= 8
+    for level, message in lines:
+        pattern = re.escape(message).replace("%r", "'[^']+'").replace("%s", ".*")
+        pattern = pattern.replace("%d", "[0-9]+")
+        shown = [logging.getLevelName(level)]
+        assert [m for m, lvl in rows if re.fullmatch(pattern, m) and lvl in shown], message

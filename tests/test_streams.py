@@ -269,6 +269,18 @@ def test_a_mid_stream_failure_is_logged(
     messages = [r.getMessage() for r in caplog.records]
     assert "provider failed mid-stream: 'a': Down: cut after a1" in messages
     assert any(m.startswith("provider entering cooldown: 'a'") for m in messages)
+    (record,) = [r for r in caplog.records if "mid-stream" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    facts = ("provider", "is_terminus", "attempt", "error_type", "error", "classification")
+    assert {k: getattr(record, k) for k in facts} == {
+        "provider": "a",
+        "is_terminus": True,
+        "attempt": 1,
+        "error_type": "Down",
+        "error": "cut after a1",
+        "classification": "counted",
+    }
+    assert record.exc_info is None  # type and text only: no traceback
 
 
 @pytest.mark.parametrize("how", ["break", "close"])

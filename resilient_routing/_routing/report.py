@@ -212,20 +212,40 @@ def call_finished(d: Decision, exc: BaseException | None) -> None:
 #: Characters of an error's ``Type: message`` in a log record.
 ERROR_TEXT_LIMIT = 500
 
+#: A log line: its level and message. Its first argument is the provider's name; a failure's
+#: ends with the error's type and text. docs/observability.md lists every one (a test checks).
+Line = tuple[int, str]
+
+_SKIPPING: Line = (_DEBUG, "skipping provider in cooldown: %r (%s s left)")
+_TERMINUS_COOLING: Line = (_INFO, "attempting terminus provider despite cooldown: %r (%s s left)")
+_ATTEMPTING: Line = (_DEBUG, "attempting provider: %r (attempt %d of %d)")
+_PROBING: Line = (_INFO, "probing provider after its cooldown: %r")
+_SLOW: Line = (_WARNING, "provider answered slowly: %r in %s s (slow_call=%s s)%s")
+_COOLING: Line = (_WARNING, "provider entering cooldown: %r for %s s")
+_FELL_BACK: Line = (_INFO, "succeeded on fallback provider: %r (attempt %d)")
+_MID_STREAM: Line = (_WARNING, "provider failed mid-stream: %r: %s: %s")
+
 
 def seconds(value: float) -> str:
     """Return seconds for a log line: ``12.5``, ``30``, ``0.25``, ``300``."""
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _log(
-    d: Decision, level: int, message: str, i: int, args: tuple[object, ...], **fields: object
-) -> None:
+def _log(d: Decision, line: Line, i: int, args: tuple[object, ...], **fields: object) -> None:
+    level, message = line
     logger = d.logger
     if logger.isEnabledFor(level):
         fields["provider"] = d.names[i]
         fields["is_terminus"] = d.is_terminus(i)
         logger.log(level, message, d.names[i], *args, extra=fields)
+
+
+def _log_failure(
+    d: Decision, line: Line, i: int, args: tuple[object, ...], exc: Exception, **fields: object
+) -> None:
+    """Log a failure by its type and text, cut: never its traceback, or the whole of a body."""
+    error, kind = bounded(describe(exc), ERROR_TEXT_LIMIT), type(exc).__name__
+    _log(d, line, i, (*args, kind, error), **fields, error_type=kind, error=error)
 
 
 def _of(d: Decision) -> int:
@@ -237,41 +257,20 @@ def _of(d: Decision) -> int:
 
 def skipped(d: Decision, i: int, remaining: float) -> None:
     """A provider cooling down was skipped."""
-    _log(
-        d,
-        _DEBUG,
-        "skipping provider in cooldown: %r (%s s left)",
-        i,
-        (seconds(remaining),),
-        cooldown_remaining=remaining,
-    )
+    _log(d, _SKIPPING, i, (seconds(remaining),), cooldown_remaining=remaining)
     if d.listeners:
         _emit(d, _events().ProviderSkipped, i, cooldown_remaining=remaining)
 
 
 def terminus_cooling(d: Decision, i: int, remaining: float) -> None:
     """The terminus is attempted although it is cooling down."""
-    _log(
-        d,
-        _INFO,
-        "attempting terminus provider despite cooldown: %r (%s s left)",
-        i,
-        (seconds(remaining),),
-        cooldown_remaining=remaining,
-        attempt=d.attempt + 1,
-    )
+    left = (seconds(remaining),)
+    _log(d, _TERMINUS_COOLING, i, left, cooldown_remaining=remaining, attempt=d.attempt + 1)
 
 
 def attempting(d: Decision, i: int, cooling: bool) -> None:
     """An attempt of provider ``i`` starts (``d.attempt`` counts it already)."""
-    _log(
-        d,
-        _DEBUG,
-        "attempting provider: %r (attempt %d of %d)",
-        i,
-        (d.number(i), _of(d)),
-        attempt=d.number(i),
-    )
+    _log(d, _ATTEMPTING, i, (d.number(i), _of(d)), attempt=d.number(i))
     if d.listeners:
         events = _events()
         if len(d.names) > 1 and d.is_terminus(i):
@@ -291,24 +290,13 @@ def failed(
     """An attempt failed: judged by ``exc``, with what the routing made of it."""
     caps = d.route.caps
     if logged:
-        error, kind = bounded(describe(exc), ERROR_TEXT_LIMIT), type(exc).__name__
-        args: tuple[object, ...]
         if caps.single_attempt:
-            message, args = f"{caps.failure_message}: %r: %s: %s", (kind, error)
+            line: Line = (caps.failure_level, f"{caps.failure_message}: %r: %s: %s")
+            args: tuple[object, ...] = ()
         else:
-            message = f"{caps.failure_message}: %r (attempt %d of %d): %s: %s"
-            args = (d.number(i), _of(d), kind, error)
-        _log(
-            d,
-            caps.failure_level,
-            message,
-            i,
-            args,
-            attempt=d.number(i),
-            latency=latency,
-            error_type=kind,
-            error=error,
-        )
+            line = (caps.failure_level, f"{caps.failure_message}: %r (attempt %d of %d): %s: %s")
+            args = (d.number(i), _of(d))
+        _log_failure(d, line, i, args, exc, attempt=d.number(i), latency=latency)
     if d.listeners:
         events = _events()
         _emit(
@@ -325,7 +313,7 @@ def failed(
 
 def probe_started(d: Decision, i: int) -> None:
     """The call claimed the half-open probe of provider ``i`` (only told when listening)."""
-    _log(d, _INFO, "probing provider after its cooldown: %r", i, ())
+    _log(d, _PROBING, i, ())
     _emit(d, _events().ProbeStarted, i)
 
 
@@ -337,30 +325,15 @@ def probe_failed(d: Decision, i: int, exc: Exception) -> None:
 
 def slow_answer(d: Decision, i: int, error: SlowCallError, counted: bool) -> None:
     """Provider ``i`` answered, or ran unanswered, slower than ``slow_call``."""
-    _log(
-        d,
-        _WARNING,
-        "provider answered slowly: %r in %s s (slow_call=%s s)%s",
-        i,
-        (seconds(error.latency), seconds(error.limit), "" if counted else ", not counted"),
-        attempt=d.number(i),
-        latency=error.latency,
-    )
+    args = (seconds(error.latency), seconds(error.limit), "" if counted else ", not counted")
+    _log(d, _SLOW, i, args, attempt=d.number(i), latency=error.latency)
     if d.listeners:
         _emit(d, _events().SlowCall, i, latency=error.latency, limit=error.limit, counted=counted)
 
 
 def cooldown_started(d: Decision, i: int, remaining: float) -> None:
     """The failure just recorded put provider ``i`` into cooldown."""
-    _log(
-        d,
-        _WARNING,
-        "provider entering cooldown: %r for %s s",
-        i,
-        (seconds(remaining),),
-        attempt=d.number(i),
-        cooldown_remaining=remaining,
-    )
+    _log(d, _COOLING, i, (seconds(remaining),), attempt=d.number(i), cooldown_remaining=remaining)
     if d.listeners:
         _emit(d, _events().CooldownStarted, i, duration=remaining)
 
@@ -370,15 +343,7 @@ def succeeded(
 ) -> None:
     """Provider ``i`` answered; ``slow``: slower than ``slow_call`` (``counted``: a failure)."""
     if d.failures:
-        _log(
-            d,
-            _INFO,
-            "succeeded on fallback provider: %r (attempt %d)",
-            i,
-            (d.number(i),),
-            attempt=d.number(i),
-            latency=latency,
-        )
+        _log(d, _FELL_BACK, i, (d.number(i),), attempt=d.number(i), latency=latency)
     if d.listeners:
         _emit(d, _events().AttemptSucceeded, i, latency=latency)
     if slow is not None:
@@ -411,19 +376,8 @@ def first_item(d: Decision) -> None:
 
 def stream_broke(d: Decision, exc: Exception, classification: str) -> None:
     """The provider of a stream raised after its first item (judged by ``exc``)."""
-    error = bounded(describe(exc), ERROR_TEXT_LIMIT)
-    kind = type(exc).__name__
-    _log(
-        d,
-        _WARNING,
-        "provider failed mid-stream: %r: %s: %s",
-        d.winner,
-        (kind, error),
-        attempt=d.number(d.winner),
-        error_type=kind,
-        error=error,
-        classification=classification,
-    )
+    i = d.winner
+    _log_failure(d, _MID_STREAM, i, (), exc, attempt=d.number(i), classification=classification)
 
 
 def stream_ended(
