@@ -119,9 +119,8 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
     flight: _InFlight[concurrent.futures.Future[Boxed]] = _InFlight()
     # Cleared at the end: a failure raised from here keeps this frame in its traceback.
     future: concurrent.futures.Future[Boxed] | None = None
-    done: set[concurrent.futures.Future[Boxed]] | None = None
     value: Any = None
-    won = False
+    step: int | None = None  # RETURN when the call ends: it won
     try:
         step = d.start()
         while True:
@@ -144,14 +143,9 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
                 flight.running[future] = (i, clock())
                 step = d.started_attempt()
             elif step is WAIT:
-                if not flight.landed:
-                    done, _ = concurrent.futures.wait(
-                        flight.running, timeout=d.wait, return_when="FIRST_COMPLETED"
-                    )
-                    if not done:
-                        step = d.waited()
-                        continue
-                    flight.land(done)
+                if not _landed_sync(flight, d.wait):
+                    step = d.waited()
+                    continue
                 future, i, start = flight.next()
                 try:
                     ok, value, latency, _ = future.result().pop()
@@ -162,7 +156,6 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
             elif step is RAISE:
                 raise d.error
             elif step is RETURN:
-                won = True
                 return d.value
             else:
                 step = ask_tracker(d, step, tracker)
@@ -170,6 +163,7 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
         d.finish(exc)
         raise
     finally:
+        won = step is RETURN
         # An attempt still queued never calls its provider: the call is over. The losers
         # that run go on: when each ends, the strategy hears of it (nothing is recorded, but
         # that it was slower than slow_call).
@@ -181,7 +175,17 @@ def _drive_sync(d: Decision, tracker: Any, fn: Fn, args: Args, kwargs: Kwargs) -
             else:
                 future.add_done_callback(_abandoned(d, i, start, tracker, won))
         del d
-        future = done = value = None
+        future = value = None
+
+
+def _landed_sync(flight: _InFlight[concurrent.futures.Future[Boxed]], wait: float | None) -> bool:
+    """Whether an attempt has landed, waiting up to ``wait`` seconds for one (None: no limit)."""
+    if not flight.landed:
+        done, _ = concurrent.futures.wait(
+            flight.running, timeout=wait, return_when="FIRST_COMPLETED"
+        )
+        flight.land(done)
+    return bool(flight.landed)
 
 
 def _ran(outcome: Boxed) -> concurrent.futures.Future[Boxed]:
@@ -235,6 +239,14 @@ async def _attempt_async(
     return (True, response, clock() - start, False)
 
 
+async def _landed_async(flight: _InFlight[asyncio.Task[Outcome]], wait: float | None) -> bool:
+    """Whether an attempt has landed, waiting up to ``wait`` seconds for one (None: no limit)."""
+    if not flight.landed:
+        done, _ = await asyncio.wait(flight.running, timeout=wait, return_when="FIRST_COMPLETED")
+        flight.land(done)
+    return bool(flight.landed)
+
+
 def async_runner(route: Route) -> Callable[..., Awaitable[Any]]:
     """Return the runner of an async hedged route: attempts are tasks, the losers cancelled."""
 
@@ -264,10 +276,9 @@ async def drive_async(
     clock = d.route.clock
     providers = d.providers
     flight: _InFlight[asyncio.Task[Outcome]] = _InFlight()
-    task: asyncio.Task[Outcome] | None = None  # these three: as in the sync driver
-    done: set[asyncio.Task[Outcome]] | None = None
+    task: asyncio.Task[Outcome] | None = None  # these two: as in the sync driver
     value: Any = None
-    won = False
+    step: int | None = None  # RETURN when the call ends: it won
     memory = report.remembered()
     try:
         step = d.start()
@@ -280,14 +291,9 @@ async def drive_async(
                 flight.running[task] = (i, clock())
                 step = d.started_attempt()
             elif step is WAIT:
-                if not flight.landed:
-                    done, _ = await asyncio.wait(
-                        flight.running, timeout=d.wait, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if not done:
-                        step = d.waited()
-                        continue
-                    flight.land(done)
+                if not await _landed_async(flight, d.wait):
+                    step = d.waited()
+                    continue
                 task, i, start = flight.next()
                 try:
                     ok, value, latency, expired = task.result()
@@ -304,7 +310,6 @@ async def drive_async(
             elif step is RAISE:
                 raise d.error
             elif step is RETURN:
-                won = True
                 return d.value
             else:
                 step = await ask_tracker_within(d, step, tracker)
@@ -312,6 +317,7 @@ async def drive_async(
         d.finish(exc)
         raise
     finally:
+        won = step is RETURN
         running = flight.running
         if running:
             # The losers (or every attempt, when the call itself is cancelled) end before
@@ -327,7 +333,7 @@ async def drive_async(
                     report.restore(memory, d)
                 raise
         del d
-        task = done = value = None
+        task = value = None
 
 
 #: Settling tasks cancelled callers left behind: held until done (the loop holds tasks weakly).
