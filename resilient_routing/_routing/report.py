@@ -26,6 +26,7 @@ from resilient_routing._exceptions import (
 if TYPE_CHECKING:
     from resilient_routing._result import RouteResult
     from resilient_routing.events import RoutingEvent
+    from resilient_routing.strategies._protocol import Capabilities
 
     from .decision import Decision
     from .route import Route
@@ -37,6 +38,7 @@ __all__ = [
     "cooldown_started",
     "exhausted",
     "failed",
+    "failure_line",
     "first_item",
     "last_route",
     "probe_failed",
@@ -226,6 +228,13 @@ _FELL_BACK: Line = (_INFO, "succeeded on fallback provider: %r (attempt %d)")
 _MID_STREAM: Line = (_WARNING, "provider failed mid-stream: %r: %s: %s")
 
 
+def failure_line(caps: Capabilities) -> Line:
+    """The line of a failed attempt under a strategy (a route builds it once)."""
+    if caps.single_attempt:
+        return (caps.failure_level, f"{caps.failure_message}: %r: %s: %s")
+    return (caps.failure_level, f"{caps.failure_message}: %r (attempt %d of %d): %s: %s")
+
+
 def seconds(value: float) -> str:
     """Return seconds for a log line: ``12.5``, ``30``, ``0.25``, ``300``."""
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
@@ -288,15 +297,10 @@ def failed(
     logged: bool = True,
 ) -> None:
     """An attempt failed: judged by ``exc``, with what the routing made of it."""
-    caps = d.route.caps
+    route = d.route
     if logged:
-        if caps.single_attempt:
-            line: Line = (caps.failure_level, f"{caps.failure_message}: %r: %s: %s")
-            args: tuple[object, ...] = ()
-        else:
-            line = (caps.failure_level, f"{caps.failure_message}: %r (attempt %d of %d): %s: %s")
-            args = (d.number(i), _of(d))
-        _log_failure(d, line, i, args, exc, attempt=d.number(i), latency=latency)
+        args = () if route.single else (d.number(i), _of(d))
+        _log_failure(d, route.failure_line, i, args, exc, attempt=d.number(i), latency=latency)
     if d.listeners:
         events = _events()
         _emit(

@@ -17,6 +17,8 @@ from resilient_routing.cooldown._protocol import telling_admit
 from resilient_routing.strategies._protocol import capabilities
 from resilient_routing.strategies._registry import get_strategy, registered_name
 
+from . import report
+
 if TYPE_CHECKING:
     from resilient_routing._config import Config
 
@@ -213,6 +215,7 @@ class Route:
         "clock",
         "context",
         "cooldown",
+        "failure_line",
         "forms",
         "is_async",
         "lane",
@@ -271,6 +274,7 @@ class Route:
         self.attempt_limit_name = "first_item_timeout" if stream else "attempt_timeout"
         #: The level of the loudest record a call may log: below it, a call logs nothing.
         self.loudest = max(caps.failure_level, logging.WARNING)
+        self.failure_line = report.failure_line(caps)
         self.single = caps.single_attempt
         #: Nothing acts around an attempt: no deadline, no cap, no hooks, no hedging (the core
         #: skips those rules at once).
