@@ -217,6 +217,8 @@ ERROR_TEXT_LIMIT = 500
 #: A log line: its level and message. Its first argument is the provider's name; a failure's
 #: ends with the error's type and text. docs/observability.md lists every one (a test checks).
 Line = tuple[int, str]
+#: A record's facts, for structured handlers (``extra``): built per record, then the record's.
+Fields = dict[str, object]
 
 _SKIPPING: Line = (_DEBUG, "skipping provider in cooldown: %r (%s s left)")
 _TERMINUS_COOLING: Line = (_INFO, "attempting terminus provider despite cooldown: %r (%s s left)")
@@ -240,7 +242,8 @@ def seconds(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _log(d: Decision, line: Line, i: int, args: tuple[object, ...], **fields: object) -> None:
+def _log(d: Decision, line: Line, i: int, args: tuple[object, ...], fields: Fields) -> None:
+    """Log ``line`` of provider ``i`` with ``args`` after its name; ``fields``: its ``extra``."""
     level, message = line
     logger = d.logger
     if logger.isEnabledFor(level):
@@ -250,11 +253,13 @@ def _log(d: Decision, line: Line, i: int, args: tuple[object, ...], **fields: ob
 
 
 def _log_failure(
-    d: Decision, line: Line, i: int, args: tuple[object, ...], exc: Exception, **fields: object
+    d: Decision, line: Line, i: int, args: tuple[object, ...], exc: Exception, fields: Fields
 ) -> None:
     """Log a failure by its type and text, cut: never its traceback, or the whole of a body."""
     error, kind = bounded(describe(exc), ERROR_TEXT_LIMIT), type(exc).__name__
-    _log(d, line, i, (*args, kind, error), **fields, error_type=kind, error=error)
+    fields["error_type"] = kind
+    fields["error"] = error
+    _log(d, line, i, (*args, kind, error), fields)
 
 
 def _of(d: Decision) -> int:
@@ -266,7 +271,7 @@ def _of(d: Decision) -> int:
 
 def skipped(d: Decision, i: int, remaining: float) -> None:
     """A provider cooling down was skipped."""
-    _log(d, _SKIPPING, i, (seconds(remaining),), cooldown_remaining=remaining)
+    _log(d, _SKIPPING, i, (seconds(remaining),), {"cooldown_remaining": remaining})
     if d.listeners:
         _emit(d, _events().ProviderSkipped, i, cooldown_remaining=remaining)
 
@@ -274,12 +279,12 @@ def skipped(d: Decision, i: int, remaining: float) -> None:
 def terminus_cooling(d: Decision, i: int, remaining: float) -> None:
     """The terminus is attempted although it is cooling down."""
     left = (seconds(remaining),)
-    _log(d, _TERMINUS_COOLING, i, left, cooldown_remaining=remaining, attempt=d.attempt + 1)
+    _log(d, _TERMINUS_COOLING, i, left, {"cooldown_remaining": remaining, "attempt": d.attempt + 1})
 
 
 def attempting(d: Decision, i: int, cooling: bool) -> None:
     """An attempt of provider ``i`` starts (``d.attempt`` counts it already)."""
-    _log(d, _ATTEMPTING, i, (d.number(i), _of(d)), attempt=d.number(i))
+    _log(d, _ATTEMPTING, i, (d.number(i), _of(d)), {"attempt": d.number(i)})
     if d.listeners:
         events = _events()
         if len(d.names) > 1 and d.is_terminus(i):
@@ -300,7 +305,9 @@ def failed(
     route = d.route
     if logged:
         args = () if route.single else (d.number(i), _of(d))
-        _log_failure(d, route.failure_line, i, args, exc, attempt=d.number(i), latency=latency)
+        _log_failure(
+            d, route.failure_line, i, args, exc, {"attempt": d.number(i), "latency": latency}
+        )
     if d.listeners:
         events = _events()
         _emit(
@@ -317,7 +324,7 @@ def failed(
 
 def probe_started(d: Decision, i: int) -> None:
     """The call claimed the half-open probe of provider ``i`` (only told when listening)."""
-    _log(d, _PROBING, i, ())
+    _log(d, _PROBING, i, (), {})
     _emit(d, _events().ProbeStarted, i)
 
 
@@ -330,14 +337,15 @@ def probe_failed(d: Decision, i: int, exc: Exception) -> None:
 def slow_answer(d: Decision, i: int, error: SlowCallError, counted: bool) -> None:
     """Provider ``i`` answered, or ran unanswered, slower than ``slow_call``."""
     args = (seconds(error.latency), seconds(error.limit), "" if counted else ", not counted")
-    _log(d, _SLOW, i, args, attempt=d.number(i), latency=error.latency)
+    _log(d, _SLOW, i, args, {"attempt": d.number(i), "latency": error.latency})
     if d.listeners:
         _emit(d, _events().SlowCall, i, latency=error.latency, limit=error.limit, counted=counted)
 
 
 def cooldown_started(d: Decision, i: int, remaining: float) -> None:
     """The failure just recorded put provider ``i`` into cooldown."""
-    _log(d, _COOLING, i, (seconds(remaining),), attempt=d.number(i), cooldown_remaining=remaining)
+    left = (seconds(remaining),)
+    _log(d, _COOLING, i, left, {"attempt": d.number(i), "cooldown_remaining": remaining})
     if d.listeners:
         _emit(d, _events().CooldownStarted, i, duration=remaining)
 
@@ -347,7 +355,7 @@ def succeeded(
 ) -> None:
     """Provider ``i`` answered; ``slow``: slower than ``slow_call`` (``counted``: a failure)."""
     if d.failures:
-        _log(d, _FELL_BACK, i, (d.number(i),), attempt=d.number(i), latency=latency)
+        _log(d, _FELL_BACK, i, (d.number(i),), {"attempt": d.number(i), "latency": latency})
     if d.listeners:
         _emit(d, _events().AttemptSucceeded, i, latency=latency)
     if slow is not None:
@@ -381,7 +389,9 @@ def first_item(d: Decision) -> None:
 def stream_broke(d: Decision, exc: Exception, classification: str) -> None:
     """The provider of a stream raised after its first item (judged by ``exc``)."""
     i = d.winner
-    _log_failure(d, _MID_STREAM, i, (), exc, attempt=d.number(i), classification=classification)
+    _log_failure(
+        d, _MID_STREAM, i, (), exc, {"attempt": d.number(i), "classification": classification}
+    )
 
 
 def stream_ended(
